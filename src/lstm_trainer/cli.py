@@ -1,0 +1,66 @@
+"""Command line: flags generated from the config dataclasses, errors as one line and exit 2.
+
+Heavy libraries are imported only after parsing, so `--help` and bad flags answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import MISSING, fields
+from typing import Any, NoReturn
+
+from lstm_trainer.config import CELLS, PRECISIONS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from lstm_trainer.errors import UserError
+
+GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+CHOICES = {"cell": CELLS, "mixed_precision": PRECISIONS}
+TYPES = {"int": int, "float": float, "str": str}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message}; see `python train.py --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="train.py",
+        description="Train an LSTM/GRU forecaster with Accelerate + DeepSpeed ZeRO-2. "
+        "Run with `accelerate launch train.py` (or `python train.py` for one process).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for group_name, cls in GROUPS.items():
+        group = parser.add_argument_group(group_name, cls.__doc__)
+        for f in fields(cls):
+            kind = TYPES[str(f.type).replace(" | None", "")]
+            default = f.default if f.default is not MISSING else None
+            group.add_argument(
+                f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
+            )
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> RunConfig:
+    args = vars(build_parser().parse_args(argv))
+    parts: dict[str, Any] = {
+        group: cls(**{f.name: args[f.name] for f in fields(cls)}) for group, cls in GROUPS.items()
+    }
+    return RunConfig(**parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_config(argv)
+        from lstm_trainer.trainer import run
+
+        run(config)
+    except UserError as err:
+        # Under a launcher every process hits the same error; one line is enough.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0

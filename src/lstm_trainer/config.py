@@ -1,0 +1,141 @@
+"""Typed run configuration: one dataclass per concern, a help text on every field.
+
+Defaults come from the reference tutorial (`shared/reference/basic-rnn-lstm.md`).
+This module imports no heavy library, so `train.py --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lstm_trainer.errors import UserError
+
+CELLS = ("lstm", "gru")
+PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    """A dataclass field whose docstring doubles as its `--help` line."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class DataConfig:
+    """The reference's synthetic signal: sin(0.5t) + 0.5 sin(2t) + 0.3 sin(5t) + noise."""
+
+    seq_length: int = _help("Input window length in time steps (reference: 50).", default=50)
+    num_train_samples: int = _help("Training windows (reference: 8,000).", default=8000)
+    num_val_samples: int = _help("Validation windows (reference: 2,000).", default=2000)
+    noise_std: float = _help("Standard deviation of the Gaussian noise (reference: 0.1).", default=0.1)
+
+    def __post_init__(self) -> None:
+        _positive(self, "seq_length", "num_train_samples", "num_val_samples")
+        if self.noise_std < 0:
+            raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the recurrent forecaster; saved beside the weights as config.json."""
+
+    cell: str = _help("Recurrent cell: lstm (reference) or gru (its 'GRU alternative').", default="lstm")
+    input_size: int = _help("Features per time step (1 for a univariate series).", default=1)
+    hidden_size: int = _help("Hidden units per layer (reference: 64).", default=64)
+    num_layers: int = _help("Stacked recurrent layers (reference: 2).", default=2)
+    dropout: float = _help("Dropout between recurrent layers (reference: 0.2).", default=0.2)
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise UserError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _positive(self, "input_size", "hidden_size", "num_layers")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Optimizer and batch values left at None come from --ds_config."""
+
+    output_dir: str = _help("Where results, the best model and logs are written.", default="outputs")
+    ds_config: str = _help(
+        "DeepSpeed JSON (ZeRO stage, optimizer, scheduler, clipping, batch sizes).",
+        default="accelerate_configs/ds_zero2.json",
+    )
+    num_train_epochs: int = _help("Maximum epochs (reference: 50).", default=50)
+    early_stopping_patience: int = _help(
+        "Stop after this many epochs without a better validation MSE (reference: 10).", default=10
+    )
+    per_device_train_batch_size: int | None = _help(
+        "Micro batch per process (default: the ds_config's train_micro_batch_size_per_gpu, 32).", default=None
+    )
+    total_batch_size: int | None = _help(
+        "Global batch per optimizer step, kept whatever the process count (default: the ds_config's "
+        "train_batch_size, 128).",
+        default=None,
+    )
+    learning_rate: float | None = _help("Peak learning rate (default: the ds_config's, 5e-4).", default=None)
+    weight_decay: float | None = _help("Adam weight decay (default: the ds_config's, 1e-5).", default=None)
+    num_warmup_steps: int | None = _help(
+        "WarmupLR steps from 0 to the peak rate (default: the ds_config's, 100).", default=None
+    )
+    mixed_precision: str = _help(
+        "auto: fp16 where CUDA is present (reference), else fp32. Or no, fp16, bf16.", default="auto"
+    )
+    seed: int = _help("Seed for data generation, initialisation and shuffling.", default=42)
+    logging_steps: int = _help("Log loss, gradient norm and learning rate every N optimizer steps.", default=20)
+    eval_batch_size: int = _help("Windows per process per validation batch.", default=256)
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
+        _positive_or_none(self, "per_device_train_batch_size", "total_batch_size", "learning_rate")
+        for name in ("weight_decay", "num_warmup_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UserError(f"--{name} must be >= 0, got {value}")
+        if self.mixed_precision not in PRECISIONS:
+            raise UserError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs; what `train.py` parses and the trainer reads."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: _as_dict(getattr(self, f.name)) for f in fields(self)}
+
+
+def gradient_accumulation_steps(total_batch_size: int, micro_batch_size: int, world_size: int) -> int:
+    """Micro batches per optimizer step that keep the global batch whatever the process count.
+
+    128 = 32 x accumulation x processes gives 4 on one process, 2 on two and 1 on four.
+    """
+    per_step = micro_batch_size * world_size
+    if total_batch_size % per_step != 0 or total_batch_size < per_step:
+        raise UserError(
+            f"total batch size {total_batch_size} is not micro batch {micro_batch_size} x processes "
+            f"{world_size} x a whole accumulation count; pick --total_batch_size as a multiple of "
+            f"{per_step} or change --per_device_train_batch_size or --num_processes"
+        )
+    return total_batch_size // per_step
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise UserError(f"--{name} must be > 0, got {value}")
+
+
+def _positive_or_none(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) is not None:
+            _positive(obj, name)

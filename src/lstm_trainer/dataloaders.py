@@ -1,0 +1,84 @@
+"""Batches fed straight from the Arrow-backed Dataset, one `take` per micro batch.
+
+The batch sampler yields lists of row indices and `WholeBatches.__getitems__` answers each
+list with one `dataset[indices]`, whole tensors: no per-row Python work, no stacking.
+Accelerate shards the batch sampler across processes as it does any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from datasets import Dataset
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+from lstm_trainer.data import INPUTS, TARGET
+from lstm_trainer.errors import UserError
+
+
+class GlobalBatchSampler(BatchSampler):
+    """Shuffled micro batches, cut so that every optimizer step sees a whole global batch.
+
+    The shuffle depends only on (seed, epoch), so every process draws the same order and
+    takes its own share of it, and a resumed run can redraw the order of any epoch.
+    The few windows that do not fill a last global batch sit out that epoch only.
+    """
+
+    def __init__(self, num_rows: int, micro_batch_size: int, global_batch_size: int, seed: int) -> None:
+        super().__init__(SequentialSampler(range(num_rows)), micro_batch_size, drop_last=True)
+        assert global_batch_size % micro_batch_size == 0
+        self.num_rows = num_rows
+        self.global_batch_size = global_batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_rows // self.global_batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_rows, generator=generator)[: self.steps_per_epoch * self.global_batch_size]
+        yield from order.view(-1, self.batch_size).tolist()
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch * self.global_batch_size // self.batch_size
+
+
+class WholeBatches(torch.utils.data.Dataset):
+    """A torch view of a Hugging Face Dataset that is read a batch at a time."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.rows = dataset.with_format("torch", columns=[INPUTS, TARGET])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.rows[index]
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return self.rows[indices]  # {"inputs": [B, T], "target": [B]}
+
+
+def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def train_loader(dataset: Dataset, micro_batch_size: int, global_batch_size: int, seed: int) -> DataLoader:
+    if len(dataset) < global_batch_size:
+        raise UserError(
+            f"the training split has {len(dataset)} windows, fewer than one global batch of "
+            f"{global_batch_size}; use more data or a smaller --total_batch_size"
+        )
+    sampler = GlobalBatchSampler(len(dataset), micro_batch_size, global_batch_size, seed)
+    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is)
+
+
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    sampler = BatchSampler(SequentialSampler(range(len(dataset))), batch_size, drop_last=False)
+    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is)

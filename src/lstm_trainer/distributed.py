@@ -1,0 +1,87 @@
+"""One Accelerator for every launch: plain python, accelerate launch, 1 or N processes, CPU or GPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DeepSpeedPlugin
+from accelerate.utils import InitProcessGroupKwargs
+
+from lstm_trainer.config import RunConfig
+from lstm_trainer.errors import UserError
+from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve
+
+RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def ensure_rendezvous_env() -> None:
+    """Let `python train.py` run as a one-process group.
+
+    Without a launcher DeepSpeed finds no rendezvous variables and goes looking for MPI
+    (mpi4py); a launcher sets them all, so only fill them in when none is set.
+    """
+    if any(name in os.environ for name in RENDEZVOUS):
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def relaunch_for_cpu_processes() -> None:
+    """Make `accelerate launch --num_processes N train.py` start N processes on a CPU machine.
+
+    Without GPUs (and without a config saying DeepSpeed) Accelerate picks its simple
+    launcher, which starts one process and leaves the rest to MPI. That one process can be
+    recognised (launcher variables, a rendezvous address, no rank), so it hands the same
+    launch arguments to Accelerate's DeepSpeed launcher, which starts all N of them.
+    """
+    launched_alone = "ACCELERATE_USE_CPU" in os.environ and "MASTER_ADDR" in os.environ and "RANK" not in os.environ
+    if not launched_alone or os.environ.get("LSTM_TRAINER_RELAUNCHED"):
+        return
+    try:
+        parent = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        parent = []
+    if "launch" not in parent:
+        raise UserError(
+            "accelerate launch started one process for several; add --use_deepspeed "
+            "(accelerate launch --use_deepspeed --num_processes N train.py) or use a config from accelerate_configs/"
+        )
+    launch_args = parent[parent.index("launch") + 1 :]
+    print(
+        "lstm-trainer: no GPU, so accelerate launch started one process; relaunching through its DeepSpeed "
+        "launcher to start them all",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.environ["LSTM_TRAINER_RELAUNCHED"] = "1"
+    os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", *launch_args])
+
+
+def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]:
+    """Resolve the DeepSpeed config for this launch, then build the Accelerator from it.
+
+    Every user error (bad JSON, batch arithmetic, fp16 without CUDA) is raised here,
+    before a process group or any file exists.
+    """
+    ensure_rendezvous_env()
+    cuda = torch.cuda.is_available()
+    world_size = int(os.environ["WORLD_SIZE"])
+    resolved = resolve(config.train, load_ds_config(config.train.ds_config), world_size, cuda)
+    plugin = DeepSpeedPlugin(hf_ds_config=resolved.config)
+    # Without CUDA, Accelerate leaves the backend unset and DeepSpeed then believes it
+    # runs alone (its batch check fails with 2+ processes); gloo is the CPU backend.
+    handlers = [] if cuda else [InitProcessGroupKwargs(backend="gloo")]
+    accelerator = Accelerator(
+        deepspeed_plugin=plugin,
+        mixed_precision=resolved.mixed_precision,
+        gradient_accumulation_steps=resolved.gradient_accumulation_steps,
+        kwargs_handlers=handlers,
+    )
+    assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
+    return accelerator, resolved

@@ -1,0 +1,79 @@
+"""The forecaster: a stacked LSTM (or GRU) with a linear head on the last time step."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lstm_trainer.config import ModelConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class LSTMForecaster(nn.Module):
+    """Next-step forecaster.
+
+    Inputs: `x` of shape [B, T] (univariate) or [B, T, input_size].
+    Outputs: the predicted next value, shape [B].
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            input_size=config.input_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            # PyTorch warns about (and ignores) dropout with a single layer.
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(config.hidden_size, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The reference initialisation, which keeps early gradients in a healthy range."""
+        for name, param in self.rnn.named_parameters():
+            if "weight_ih" in name:
+                nn.init.xavier_uniform_(param)
+            elif "weight_hh" in name:
+                nn.init.orthogonal_(param)
+            elif "bias" in name:
+                nn.init.zeros_(param)
+                if self.config.cell == "lstm":
+                    # Gates are stacked (input, forget, cell, output): a forget bias of 1
+                    # makes the cell remember by default, so gradients flow from the start.
+                    n = param.size(0)
+                    nn.init.ones_(param[n // 4 : n // 2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(-1)  # [B, T] -> [B, T, 1]
+        out, _ = self.rnn(x)  # [B, T, hidden]
+        return self.head(out[:, -1]).squeeze(-1)  # [B]
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write fp32 weights (safetensors, no pickle) and config.json to `path`."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, path / WEIGHTS_FILE)
+        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> LSTMForecaster:
+        """Load a folder written by `save_pretrained`, on CPU, without DeepSpeed."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        model = cls(ModelConfig(**json.loads((path / CONFIG_FILE).read_text())))
+        model.load_state_dict(load_file(path / WEIGHTS_FILE))
+        return model.eval()
