@@ -75,7 +75,7 @@ class HubServer:
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self.requests: list[str] = []  # "METHOD /path?query" of every request seen
         self.unhandled: list[str] = []  # requests this server does not implement (answered 501)
-        self._lock = threading.RLock()  # one request mutates the state at a time
+        self._lock = threading.Lock()  # requests are served one at a time: simple and plenty for tests
         state = self.root / "state.json"
         # repo key "type:ns/name" -> {"private", "branches": {name: commit}, "commits": {id: commit}}
         self.repos: dict[str, dict[str, Any]] = json.loads(state.read_text()) if state.exists() else {}
@@ -118,13 +118,9 @@ class HubServer:
     def _save(self) -> None:
         (self.root / "state.json").write_text(json.dumps(self.repos))
 
-    def _put_blob(self, data: bytes) -> str:
+    def _put_blob(self, data: bytes) -> str:  # content-addressed; callers hold the lock
         sha = hashlib.sha256(data).hexdigest()
-        path = self.root / "blobs" / sha
-        if not path.exists():
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)  # atomic: concurrent readers never see a partial blob
+        self._blob(sha).write_bytes(data)
         return sha
 
     def _blob(self, sha: str) -> Path:

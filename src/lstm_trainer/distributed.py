@@ -47,12 +47,13 @@ def relaunch_for_cpu_processes() -> None:
         parent = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
         parent = []
-    if "launch" not in parent:
+    markers = [i for i, arg in enumerate(parent) if arg in ("launch", "accelerate.commands.launch")]
+    if not markers:
         raise UserError(
             "accelerate launch started one process for several; add --use_deepspeed "
             "(accelerate launch --use_deepspeed --num_processes N train.py) or use a config from accelerate_configs/"
         )
-    launch_args = parent[parent.index("launch") + 1 :]
+    launch_args = parent[markers[0] + 1 :]
     print(
         "lstm-trainer: no GPU, so accelerate launch started one process; relaunching through its DeepSpeed "
         "launcher to start them all",

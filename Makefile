@@ -1,0 +1,25 @@
+# Two entry points, both of which set up a fresh machine first:
+#   make train   - the reference run (accelerate launch train.py, defaults)
+#   make test    - the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: setup train test
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: with nothing installed, a loose `torch` resolves to a multi-GB
+# CUDA build; 2.13.0 is a CPU wheel on CPU machines. constraints.txt pins what was tested.
+$(VENV)/.installed: setup.cfg constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,tensorboard]"
+	touch $@
+
+train: setup
+	$(VENV)/bin/accelerate launch train.py $(ARGS)
+
+test: setup
+	WANDB_MODE=offline $(PY) -m pytest -q

@@ -1,0 +1,56 @@
+"""Shared tiny settings and a runner for the real `train.py`, in-process or launched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+# Test this checkout's package even where another one is installed in editable mode.
+sys.path.insert(0, str(SRC))
+
+# Small enough for seconds per run, big enough that the model beats persistence.
+TINY = [
+    "--num_train_samples", "2048",
+    "--num_val_samples", "512",
+    "--num_train_epochs", "3",
+    "--num_warmup_steps", "10",
+    "--learning_rate", "3e-3",
+    "--hidden_size", "32",
+]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_train(
+    args: list[str], launcher: list[str] | None = None, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run train.py for real: `launcher` is e.g. ["accelerate", "launch", "--num_processes", "2"]."""
+    prefix = launcher or [sys.executable]
+    if launcher and launcher[0] == "accelerate":
+        # The console script beside this interpreter, as a user would type it.
+        prefix = [str(Path(sys.executable).parent / "accelerate"), *launcher[1:]]
+    return subprocess.run(
+        [*prefix, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def results(output_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / "all_results.json").read_text())
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)

@@ -1,0 +1,40 @@
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, child_env, run_train
+
+
+def test_help_is_fast_and_shows_defaults() -> None:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=child_env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 0
+    assert "--hidden_size" in done.stdout and "(default: 64)" in done.stdout
+    assert "--mixed_precision {auto,no,fp16,bf16}" in done.stdout
+    # No torch import on the way: a generous bound that a torch import (seconds) would break.
+    assert elapsed < 5, elapsed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hidden_size", "-3"], "--hidden_size must be > 0, got -3"),
+        (["--cell", "rnn"], "invalid choice: 'rnn'"),
+        (["--num_train_samples", "many"], "invalid int value: 'many'"),
+        (["--ds_config", "missing.json"], "--ds_config missing.json: no such file"),
+        (["--nonsense"], "unrecognized arguments: --nonsense"),
+        (["--mixed_precision", "fp16"], "fp16 needs a CUDA GPU"),
+        (["--per_device_train_batch_size", "48"], "total batch size 128 is not micro batch 48 x processes 1"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    done = run_train([*args, "--output_dir", str(out)])
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()  # nothing half-written

@@ -1,0 +1,75 @@
+"""End-to-end: the real train.py under the real launchers, asserting on all_results.json."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import results, run_train
+from lstm_trainer.model import LSTMForecaster
+
+pytestmark = pytest.mark.e2e
+
+REQUIRED = {
+    "initial_train_loss", "final_train_loss", "best_train_loss", "initial_val_mse", "final_val_mse",
+    "best_val_mse", "persistence_val_mse", "noise_floor", "quality", "epochs_completed", "stopped_early",
+    "world_size", "global_batch_size", "gradient_accumulation_steps", "mixed_precision", "train_seconds",
+}
+
+
+def check_learned(out: Path) -> dict:  # type: ignore[type-arg]
+    res = results(out)
+    assert REQUIRED <= res.keys()
+    assert res["final_train_loss"] < res["initial_train_loss"]
+    assert res["best_val_mse"] < res["initial_val_mse"]
+    assert res["best_val_mse"] < res["persistence_val_mse"], res
+    assert res["noise_floor"] == pytest.approx(0.01)
+    assert res["global_batch_size"] == 128 and res["mixed_precision"] == "no"
+    assert LSTMForecaster.from_pretrained(out / "best").config.hidden_size == 32
+    return res
+
+
+def test_accelerate_launch_one_process(tiny: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "one"
+    done = run_train([*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = check_learned(out)
+    assert (res["world_size"], res["gradient_accumulation_steps"], res["epochs_completed"]) == (1, 4, 3)
+    assert "global batch 128 = micro batch 32 x accumulation 4 x processes 1" in done.stdout
+    assert "Model Quality:" in done.stdout and "Persistence baseline" in done.stdout
+    assert (out / "run_config.json").is_file()
+
+
+def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    # Plain `--num_processes 2` on a CPU machine: train.py must end up with two ranks.
+    done = run_train([*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = check_learned(out)
+    assert (res["world_size"], res["gradient_accumulation_steps"]) == (2, 2)
+    assert done.stdout.count("Training Summary:") == 1  # only the main process reports
+
+
+def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "py"
+    done = run_train([*tiny, "--output_dir", str(out), "--cell", "gru", "--num_train_epochs", "2"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = results(out)
+    assert (res["world_size"], res["epochs_completed"]) == (1, 2)
+    assert LSTMForecaster.from_pretrained(out / "best").config.cell == "gru"
+
+
+def test_divergence_stops_cleanly_and_keeps_the_best_model(tiny: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    sane = run_train([*tiny, "--output_dir", str(out), "--num_train_epochs", "1"])
+    assert sane.returncode == 0, sane.stderr[-3000:]
+    best_before = (out / "best" / "model.safetensors").read_bytes()
+    (out / "all_results.json").unlink()
+    # An absurd learning rate sends the weights, then the loss, to inf within a few steps.
+    done = run_train([*tiny, "--output_dir", str(out), "--learning_rate", "1e30", "--logging_steps", "1"])
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: loss became") and "lower the learning rate" in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not (out / "all_results.json").exists()
+    assert (out / "best" / "model.safetensors").read_bytes() == best_before
+    LSTMForecaster.from_pretrained(out / "best")
