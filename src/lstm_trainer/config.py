@@ -85,10 +85,25 @@ class TrainConfig:
     seed: int = _help("Seed for data generation, initialisation and shuffling.", default=42)
     logging_steps: int = _help("Log loss, gradient norm and learning rate every N optimizer steps.", default=20)
     eval_batch_size: int = _help("Windows per process per validation batch.", default=256)
+    max_train_steps: int | None = _help(
+        "Stop after this many optimizer steps in all (a resumed run counts the steps before it).", default=None
+    )
+    checkpointing_steps: int | None = _help(
+        "Also save a checkpoint every N optimizer steps (one is always saved at the end of each epoch).",
+        default=None,
+    )
+    save_total_limit: int = _help(
+        "Checkpoints to keep under output_dir/checkpoints (the newest ones, plus the best).", default=3
+    )
+    resume_from_checkpoint: str | None = _help(
+        "Continue a run: 'latest' (output_dir/checkpoints/latest) or a checkpoint folder.", default=None
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
+        _positive(self, "save_total_limit")
         _positive_or_none(self, "per_device_train_batch_size", "total_batch_size", "learning_rate")
+        _positive_or_none(self, "max_train_steps", "checkpointing_steps")
         for name in ("weight_decay", "num_warmup_steps"):
             value = getattr(self, name)
             if value is not None and value < 0:

@@ -69,6 +69,12 @@ def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def _own_generator(seed: int) -> torch.Generator:
+    """Each DataLoader iterator draws a seed from its generator: with its own, it leaves the
+    global RNG (which drives dropout) alone, so a resumed run draws the same masks."""
+    return torch.Generator().manual_seed(seed)
+
+
 def train_loader(dataset: Dataset, micro_batch_size: int, global_batch_size: int, seed: int) -> DataLoader:
     if len(dataset) < global_batch_size:
         raise UserError(
@@ -76,9 +82,9 @@ def train_loader(dataset: Dataset, micro_batch_size: int, global_batch_size: int
             f"{global_batch_size}; use more data or a smaller --total_batch_size"
         )
     sampler = GlobalBatchSampler(len(dataset), micro_batch_size, global_batch_size, seed)
-    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is)
+    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is, generator=_own_generator(seed))
 
 
 def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
     sampler = BatchSampler(SequentialSampler(range(len(dataset))), batch_size, drop_last=False)
-    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is)
+    return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is, generator=_own_generator(0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,19 +41,53 @@ class StepLog:
 
 
 @dataclass
-class TrainState:
-    """Counters that run across epochs."""
-
-    epoch: int = 0
-    global_step: int = 0
-    step_logs: list[StepLog] = field(default_factory=list)
-
-
-@dataclass
 class EpochStats:
     train_loss: float
     mean_grad_norm: float
     learning_rate: float
+
+
+@dataclass
+class TrainState:
+    """Where the run is: the same on every process, saved in each checkpoint."""
+
+    epoch: int = 0  # the epoch in progress, from 0
+    global_step: int = 0  # optimizer steps so far
+    initial_val_mse: float | None = None
+    train_losses: list[float] = field(default_factory=list)
+    val_mses: list[float] = field(default_factory=list)
+
+
+class EpochProgress:
+    """This process's running sums inside the current epoch, so a resume mid-epoch adds
+    up to exactly what an uninterrupted epoch would have."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.batches = 0  # micro batches this process has trained on in this epoch
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.window_sum = torch.zeros((), device=self.device)
+        self.window_batches = 0
+        self.grad_norms: list[float] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "loss_sum": self.loss_sum.item(),
+            "window_sum": self.window_sum.item(),
+            "window_batches": self.window_batches,
+            "grad_norms": self.grad_norms,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches = state["batches"]
+        self.loss_sum = torch.tensor(state["loss_sum"], device=self.device)
+        self.window_sum = torch.tensor(state["window_sum"], device=self.device)
+        self.window_batches = state["window_batches"]
+        self.grad_norms = list(state["grad_norms"])
 
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
@@ -89,15 +124,14 @@ def train_epoch(
     scheduler: object,
     loader: DataLoader,
     state: TrainState,
+    progress: EpochProgress,
     logging_steps: int,
     on_log: Callable[[StepLog], None],
-) -> EpochStats:
+    after_step: Callable[[], bool],
+) -> EpochStats | None:
+    """Train over `loader` (the rest of the epoch when resuming); None if `after_step` asked to stop."""
     model.train()
     dtype = model_dtype(model)
-    epoch_sum = torch.zeros((), device=accelerator.device)
-    window_sum = torch.zeros((), device=accelerator.device)
-    epoch_batches = window_batches = 0
-    grad_norms: list[float] = []
     for batch in loader:
         with accelerator.accumulate(model):
             prediction = model(batch[INPUTS].to(dtype))  # [B]
@@ -110,23 +144,25 @@ def train_epoch(
                 scheduler.step()
             optimizer.zero_grad()
         detached = loss.detach()
-        epoch_sum += detached
-        window_sum += detached
-        epoch_batches += 1
-        window_batches += 1
+        progress.loss_sum += detached
+        progress.window_sum += detached
+        progress.batches += 1
+        progress.window_batches += 1
         if not accelerator.sync_gradients:
             continue
         state.global_step += 1
-        grad_norms.append(grad_norm_of(model))
+        progress.grad_norms.append(grad_norm_of(model))
         if state.global_step % logging_steps == 0:
-            mean_loss = accelerator.reduce(window_sum / window_batches, "mean").item()
+            mean_loss = accelerator.reduce(progress.window_sum / progress.window_batches, "mean").item()
             check_finite(mean_loss, state, "training")
-            on_log(StepLog(state.global_step, state.epoch + 1, mean_loss, grad_norms[-1], current_lr(scheduler, optimizer)))
-            window_sum.zero_()
-            window_batches = 0
-    train_loss = accelerator.reduce(epoch_sum / max(epoch_batches, 1), "mean").item()
+            on_log(StepLog(state.global_step, state.epoch + 1, mean_loss, progress.grad_norms[-1], current_lr(scheduler, optimizer)))
+            progress.window_sum.zero_()
+            progress.window_batches = 0
+        if after_step():
+            return None
+    train_loss = accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
     check_finite(train_loss, state, "end of epoch")
-    finite_norms = [n for n in grad_norms if math.isfinite(n)]
+    finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
     mean_norm = sum(finite_norms) / len(finite_norms) if finite_norms else float("nan")
     return EpochStats(train_loss, mean_norm, current_lr(scheduler, optimizer))
 

@@ -1,4 +1,4 @@
-"""A whole run: set up, fit with early stopping, keep the best model, report.
+"""A whole run: set up, fit with early stopping and checkpoints, keep the best model, report.
 
 `run` is what `train.py` calls; it returns the dict it writes to all_results.json.
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,25 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import report
+from lstm_trainer import checkpoint, report
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, build_synthetic, dataset_params
 from lstm_trainer.dataloaders import eval_loader, train_loader
 from lstm_trainer.distributed import make_accelerator, relaunch_for_cpu_processes
 from lstm_trainer.ds_config import ResolvedDeepSpeed
+from lstm_trainer.errors import UserError
+from lstm_trainer.export import save_model
 from lstm_trainer.files import replace_dir
-from lstm_trainer.loop import StepLog, TrainState, evaluate, train_epoch
+from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
 from lstm_trainer.metrics import persistence_mse, quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
+
+BEST, MODEL = "best", "model"
+# Flags a resumed run may change; any other difference means another experiment.
+RESUMABLE_CHANGES = {
+    "output_dir", "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size",
+    "max_train_steps", "checkpointing_steps", "save_total_limit", "resume_from_checkpoint",
+}
 
 
 @dataclass
@@ -61,13 +71,14 @@ def run(config: RunConfig) -> dict[str, Any]:
 def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> dict[str, Any]:
     train_cfg = config.train
     out = Path(train_cfg.output_dir)
+    # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
+    resume_from = checkpoint.resolve(out, train_cfg.resume_from_checkpoint) if train_cfg.resume_from_checkpoint else None
     set_seed(train_cfg.seed)
     with accelerator.main_process_first():
         dataset = build_synthetic(config.data, train_cfg.seed)
     model = LSTMForecaster(config.model)
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
-    steps_per_epoch = sampler.steps_per_epoch
     val_dl = eval_loader(dataset["validation"], train_cfg.eval_batch_size)
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
@@ -79,48 +90,135 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_interrupted(out)
         run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config}
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    report.start(accelerator, config, ds, steps_per_epoch, out)
+    report.start(accelerator, config, ds, sampler.steps_per_epoch, out)
 
     state = TrainState()
     stopper = EarlyStopping(train_cfg.early_stopping_patience)
-    initial_val = evaluate(accelerator, model, val_dl)
-    train_losses: list[float] = []
-    val_mses: list[float] = []
+    progress = EpochProgress(accelerator.device)
+    best_checkpoint: str | None = None
+    if resume_from is not None:
+        shared = _resume(accelerator, config, resume_from, progress)
+        state = TrainState(**shared["state"])
+        stopper = EarlyStopping(train_cfg.early_stopping_patience, **shared["early_stopping"])
+        best_checkpoint = shared["best_checkpoint"]
+        accelerator.print(f"resumed from {resume_from}: epoch {state.epoch + 1}, step {state.global_step}")
+    else:
+        state.initial_val_mse = evaluate(accelerator, model, val_dl)
+
+    def save_checkpoint() -> str:
+        shared = {
+            "state": asdict(state),
+            "early_stopping": {"best": stopper.best, "bad_epochs": stopper.bad_epochs},
+            "best_checkpoint": best_checkpoint,
+            "world_size": accelerator.num_processes,
+            "config": config.to_dict(),
+        }
+        return checkpoint.save(
+            accelerator, out, state.global_step, shared, progress.state_dict(), train_cfg.save_total_limit, best_checkpoint
+        )
+
+    def after_step() -> bool:
+        """Mid-epoch checkpoints, and the --max_train_steps stop; True to stop."""
+        at_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
+        every = train_cfg.checkpointing_steps
+        if at_limit or (every is not None and state.global_step % every == 0):
+            save_checkpoint()
+        return at_limit
 
     def on_log(log: StepLog) -> None:
-        state.step_logs.append(log)
         report.step(accelerator, log)
 
     started = time.perf_counter()
-    for epoch in range(train_cfg.num_train_epochs):
-        state.epoch = epoch
-        sampler.set_epoch(epoch)
-        stats = train_epoch(accelerator, model, optimizer, scheduler, train_dl, state, train_cfg.logging_steps, on_log)
+    hit_step_limit = False
+    while state.epoch < train_cfg.num_train_epochs and not stopper.should_stop and not hit_step_limit:
+        sampler.set_epoch(state.epoch)
+        loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
+        stats = train_epoch(
+            accelerator, model, optimizer, scheduler, loader, state, progress, train_cfg.logging_steps, on_log, after_step
+        )
+        if stats is None:
+            hit_step_limit = True
+            break
         val_mse = evaluate(accelerator, model, val_dl)
-        train_losses.append(stats.train_loss)
-        val_mses.append(val_mse)
+        state.train_losses.append(stats.train_loss)
+        state.val_mses.append(val_mse)
         improved = stopper.update(val_mse)
         if improved:
-            save_model(accelerator, model, out / "best")
-        report.epoch(accelerator, epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved)
-        if stopper.should_stop:
-            break
+            save_model(accelerator, model, out / BEST)
+            best_checkpoint = checkpoint.checkpoint_name(state.global_step)
+        report.epoch(accelerator, state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved)
+        state.epoch += 1
+        progress.reset()
+        save_checkpoint()
+        hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
     train_seconds = time.perf_counter() - started
 
-    results: dict[str, Any] = {
-        "initial_train_loss": train_losses[0],
-        "final_train_loss": train_losses[-1],
-        "best_train_loss": min(train_losses),
-        "train_loss_reduction_percent": reduction_percent(train_losses[0], train_losses[-1]),
+    results = _results(state, stopper, baselines, accelerator, ds, train_seconds)
+    if accelerator.is_main_process:
+        if (out / BEST).is_dir():
+            # The portable artifact: the best model, whole, under output_dir/model.
+            with replace_dir(out / MODEL) as tmp:
+                shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
+        (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report.finish(accelerator, results, out)
+    return results
+
+
+def _resume(accelerator: Accelerator, config: RunConfig, path: Path, progress: EpochProgress) -> dict[str, Any]:
+    """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
+    shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
+    if shared["world_size"] != accelerator.num_processes:
+        raise UserError(
+            f"checkpoint {path} was written by {shared['world_size']} processes and this run has "
+            f"{accelerator.num_processes}: ZeRO keeps optimizer state per process; resume with "
+            f"--num_processes {shared['world_size']}, or start a new run"
+        )
+    saved, now = shared["config"], config.to_dict()
+    changed = [
+        f"--{key} {saved[group][key]} -> {now[group][key]}"
+        for group in now
+        for key in now[group]
+        if key not in RESUMABLE_CHANGES and saved.get(group, {}).get(key) != now[group][key]
+    ]
+    if changed:
+        raise UserError(
+            f"checkpoint {path} was trained with other settings ({'; '.join(changed)}); "
+            "resume with the flags in its run_config.json, or start a new run"
+        )
+    try:
+        accelerator.load_state(str(path))
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"checkpoint {path} could not be loaded ({first_line}); resume from another checkpoint") from None
+    progress.load_state_dict(per_rank)
+    return shared
+
+
+def _results(
+    state: TrainState,
+    stopper: EarlyStopping,
+    baselines: dict[str, Any],
+    accelerator: Accelerator,
+    ds: ResolvedDeepSpeed,
+    train_seconds: float,
+) -> dict[str, Any]:
+    train, val = state.train_losses, state.val_mses
+    initial_val = state.initial_val_mse
+    return {
+        "initial_train_loss": train[0] if train else None,
+        "final_train_loss": train[-1] if train else None,
+        "best_train_loss": min(train) if train else None,
+        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train else None,
         "initial_val_mse": initial_val,
-        "final_val_mse": val_mses[-1],
-        "best_val_mse": stopper.best,
-        "val_mse_reduction_percent": reduction_percent(initial_val, stopper.best),
+        "final_val_mse": val[-1] if val else None,
+        "best_val_mse": stopper.best if val else None,
+        "val_mse_reduction_percent": reduction_percent(initial_val, stopper.best) if val and initial_val else None,
         **baselines,
-        "quality": quality_grade(stopper.best),
-        "epochs_completed": len(val_mses),
+        "quality": quality_grade(stopper.best) if val else None,
+        "epochs_completed": len(val),
         "stopped_early": stopper.should_stop,
         "optimizer_steps": state.global_step,
         "world_size": accelerator.num_processes,
@@ -129,28 +227,9 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         "gradient_accumulation_steps": ds.gradient_accumulation_steps,
         "mixed_precision": ds.mixed_precision,
         "train_seconds": train_seconds,
-        "train_loss_history": train_losses,
-        "val_mse_history": val_mses,
+        "train_loss_history": train,
+        "val_mse_history": val,
     }
-    if accelerator.is_main_process:
-        (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report.finish(accelerator, results, out)
-    return results
-
-
-def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
-    """Write the model's fp32 weights and config to `path`, replacing it whole.
-
-    Every process takes part (under ZeRO-3 the weights must be gathered); the main one writes.
-    """
-    state_dict = accelerator.get_state_dict(model)
-    if accelerator.is_main_process:
-        unwrapped: LSTMForecaster = accelerator.unwrap_model(model)
-        export = LSTMForecaster(unwrapped.config)
-        export.load_state_dict({k: v.float() for k, v in state_dict.items()})
-        with replace_dir(path) as tmp:
-            export.save_pretrained(tmp)
-    accelerator.wait_for_everyone()
 
 
 def _optimizer_and_scheduler(

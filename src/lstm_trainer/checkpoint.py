@@ -1,0 +1,147 @@
+"""Checkpoints that survive a crash: written whole or not at all, verified before use.
+
+Layout under `output_dir/checkpoints/`:
+
+    step-0000124/          a complete checkpoint (Accelerate's save_state: DeepSpeed's model,
+                           optimizer and scheduler states, RNG states), plus our own
+                           trainer_state.json, one rank-N.json per process, manifest.json
+    latest                 the name of the newest complete checkpoint
+    .tmp-step-0000186/     a save that was interrupted; removed at the next start
+
+A save goes to `.tmp-NAME`, gets a manifest (size and sha256 of every file) written last,
+is renamed to `NAME`, and only then does `latest` move (itself replaced atomically). A
+crash at any point leaves the previous checkpoint and pointer as they were.
+
+Our own state is JSON rather than Accelerate's `register_for_checkpointing`, whose pickle
+files are loaded with `weights_only=False`. DeepSpeed's loader does unpickle its own files,
+which is why a checkpoint is checked against its manifest before anything loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+from lstm_trainer.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+MANIFEST = "manifest.json"
+STATE = "trainer_state.json"
+NAME = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_name(global_step: int) -> str:
+    return f"step-{global_step:07d}"
+
+
+def save(
+    accelerator: Accelerator,
+    output_dir: Path,
+    global_step: int,
+    shared: dict[str, Any],
+    per_rank: dict[str, Any],
+    keep: int,
+    protect: str | None,
+) -> str:
+    """Save a checkpoint for `global_step` on every process; returns its name."""
+    root = Path(output_dir) / CHECKPOINTS
+    name = checkpoint_name(global_step)
+    tmp = root / f".tmp-{name}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    (tmp / f"rank-{accelerator.process_index}.json").write_text(json.dumps(per_rank))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE).write_text(json.dumps(shared, indent=2))
+        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1))
+        final = root / name
+        if final.exists():  # an epoch-end save at the step of a mid-epoch one supersedes it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer = root / f".{LATEST}.tmp"
+        pointer.write_text(name + "\n")
+        os.replace(pointer, root / LATEST)
+        _rotate(root, keep, protect)
+    accelerator.wait_for_everyone()
+    return name
+
+
+def remove_interrupted(output_dir: Path) -> None:
+    """Drop leftovers of saves that a crash cut short (main process only)."""
+    for tmp in (Path(output_dir) / CHECKPOINTS).glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve(output_dir: Path, spec: str) -> Path:
+    """The checkpoint folder that `--resume_from_checkpoint spec` names, verified complete."""
+    if spec == "latest":
+        pointer = Path(output_dir) / CHECKPOINTS / LATEST
+        if not pointer.is_file():
+            raise UserError(
+                f"--resume_from_checkpoint latest: no complete checkpoint under {pointer.parent}; "
+                "train without --resume_from_checkpoint first, or give a checkpoint folder"
+            )
+        path = pointer.parent / pointer.read_text().strip()
+    else:
+        path = Path(spec)
+    if not path.is_dir():
+        raise UserError(f"--resume_from_checkpoint {spec}: {path} is not a checkpoint folder")
+    verify(path)
+    return path
+
+
+def verify(path: Path) -> None:
+    """Every file listed in the manifest is present with its size and hash."""
+    manifest_file = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path} is incomplete ({MANIFEST} missing); resume from another checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"checkpoint {manifest_file} is corrupted; resume from another checkpoint") from None
+    for relative, expected in manifest.items():
+        file = path / relative
+        if not file.is_file():
+            raise UserError(f"checkpoint file {file} is missing; resume from another checkpoint")
+        if file.stat().st_size != expected["size"] or _sha256(file) != expected["sha256"]:
+            raise UserError(f"checkpoint file {file} is truncated or corrupted; resume from another checkpoint")
+
+
+def read_state(path: Path, process_index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run-wide state and this process's own accumulators."""
+    shared = json.loads((path / STATE).read_text())
+    rank_file = path / f"rank-{process_index}.json"
+    per_rank = json.loads(rank_file.read_text()) if rank_file.is_file() else {}
+    return shared, per_rank
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rotate(root: Path, keep: int, protect: str | None) -> None:
+    """Keep the newest `keep` checkpoints, and the best one whatever its age."""
+    complete = sorted((p for p in root.iterdir() if p.is_dir() and NAME.match(p.name)), key=lambda p: p.name)
+    for old in complete[:-keep]:
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)

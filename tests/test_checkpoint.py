@@ -1,0 +1,170 @@
+"""Checkpoints: resume equality, crashes (kill -9), verification, the portable model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, TINY, child_env, results, run_train
+from lstm_trainer import checkpoint
+
+pytestmark = pytest.mark.e2e
+
+TIMING = {"train_seconds"}
+
+
+def same_results(a: dict, b: dict) -> None:  # type: ignore[type-arg]
+    assert a.keys() == b.keys()
+    for key in a.keys() - TIMING:
+        if isinstance(a[key], float):
+            assert b[key] == pytest.approx(a[key], abs=1e-6), key
+        elif isinstance(a[key], list):
+            assert b[key] == pytest.approx(a[key], abs=1e-6), key
+        else:
+            assert a[key] == b[key], key
+
+
+def all_checkpoints_load(out: Path) -> list[str]:
+    root = out / "checkpoints"
+    assert not list(root.glob(".tmp-*")), "an interrupted save was left behind"
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    for name in names:
+        checkpoint.verify(root / name)
+    assert (root / (root / "latest").read_text().strip()).is_dir()
+    return names
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(processes: int, tmp_path: Path) -> None:
+    launcher = ["accelerate", "launch", "--num_processes", str(processes)]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    done = run_train([*TINY, "--output_dir", str(straight)], launcher=launcher)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # 16 optimizer steps an epoch: step 40 is inside epoch 3.
+    first = run_train([*TINY, "--output_dir", str(resumed), "--max_train_steps", "40", "--checkpointing_steps", "20"], launcher=launcher)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (resumed / "checkpoints" / "latest").read_text().strip() == "step-0000040"
+    second = run_train([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"], launcher=launcher)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stdout and "epoch 3, step 40" in second.stdout
+    same_results(results(straight), results(resumed))
+    # The last 3 checkpoints are kept, plus the best one.
+    names = all_checkpoints_load(resumed)
+    best = json.loads((resumed / "checkpoints" / "step-0000048" / "trainer_state.json").read_text())["best_checkpoint"]
+    assert set(names) == {"step-0000032", "step-0000040", "step-0000048", best}
+
+    if processes == 1:
+        other = run_train([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"],
+                          launcher=["accelerate", "launch", "--num_processes", "2"])
+        # The launcher reports a failed worker with its own exit code and stack; ours is the one line.
+        assert other.returncode != 0
+        lines = [line for line in other.stderr.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and "written by 1 processes and this run has 2" in lines[0], other.stderr[-3000:]
+        assert "--num_processes 1" in lines[0]
+
+
+def kill_when(out: Path, condition, timeout: float = 240) -> subprocess.Popen:  # type: ignore[no-untyped-def,type-arg]
+    """Start a training run and SIGKILL its whole process group once `condition(out)` holds."""
+    args = [*TINY, "--output_dir", str(out), "--checkpointing_steps", "1", "--resume_from_checkpoint", "latest"]
+    if not (out / "checkpoints" / "latest").exists():
+        args = args[:-2]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition(out):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return proc
+        time.sleep(0.001)
+    raise AssertionError(f"the condition never held (exit code {proc.poll()})")
+
+
+def test_kill_9_during_and_between_saves_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "crash"
+    root = out / "checkpoints"
+
+    def saving(o: Path) -> bool:  # a save is under way, and an earlier one is complete
+        return (root / "latest").exists() and any(root.glob(".tmp-*/*"))
+
+    kill_when(out, saving)
+    assert any(root.glob(".tmp-*")), "the kill did not land inside a save"
+    before = (root / "latest").read_text()
+    checkpoint.verify(root / before.strip())  # the previous checkpoint is still whole
+
+    def between(o: Path) -> bool:  # a few steps later, outside any save
+        return (root / "latest").read_text() not in (before, "") and not any(root.glob(".tmp-*"))
+
+    kill_when(out, between)
+    finish = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"])
+    assert finish.returncode == 0, finish.stderr[-3000:]
+    assert results(out)["epochs_completed"] == 3
+    all_checkpoints_load(out)
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
+    out = tmp_path / "bad"
+    done = run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    states = next(latest.rglob("*model_states.pt"))
+    states.write_bytes(states.read_bytes()[:100])  # truncated
+    cases = [
+        (["--resume_from_checkpoint", "latest"], f"checkpoint file {states} is truncated or corrupted"),
+        (["--resume_from_checkpoint", str(tmp_path / "nowhere")], "is not a checkpoint folder"),
+        (["--resume_from_checkpoint", "latest", "--hidden_size", "16"], "checkpoint file"),
+    ]
+    for args, message in cases:
+        failed = run_train([*TINY, "--output_dir", str(out), *args])
+        assert failed.returncode == 2, failed.stderr[-3000:]
+        assert message in failed.stderr.strip().splitlines()[-1] and "Traceback" not in failed.stderr
+    (latest / "manifest.json").unlink()
+    failed = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", str(latest)])
+    assert failed.returncode == 2 and "incomplete (manifest.json missing)" in failed.stderr
+    empty = run_train([*TINY, "--output_dir", str(tmp_path / "fresh"), "--resume_from_checkpoint", "latest"])
+    assert empty.returncode == 2 and "no complete checkpoint" in empty.stderr
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_changed_settings_stop_a_resume(tmp_path: Path) -> None:
+    out = tmp_path / "changed"
+    assert run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"]).returncode == 0
+    failed = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest", "--hidden_size", "16"])
+    assert failed.returncode == 2
+    assert "--hidden_size 32 -> 16" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    done = run_train([*TINY, "--output_dir", str(out), "--mixed_precision", "bf16", "--num_train_epochs", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["config.json", "model.safetensors"]
+    script = f"""
+import json, sys
+import torch
+from safetensors.torch import load_file
+from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.config import DataConfig
+from lstm_trainer.data import build_synthetic
+model = LSTMForecaster.from_pretrained({str(out / 'model')!r})
+assert "deepspeed" not in sys.modules and "accelerate" not in sys.modules
+weights = load_file({str(out / 'model' / 'model.safetensors')!r})
+assert all(w.dtype == torch.float32 for w in weights.values())
+# fp32 masters, not bf16 copies: some weight is not exactly representable in bf16.
+assert any((w.to(torch.bfloat16).float() != w).any() for w in weights.values())
+val = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512), 42)["validation"].with_format("torch")[:]
+with torch.no_grad():
+    print(json.dumps(torch.mean((model(val["inputs"]) - val["target"]) ** 2).item()))
+"""
+    fresh = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    fresh_mse = json.loads(fresh.stdout.strip().splitlines()[-1])
+    # The run evaluated in bf16; the export is the fp32 master copy of the same weights.
+    assert fresh_mse == pytest.approx(results(out)["best_val_mse"], rel=0.05)
