@@ -45,3 +45,20 @@ def test_save_and_load_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-
     loaded = LSTMForecaster.from_pretrained(tmp_path)
     assert loaded.config == model.config
     assert torch.equal(loaded(x), model(x))
+
+
+def test_broken_model_folders_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lstm_trainer.errors import UserError
+
+    LSTMForecaster(ModelConfig(hidden_size=8)).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(UserError, match=f"model file {weights} is truncated or corrupted"):
+        LSTMForecaster.from_pretrained(tmp_path)
+    LSTMForecaster(ModelConfig(hidden_size=16)).save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(UserError, match="does not match"):
+        LSTMForecaster.from_pretrained(tmp_path)
+    weights.unlink()
+    with pytest.raises(UserError, match=f"model file {weights} is missing"):
+        LSTMForecaster.from_pretrained(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -42,3 +43,49 @@ def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> 
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)
     accelerator.wait_for_everyone()
+
+
+def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int) -> str:
+    """README.md for the model folder: Hub metadata, what it is, how well it does, how to load it."""
+    model = config["model"]
+
+    def number(key: str) -> str:
+        value = results.get(key)
+        return f"{value:.6f}" if isinstance(value, float) else "n/a"
+
+    return f"""---
+library_name: lstm-trainer
+pipeline_tag: time-series-forecasting
+tags:
+- time-series-forecasting
+- {model["cell"]}
+- deepspeed
+- accelerate
+---
+
+# {model["cell"].upper()} next-step forecaster
+
+A {model["num_layers"]}-layer {model["cell"].upper()} (hidden size {model["hidden_size"]}, dropout {model["dropout"]})
+with a linear head on the last step, trained with lstm-trainer on Accelerate + DeepSpeed
+ZeRO-{zero_stage}. Input: the last {config["data"]["seq_length"]} values; output: the next one.
+
+| metric | value |
+|---|---|
+| best validation MSE | {number("best_val_mse")} |
+| persistence forecast (next = last value) | {number("persistence_val_mse")} |
+| noise floor | {number("noise_floor")} |
+| quality (reference grade) | {results.get("quality")} |
+| epochs | {results.get("epochs_completed")} |
+
+## Use
+
+```python
+from lstm_trainer.model import LSTMForecaster
+
+model = LSTMForecaster.from_pretrained("path/to/this/folder")  # safetensors, no DeepSpeed needed
+next_value = model(windows)  # windows: float32 tensor [batch, {config["data"]["seq_length"]}]
+```
+
+The weights are plain fp32 safetensors (`model.safetensors`) and `config.json` holds the shape,
+so any PyTorch code can rebuild the network.
+"""

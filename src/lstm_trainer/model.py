@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lstm_trainer.config import ModelConfig
+from lstm_trainer.errors import UserError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -70,10 +71,28 @@ class LSTMForecaster(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> LSTMForecaster:
-        """Load a folder written by `save_pretrained`, on CPU, without DeepSpeed."""
+        """Load a folder written by `save_pretrained`, on CPU, without DeepSpeed or pickle.
+
+        A missing, truncated or mismatched file is a `UserError` that names it.
+        """
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
-        model = cls(ModelConfig(**json.loads((path / CONFIG_FILE).read_text())))
-        model.load_state_dict(load_file(path / WEIGHTS_FILE))
+        config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        for file in (config_file, weights_file):
+            if not file.is_file():
+                raise UserError(f"model file {file} is missing; point at a folder written by train.py (output_dir/model)")
+        try:
+            config = ModelConfig(**json.loads(config_file.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:
+            raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
+        model = cls(config)
+        try:
+            model.load_state_dict(load_file(weights_file))
+        except (SafetensorError, OSError) as err:
+            raise UserError(f"model file {weights_file} is truncated or corrupted ({err})") from None
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise UserError(f"model file {weights_file} does not match {config_file} ({first})") from None
         return model.eval()

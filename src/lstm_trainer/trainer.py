@@ -24,7 +24,7 @@ from lstm_trainer.dataloaders import eval_loader, train_loader
 from lstm_trainer.distributed import make_accelerator, relaunch_for_cpu_processes
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.errors import UserError
-from lstm_trainer.export import save_model
+from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
 from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
 from lstm_trainer.metrics import persistence_mse, quality_grade, reduction_percent
@@ -162,6 +162,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
             # The portable artifact: the best model, whole, under output_dir/model.
             with replace_dir(out / MODEL) as tmp:
                 shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
+                zero_stage = ds.config["zero_optimization"].get("stage", 0)
+                (tmp / "README.md").write_text(model_card(config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
     report.finish(accelerator, results, out)
     return results
