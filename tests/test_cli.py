@@ -14,6 +14,7 @@ def test_help_is_fast_and_shows_defaults() -> None:
     assert done.returncode == 0
     assert "--hidden_size" in done.stdout and "(default: 64)" in done.stdout
     assert "--mixed_precision {auto,no,fp16,bf16}" in done.stdout
+    assert "--report_to {none,wandb,tensorboard,all}" in done.stdout and "(default: none)" in done.stdout
     # No torch import on the way: a generous bound that a torch import (seconds) would break.
     assert elapsed < 5, elapsed
 
@@ -26,6 +27,7 @@ def test_help_is_fast_and_shows_defaults() -> None:
         (["--num_train_samples", "many"], "invalid int value: 'many'"),
         (["--ds_config", "missing.json"], "--ds_config missing.json: no such file"),
         (["--nonsense"], "unrecognized arguments: --nonsense"),
+        (["--report_to", "mlflow"], "invalid choice: 'mlflow'"),
         (["--mixed_precision", "fp16"], "fp16 needs a CUDA GPU"),
         (["--per_device_train_batch_size", "48"], "total batch size 128 is not micro batch 48 x processes 1"),
     ],

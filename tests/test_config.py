@@ -31,6 +31,9 @@ def test_accumulation_error_names_all_three_numbers(total: int, micro: int, proc
         (TrainConfig, {"num_train_epochs": 0}, "--num_train_epochs"),
         (TrainConfig, {"learning_rate": -1.0}, "--learning_rate"),
         (TrainConfig, {"mixed_precision": "fp8"}, "--mixed_precision"),
+        (TrainConfig, {"report_to": "mlflow"}, "--report_to"),
+        (TrainConfig, {"run_name": "a/b"}, "--run_name"),
+        (TrainConfig, {"run_name": " "}, "--run_name"),
     ],
 )
 def test_bad_values_are_user_errors_naming_the_flag(factory, kwargs, flag) -> None:  # type: ignore[no-untyped-def]

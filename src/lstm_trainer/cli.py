@@ -11,11 +11,11 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
-from lstm_trainer.config import CELLS, PRECISIONS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from lstm_trainer.config import CELLS, PRECISIONS, REPORT_TO, DataConfig, ModelConfig, RunConfig, TrainConfig
 from lstm_trainer.errors import UserError
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-CHOICES = {"cell": CELLS, "mixed_precision": PRECISIONS}
+CHOICES = {"cell": CELLS, "mixed_precision": PRECISIONS, "report_to": REPORT_TO}
 TYPES = {"int": int, "float": float, "str": str}
 
 

@@ -13,6 +13,7 @@ from lstm_trainer.errors import UserError
 
 CELLS = ("lstm", "gru")
 PRECISIONS = ("auto", "no", "fp16", "bf16")
+REPORT_TO = ("none", "wandb", "tensorboard", "all")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -98,6 +99,16 @@ class TrainConfig:
     resume_from_checkpoint: str | None = _help(
         "Continue a run: 'latest' (output_dir/checkpoints/latest) or a checkpoint folder.", default=None
     )
+    report_to: str = _help(
+        "Experiment tracking through Accelerate: wandb, tensorboard, all (both) or none. "
+        "TensorBoard writes to output_dir/tensorboard/; W&B honours WANDB_MODE (e.g. offline).",
+        default="none",
+    )
+    project_name: str = _help("W&B project the run is logged to.", default="lstm-trainer")
+    run_name: str | None = _help(
+        "Run name in W&B and TensorBoard's folder name (default: W&B picks one; TensorBoard the start time).",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
@@ -110,6 +121,10 @@ class TrainConfig:
                 raise UserError(f"--{name} must be >= 0, got {value}")
         if self.mixed_precision not in PRECISIONS:
             raise UserError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.report_to not in REPORT_TO:
+            raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
+        if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):
+            raise UserError(f"--run_name must be a non-empty name without '/', got {self.run_name!r}")
 
 
 @dataclass
