@@ -128,8 +128,13 @@ def train_epoch(
     logging_steps: int,
     on_log: Callable[[StepLog], None],
     after_step: Callable[[], bool],
+    on_step: Callable[[int, float], None] | None = None,
 ) -> EpochStats | None:
-    """Train over `loader` (the rest of the epoch when resuming); None if `after_step` asked to stop."""
+    """Train over `loader` (the rest of the epoch when resuming); None if `after_step` asked to stop.
+
+    `on_log` runs every `logging_steps` optimizer steps; `on_step(step, lr)` after every one,
+    with host values only (no device sync), for progress bars and the learning-rate picture.
+    """
     model.train()
     dtype = model_dtype(model)
     for batch in loader:
@@ -152,6 +157,8 @@ def train_epoch(
             continue
         state.global_step += 1
         progress.grad_norms.append(grad_norm_of(model))
+        if on_step is not None:
+            on_step(state.global_step, current_lr(scheduler, optimizer))
         if state.global_step % logging_steps == 0:
             mean_loss = accelerator.reduce(progress.window_sum / progress.window_batches, "mean").item()
             check_finite(mean_loss, state, "training")
