@@ -1,0 +1,118 @@
+"""The run's pictures, saved as PNG in output_dir: losses, learning rate, predictions, residuals.
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global
+backend switch), and matplotlib is imported only when they are drawn, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# Every picture is SIZE inches at DPI: 800 x 450 pixels, wide enough for a W&B panel.
+SIZE = (8.0, 4.5)
+DPI = 100
+PIXELS = (int(SIZE[0] * DPI), int(SIZE[1] * DPI))  # (width, height)
+NAMES = ("loss_curves", "learning_rate", "predictions", "residuals")
+# Validation windows shown in predicted-vs-actual: a few periods of the fastest component.
+STRETCH = 300
+
+
+def save_all(
+    out: Path,
+    results: dict[str, Any],
+    learning_rates: Sequence[float],
+    predictions: np.ndarray,
+    targets: np.ndarray,
+) -> dict[str, Path]:
+    """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
+
+    `results` is the run's all_results dict; `learning_rates` holds one value per optimizer
+    step; `predictions` and `targets` are the best model's, one per validation window, in order.
+    """
+    drawers = {
+        "loss_curves": lambda ax: _loss_curves(ax, results),
+        "learning_rate": lambda ax: _learning_rate(ax, learning_rates),
+        "predictions": lambda ax: _predictions(ax, predictions, targets),
+        "residuals": lambda ax: _residuals(ax, predictions - targets, results.get("noise_floor")),
+    }
+    paths = {}
+    for name in NAMES:
+        figure = _figure()
+        drawers[name](figure.add_subplot())
+        figure.tight_layout()
+        paths[name] = Path(out) / f"{name}.png"
+        figure.savefig(paths[name], dpi=DPI)  # no bbox_inches="tight": the size stays PIXELS
+    return paths
+
+
+def _figure() -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=SIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    train, val = results["train_loss_history"], results["val_mse_history"]
+    epochs = np.arange(1, len(train) + 1)
+    ax.plot(epochs, train, marker="o", markersize=3, label="train loss (mean over the epoch)")
+    # Epoch 0 is the untrained model, so the curve starts where training did.
+    ax.plot(np.arange(0, len(val) + 1), [results["initial_val_mse"], *val], marker="o", markersize=3, label="validation MSE")
+    best = int(np.argmin(val)) + 1
+    ax.scatter([best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})")
+    ax.axhline(results["persistence_val_mse"], color="grey", linestyle="--", label="persistence (next = last value)")
+    if results.get("noise_floor"):
+        ax.axhline(results["noise_floor"], color="grey", linestyle=":", label="noise floor")
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="MSE (log scale)", title="Loss curves")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _learning_rate(ax: Axes, learning_rates: Sequence[float]) -> None:
+    ax.plot(np.arange(1, len(learning_rates) + 1), learning_rates)
+    ax.set(xlabel="optimizer step", ylabel="learning rate", title="Learning-rate schedule")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.grid(True, alpha=0.3)
+
+
+def _predictions(ax: Axes, predictions: np.ndarray, targets: np.ndarray) -> None:
+    n = min(STRETCH, len(targets))
+    steps = np.arange(n)
+    ax.plot(steps, targets[:n], label="actual", linewidth=1.5)
+    ax.plot(steps, predictions[:n], label="predicted", linewidth=1.2, linestyle="--")
+    mse = float(np.mean((predictions[:n].astype(np.float64) - targets[:n]) ** 2))
+    ax.set(
+        xlabel="validation window (time step)", ylabel="value",
+        title=f"Predicted vs actual, first {n} validation windows (MSE {mse:.5f})",
+    )
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+
+
+def _residuals(ax: Axes, residuals: np.ndarray, noise_floor: float | None) -> None:
+    residuals = residuals.astype(np.float64)
+    ax.hist(residuals, bins=50, density=True, alpha=0.7, label=f"residuals (std {residuals.std():.4f})")
+    if noise_floor:
+        # What a perfect forecaster would leave: the noise itself.
+        sigma = math.sqrt(noise_floor)
+        x = np.linspace(residuals.min(), residuals.max(), 200)
+        ax.plot(x, np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi)), label=f"noise N(0, {sigma:g}²)")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set(xlabel="predicted - actual", ylabel="density", title="Residuals on the validation split")
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
