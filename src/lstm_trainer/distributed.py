@@ -11,6 +11,7 @@ import torch
 from accelerate import Accelerator, DeepSpeedPlugin
 from accelerate.utils import InitProcessGroupKwargs
 
+from lstm_trainer import tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve
@@ -83,6 +84,7 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
         mixed_precision=resolved.mixed_precision,
         gradient_accumulation_steps=resolved.gradient_accumulation_steps,
         kwargs_handlers=handlers,
+        log_with=tracking.log_with(config.train),
     )
     assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
     return accelerator, resolved
