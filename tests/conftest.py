@@ -29,7 +29,8 @@ TINY = [
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
-    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", **extra)
+    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    env.update(extra)  # a test may override the defaults, e.g. WANDB_MODE
     return env
 
 

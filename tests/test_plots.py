@@ -20,7 +20,7 @@ def test_save_all_writes_the_four_pictures(tmp_path: Path, noise_floor: float | 
         "train_loss_history": [0.3, 0.05, 0.02], "val_mse_history": [0.04, 0.015, 0.016], "initial_val_mse": 0.5,
         "persistence_val_mse": 0.02, "noise_floor": noise_floor,
     }
-    learning_rates = list(np.linspace(0, 1e-3, 48))
+    learning_rates = list(enumerate(np.linspace(0, 1e-3, 48), start=1))
     paths = plots.save_all(tmp_path, results, learning_rates, predictions, targets)
     assert list(paths) == list(plots.NAMES) == ["loss_curves", "learning_rate", "predictions", "residuals"]
     for name, path in paths.items():

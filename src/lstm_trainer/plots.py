@@ -29,14 +29,14 @@ STRETCH = 300
 def save_all(
     out: Path,
     results: dict[str, Any],
-    learning_rates: Sequence[float],
+    learning_rates: Sequence[tuple[int, float]],
     predictions: np.ndarray,
     targets: np.ndarray,
 ) -> dict[str, Path]:
     """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
 
-    `results` is the run's all_results dict; `learning_rates` holds one value per optimizer
-    step; `predictions` and `targets` are the best model's, one per validation window, in order.
+    `results` is the run's all_results dict; `learning_rates` holds (optimizer step, rate) for
+    each step trained; `predictions` and `targets` are one per validation window, in order.
     """
     drawers = {
         "loss_curves": lambda ax: _loss_curves(ax, results),
@@ -70,7 +70,8 @@ def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
     epochs = np.arange(1, len(train) + 1)
     ax.plot(epochs, train, marker="o", markersize=3, label="train loss (mean over the epoch)")
     # Epoch 0 is the untrained model, so the curve starts where training did.
-    ax.plot(np.arange(0, len(val) + 1), [results["initial_val_mse"], *val], marker="o", markersize=3, label="validation MSE")
+    initial = [] if results.get("initial_val_mse") is None else [results["initial_val_mse"]]
+    ax.plot(np.arange(1 - len(initial), len(val) + 1), [*initial, *val], marker="o", markersize=3, label="validation MSE")
     best = int(np.argmin(val)) + 1
     ax.scatter([best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})")
     ax.axhline(results["persistence_val_mse"], color="grey", linestyle="--", label="persistence (next = last value)")
@@ -83,8 +84,10 @@ def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def _learning_rate(ax: Axes, learning_rates: Sequence[float]) -> None:
-    ax.plot(np.arange(1, len(learning_rates) + 1), learning_rates)
+def _learning_rate(ax: Axes, learning_rates: Sequence[tuple[int, float]]) -> None:
+    if learning_rates:
+        steps, rates = zip(*learning_rates)
+        ax.plot(steps, rates)
     ax.set(xlabel="optimizer step", ylabel="learning rate", title="Learning-rate schedule")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.grid(True, alpha=0.3)
@@ -98,7 +101,7 @@ def _predictions(ax: Axes, predictions: np.ndarray, targets: np.ndarray) -> None
     mse = float(np.mean((predictions[:n].astype(np.float64) - targets[:n]) ** 2))
     ax.set(
         xlabel="validation window (time step)", ylabel="value",
-        title=f"Predicted vs actual, first {n} validation windows (MSE {mse:.5f})",
+        title=f"Best model: predicted vs actual, first {n} validation windows (MSE {mse:.5f})",
     )
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
@@ -113,6 +116,6 @@ def _residuals(ax: Axes, residuals: np.ndarray, noise_floor: float | None) -> No
         x = np.linspace(residuals.min(), residuals.max(), 200)
         ax.plot(x, np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi)), label=f"noise N(0, {sigma:g}²)")
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set(xlabel="predicted - actual", ylabel="density", title="Residuals on the validation split")
+    ax.set(xlabel="predicted - actual", ylabel="density", title="Best model's residuals on the validation split")
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)

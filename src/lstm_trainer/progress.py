@@ -22,13 +22,18 @@ def say(text: str) -> None:
 class ProgressBars:
     """The two bars; every method is a no-op where they are disabled."""
 
-    def __init__(self, show: bool, num_epochs: int, steps_per_epoch: int, file: TextIO | None = None) -> None:
+    def __init__(
+        self, show: bool, num_epochs: int, steps_per_epoch: int, start_epoch: int = 0, steps_done: int = 0,
+        file: TextIO | None = None,
+    ) -> None:
+        """`start_epoch` (from 0) and `steps_done` in it: where a resumed run starts."""
         disable = None if show else True  # None: tqdm decides by the stream's isatty()
         file = file or sys.stderr
-        self.epochs = tqdm(total=num_epochs, desc="epochs", unit="epoch", position=0, file=file, disable=disable, dynamic_ncols=True)
+        common = {"file": file, "disable": disable, "dynamic_ncols": True}
+        self.epochs = tqdm(total=num_epochs, initial=start_epoch, desc="epochs", unit="epoch", position=0, **common)
         self.steps = tqdm(
-            total=steps_per_epoch, desc="epoch 1", unit="step", position=1, leave=False, file=file, disable=disable,
-            dynamic_ncols=True,
+            total=steps_per_epoch, initial=steps_done, desc=f"epoch {start_epoch + 1}", unit="step", position=1,
+            leave=False, **common,
         )
 
     def step(self) -> None:

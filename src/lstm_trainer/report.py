@@ -1,15 +1,30 @@
-"""What a run prints, on the main process only: the values in force, progress, the summary."""
+"""What a run shows: printed lines, progress bars, tracker logs and, at the end, pictures.
+
+The functions print, on the local main process only: the values in force, every logging
+step, every epoch, the summary. `Reporter` is what the trainer calls at those moments; it
+prints through them and feeds the progress bars, the trackers and the plots.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from accelerate import Accelerator
 
+from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.loop import EpochStats, StepLog
+from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.progress import ProgressBars, say
+
+
+def _print(accelerator: Accelerator, text: str) -> None:
+    if accelerator.is_local_main_process:
+        say(text)
 
 
 def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path) -> None:
@@ -30,13 +45,14 @@ def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, st
         *(f"  changed: {change}" for change in ds.changes),
         f"  values in force written to {out / 'run_config.json'}",
     ]
-    accelerator.print("\n".join(lines))
+    _print(accelerator, "\n".join(lines))
 
 
 def step(accelerator: Accelerator, log: StepLog) -> None:
-    accelerator.print(
+    _print(
+        accelerator,
         f"step {log.step:6d} | epoch {log.epoch:3d} | loss {log.loss:.6f} | grad norm {log.grad_norm:.4f} "
-        f"({log.health}) | lr {log.learning_rate:.2e}"
+        f"({log.health}) | lr {log.learning_rate:.2e}",
     )
 
 
@@ -44,9 +60,10 @@ def epoch(
     accelerator: Accelerator, number: int, stats: EpochStats, val_mse: float, best: float, bad_epochs: int, improved: bool
 ) -> None:
     mark = " (best, saved)" if improved else f" (no improvement for {bad_epochs})"
-    accelerator.print(
+    _print(
+        accelerator,
         f"epoch {number:3d} | train loss {stats.train_loss:.6f} | val mse {val_mse:.6f}{mark} | "
-        f"best {best:.6f} | mean grad norm {stats.mean_grad_norm:.4f} | lr {stats.learning_rate:.2e}"
+        f"best {best:.6f} | mean grad norm {stats.mean_grad_norm:.4f} | lr {stats.learning_rate:.2e}",
     )
 
 
@@ -54,7 +71,8 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
     floor = results["noise_floor"]
     floor_text = f"{floor:.6f}" if floor is not None else "unknown"
     stop = "early stopping" if results["stopped_early"] else "epoch limit"
-    accelerator.print(
+    _print(
+        accelerator,
         "\n".join(
             [
                 "",
@@ -77,5 +95,79 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
                 f"persistence {results['persistence_val_mse']:.6f}, floor {floor_text})",
                 f"Best model: {out / 'best'}; results: {out / 'all_results.json'}",
             ]
-        )
+        ),
     )
+
+
+class Reporter:
+    """The trainer's one handle on everything a run shows.
+
+    Called at the start (construction), when training begins (`begin`), after every optimizer
+    step (`optimizer_step`), every logging step (`step`), every epoch (`epoch`) and at the end
+    (`finish`). Trackers log on the main process only; bars draw on the local main one only.
+    """
+
+    def __init__(
+        self, accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path,
+        run_info: dict[str, Any],
+    ) -> None:
+        self.accelerator, self.config, self.out, self.steps_per_epoch = accelerator, config, out, steps_per_epoch
+        start(accelerator, config, ds, steps_per_epoch, out)
+        tracking.start(accelerator, config.train, run_info)
+        self.bars: ProgressBars | None = None
+        # (optimizer step, learning rate) for every step this process trained, for the schedule's picture.
+        self.learning_rates: list[tuple[int, float]] = []
+
+    def begin(self, epoch: int, global_step: int) -> None:
+        """Training starts at `epoch` (from 0) after `global_step` optimizer steps: not 0 when resuming."""
+        self.bars = ProgressBars(
+            self.accelerator.is_local_main_process, self.config.train.num_train_epochs, self.steps_per_epoch,
+            start_epoch=epoch, steps_done=global_step - epoch * self.steps_per_epoch,
+        )
+
+    def optimizer_step(self, global_step: int, learning_rate: float) -> None:
+        self.learning_rates.append((global_step, learning_rate))
+        if self.bars is not None:
+            self.bars.step()
+
+    def step(self, log: StepLog) -> None:
+        step(self.accelerator, log)
+        if self.bars is not None:
+            self.bars.running_loss(log.loss)
+        tracking.log_step(self.accelerator, log)
+
+    def epoch(
+        self, number: int, stats: EpochStats, val_mse: float, best: float, bad_epochs: int, improved: bool,
+        best_train_loss: float, global_step: int,
+    ) -> None:
+        epoch(self.accelerator, number, stats, val_mse, best, bad_epochs, improved)
+        tracking.log_epoch(self.accelerator, number, stats, val_mse, best_train_loss, best, bad_epochs, global_step)
+        if self.bars is not None:
+            self.bars.end_epoch(number, stats.train_loss, val_mse, best)
+
+    def finish(self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray) -> None:
+        """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets` [N]."""
+        if self.bars is not None:
+            self.bars.close()
+        finish(self.accelerator, results, self.out)
+        pictures: dict[str, Path] = {}
+        if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
+            predictions = predict(best_model, inputs, self.config.train.eval_batch_size, self.accelerator.device)
+            pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets)
+            _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
+        tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
+
+
+@torch.no_grad()
+def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """The saved model's forecasts for every window, in order: [N, T] -> [N].
+
+    It reads the model as saved (fp32, no DeepSpeed), so the pictures show exactly the model
+    a user gets, whether it was found in this run or before a resume.
+    """
+    model = LSTMForecaster.from_pretrained(model_dir).to(device).eval()
+    batches = [
+        model(torch.from_numpy(inputs[i : i + batch_size]).to(device, torch.float32)).float().cpu()
+        for i in range(0, len(inputs), batch_size)
+    ]
+    return torch.cat(batches).numpy()

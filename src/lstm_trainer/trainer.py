@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, report
+from lstm_trainer import checkpoint, report, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, build_synthetic, dataset_params
 from lstm_trainer.dataloaders import eval_loader, train_loader
@@ -35,6 +35,7 @@ BEST, MODEL = "best", "model"
 RESUMABLE_CHANGES = {
     "output_dir", "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size",
     "max_train_steps", "checkpointing_steps", "save_total_limit", "resume_from_checkpoint",
+    "report_to", "project_name", "run_name",
 }
 
 
@@ -64,6 +65,9 @@ def run(config: RunConfig) -> dict[str, Any]:
     accelerator, ds = make_accelerator(config)
     try:
         return _run(accelerator, ds, config)
+    except BaseException as err:
+        tracking.fail(accelerator, 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1))
+        raise
     finally:
         accelerator.end_training()  # tears the process group down, on success or error
 
@@ -88,12 +92,12 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         "persistence_val_mse": persistence_mse(validation[INPUTS], validation[TARGET]),
         "noise_floor": _noise_floor(dataset["validation"]),
     }
+    run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config}
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
-        run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config}
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    report.start(accelerator, config, ds, sampler.steps_per_epoch, out)
+    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
 
     state = TrainState()
     stopper = EarlyStopping(train_cfg.early_stopping_patience)
@@ -129,15 +133,17 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         return at_limit
 
     def on_log(log: StepLog) -> None:
-        report.step(accelerator, log)
+        reporter.step(log)
 
+    reporter.begin(state.epoch, state.global_step)
     started = time.perf_counter()
     hit_step_limit = False
     while state.epoch < train_cfg.num_train_epochs and not stopper.should_stop and not hit_step_limit:
         sampler.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
         stats = train_epoch(
-            accelerator, model, optimizer, scheduler, loader, state, progress, train_cfg.logging_steps, on_log, after_step
+            accelerator, model, optimizer, scheduler, loader, state, progress, train_cfg.logging_steps, on_log, after_step,
+            on_step=reporter.optimizer_step,
         )
         if stats is None:
             hit_step_limit = True
@@ -149,7 +155,10 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         if improved:
             save_model(accelerator, model, out / BEST)
             best_checkpoint = checkpoint.checkpoint_name(state.global_step)
-        report.epoch(accelerator, state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved)
+        reporter.epoch(
+            state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved, min(state.train_losses),
+            state.global_step,
+        )
         state.epoch += 1
         progress.reset()
         save_checkpoint()
@@ -165,7 +174,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
                 zero_stage = ds.config["zero_optimization"].get("stage", 0)
                 (tmp / "README.md").write_text(model_card(config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report.finish(accelerator, results, out)
+    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET])
     return results
 
 
