@@ -55,6 +55,15 @@ def test_bars_draw_on_a_terminal() -> None:
     assert "epoch 2:" in drawn and "epoch 3" not in drawn, drawn
 
 
+def test_bars_start_where_a_resumed_run_starts() -> None:
+    leader, follower = terminal()
+    with os.fdopen(follower, "w") as tty:
+        ProgressBars(True, num_epochs=3, steps_per_epoch=4, start_epoch=1, steps_done=2, file=tty).close()
+    drawn = read_all(leader)
+    os.close(leader)
+    assert "1/3" in drawn and "epoch 2:" in drawn and "2/4" in drawn, drawn
+
+
 @pytest.mark.parametrize("show", [True, False])
 def test_bars_stay_silent_off_a_terminal_or_off_the_main_process(show: bool) -> None:
     log = io.StringIO()

@@ -85,6 +85,28 @@ def test_missing_wandb_says_one_line_and_tensorboard_still_logs(
     assert not (tmp_path / "wandb").exists()
 
 
+def test_a_wandb_mode_wandb_rejects_says_one_line_and_the_run_goes_on(
+    accelerator: Callable[[TrainConfig], Accelerator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    train = TrainConfig(output_dir=str(tmp_path), report_to="all", run_name="r1")
+    try:
+        acc = accelerator(train)
+        tracking.start(acc, train, RUN_INFO)
+        tracking.log_step(acc, StepLog(step=20, epoch=1, loss=0.25, grad_norm=0.5, learning_rate=1e-3))
+        acc.end_training()
+    finally:
+        wandb.teardown()
+    said = [line for line in capsys.readouterr().out.splitlines() if "W&B" in line]
+    assert len(said) == 1 and said[0].startswith("tracking: W&B cannot start (") and "'bogus'" in said[0], said
+    assert said[0].endswith("the run goes on without it")
+    assert [t.name for t in acc.trackers] == ["tensorboard"] and not (tmp_path / "wandb").exists()
+    assert EventAccumulator(str(tmp_path / "tensorboard" / "r1")).Reload().Scalars("train/loss")[0].value == 0.25
+
+
 def test_no_api_key_logs_offline_and_says_so(
     accelerator: Callable[[TrainConfig], Accelerator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

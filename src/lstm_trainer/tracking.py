@@ -179,7 +179,7 @@ def _wandb_kwargs(train: TrainConfig) -> dict[str, Any] | None:
 
         settings = wandb.setup().settings  # reads WANDB_MODE and W&B's settings files
     except Exception as err:  # a broken install, or a WANDB_MODE W&B does not know
-        _say(f"W&B cannot start ({_one_line(err)}); the run goes on without it")
+        _say(f"W&B cannot start ({_one_line(err, lines=3)}); the run goes on without it")
         return None
     kwargs: dict[str, Any] = {"name": train.run_name}
     if "WANDB_DIR" not in os.environ:  # a user's (or `wandb agent`'s) choice wins
@@ -220,8 +220,9 @@ def _label(name: str) -> str:
     return {WANDB: "W&B", TENSORBOARD: "TensorBoard"}[name]
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+def _one_line(err: BaseException, lines: int = 1) -> str:
+    """The error's first `lines` lines as one (W&B's later lines are advice for its own API)."""
+    text = " ".join(line.strip() for line in str(err).splitlines()[:lines] if line.strip())
     key = os.environ.get("WANDB_API_KEY")
     if key:  # never print a secret, even if an error message quotes it
         text = text.replace(key, "***")
