@@ -67,32 +67,43 @@ def epoch(
     )
 
 
+def _number(value: Any, spec: str = ".6f") -> str:
+    """A figure, or "n/a" where the run has none (e.g. stopped by --max_train_steps in epoch 1)."""
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
+
+
 def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None:
-    floor = results["noise_floor"]
-    floor_text = f"{floor:.6f}" if floor is not None else "unknown"
-    stop = "early stopping" if results["stopped_early"] else "epoch limit"
+    floor_text = _number(results["noise_floor"]) if results["noise_floor"] is not None else "unknown"
+    if results["stopped_early"]:
+        stop = "early stopping"
+    elif results.get("stopped_at_max_steps"):
+        stop = "--max_train_steps"
+    else:
+        stop = "epoch limit"
     _print(
         accelerator,
         "\n".join(
             [
                 "",
                 "Training Summary:",
-                f"  - Initial Loss: {results['initial_train_loss']:.6f}",
-                f"  - Final Loss: {results['final_train_loss']:.6f}",
-                f"  - Best Loss: {results['best_train_loss']:.6f}",
-                f"  - Loss Reduction: {results['train_loss_reduction_percent']:.2f}%",
+                f"  - Initial Loss: {_number(results['initial_train_loss'])}",
+                f"  - Final Loss: {_number(results['final_train_loss'])}",
+                f"  - Best Loss: {_number(results['best_train_loss'])}",
+                f"  - Loss Reduction: {_number(results['train_loss_reduction_percent'], '.2f%')}",
                 "",
                 "Validation Summary:",
-                f"  - Initial Val MSE (untrained): {results['initial_val_mse']:.6f}",
-                f"  - Final Val MSE: {results['final_val_mse']:.6f}",
-                f"  - Best Val MSE: {results['best_val_mse']:.6f}",
-                f"  - Val MSE Reduction: {results['val_mse_reduction_percent']:.2f}%",
-                f"  - Persistence baseline (next = last value): {results['persistence_val_mse']:.6f}",
+                f"  - Initial Val MSE (untrained): {_number(results['initial_val_mse'])}",
+                f"  - Final Val MSE: {_number(results['final_val_mse'])}",
+                f"  - Best Val MSE: {_number(results['best_val_mse'])}",
+                f"  - Val MSE Reduction: {_number(results['val_mse_reduction_percent'], '.2f%')}",
+                f"  - Persistence baseline (next = last value): {_number(results['persistence_val_mse'])}",
                 f"  - Noise floor (noise_std^2): {floor_text}",
                 "",
                 f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
-                f"Model Quality: {results['quality']} (best val MSE {results['best_val_mse']:.6f}; "
-                f"persistence {results['persistence_val_mse']:.6f}, floor {floor_text})",
+                f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
+                f"persistence {_number(results['persistence_val_mse'])}, floor {floor_text})",
                 f"Best model: {out / 'best'}; results: {out / 'all_results.json'}",
             ]
         ),

@@ -166,6 +166,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     train_seconds = time.perf_counter() - started
 
     results = _results(state, stopper, baselines, accelerator, ds, train_seconds)
+    results["stopped_at_max_steps"] = hit_step_limit
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
