@@ -11,11 +11,27 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
-from lstm_trainer.config import CELLS, PRECISIONS, REPORT_TO, DataConfig, ModelConfig, RunConfig, TrainConfig
+from lstm_trainer.config import (
+    CELLS,
+    FILL_POLICIES,
+    NORMALIZATIONS,
+    PRECISIONS,
+    REPORT_TO,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from lstm_trainer.errors import UserError
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-CHOICES = {"cell": CELLS, "mixed_precision": PRECISIONS, "report_to": REPORT_TO}
+CHOICES = {
+    "cell": CELLS,
+    "mixed_precision": PRECISIONS,
+    "report_to": REPORT_TO,
+    "fill_missing": FILL_POLICIES,
+    "normalization": NORMALIZATIONS,
+}
 TYPES = {"int": int, "float": float, "str": str}
 
 
@@ -32,14 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for group_name, cls in GROUPS.items():
-        group = parser.add_argument_group(group_name, cls.__doc__)
-        for f in fields(cls):
-            kind = TYPES[str(f.type).replace(" | None", "")]
-            default = f.default if f.default is not MISSING else None
-            group.add_argument(
-                f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
-            )
+        add_config_flags(parser.add_argument_group(group_name, cls.__doc__), cls)
     return parser
+
+
+def add_config_flags(group: argparse._ActionsContainer, cls: type) -> None:
+    """One `--flag` per dataclass field, with its type, default, choices and help text."""
+    for f in fields(cls):
+        kind = TYPES[str(f.type).replace(" | None", "")]
+        default = f.default if f.default is not MISSING else None
+        group.add_argument(
+            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
+        )
 
 
 def parse_config(argv: list[str] | None = None) -> RunConfig:

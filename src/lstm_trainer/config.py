@@ -14,6 +14,8 @@ from lstm_trainer.errors import UserError
 CELLS = ("lstm", "gru")
 PRECISIONS = ("auto", "no", "fp16", "bf16")
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
+FILL_POLICIES = ("ffill", "interpolate", "drop")
+NORMALIZATIONS = ("auto", "zscore", "none")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -23,17 +25,71 @@ def _help(text: str, **kwargs: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    """The reference's synthetic signal: sin(0.5t) + 0.5 sin(2t) + 0.3 sin(5t) + noise."""
+    """The series to learn: the reference's synthetic sine wave, or your own (a file, a folder, the Hub)."""
 
+    dataset: str = _help(
+        "synthetic (the reference sine wave), a CSV / Parquet / JSON Lines file, a folder written by "
+        "save_to_disk, or a Hub dataset id (user/name).",
+        default="synthetic",
+    )
+    data_column: str | None = _help(
+        "Column holding the series in a file, folder or Hub table; may be left out when exactly one column "
+        "is numeric.",
+        default=None,
+    )
+    time_column: str | None = _help(
+        "Column to put the rows in time order by (numbers or ISO 8601 times); without it the row order is used.",
+        default=None,
+    )
+    dataset_revision: str | None = _help("Branch, tag or commit of a Hub --dataset (default: main).", default=None)
+    val_fraction: float = _help(
+        "Share of a file's series, after the training part, held out for validation.", default=0.15
+    )
+    test_fraction: float = _help(
+        "Share at the end of a file's series held out for the final test (0: no test split).", default=0.15
+    )
+    fill_missing: str | None = _help(
+        "Repair empty, NaN or inf values: ffill (last value before), interpolate (linear), drop (the rows). "
+        "Default: stop with an error that says where they are.",
+        default=None,
+    )
+    normalization: str = _help(
+        "auto: z-score (train split statistics) for your data, none for the synthetic sine, which the "
+        "reference trains on raw values. Or zscore, none.",
+        default="auto",
+    )
     seq_length: int = _help("Input window length in time steps (reference: 50).", default=50)
-    num_train_samples: int = _help("Training windows (reference: 8,000).", default=8000)
-    num_val_samples: int = _help("Validation windows (reference: 2,000).", default=2000)
-    noise_std: float = _help("Standard deviation of the Gaussian noise (reference: 0.1).", default=0.1)
+    num_train_samples: int = _help("Synthetic data: training windows (reference: 8,000).", default=8000)
+    num_val_samples: int = _help("Synthetic data: validation windows (reference: 2,000).", default=2000)
+    noise_std: float = _help(
+        "Synthetic data: standard deviation of the Gaussian noise (reference: 0.1).", default=0.1
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "seq_length", "num_train_samples", "num_val_samples")
         if self.noise_std < 0:
             raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")
+        if not self.dataset.strip():
+            raise UserError("--dataset must not be empty; use synthetic, a file, a folder or a Hub id (user/name)")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.test_fraction < 1:
+            raise UserError(f"--test_fraction must be in [0, 1), got {self.test_fraction}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise UserError(
+                f"--val_fraction {self.val_fraction} + --test_fraction {self.test_fraction} leave nothing to "
+                "train on; their sum must be below 1"
+            )
+        if self.fill_missing is not None and self.fill_missing not in FILL_POLICIES:
+            raise UserError(f"--fill_missing must be one of {', '.join(FILL_POLICIES)}, got {self.fill_missing!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise UserError(
+                f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
+            )
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.dataset == "synthetic"
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from accelerate import Accelerator, DeepSpeedPlugin
@@ -17,6 +19,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+T = TypeVar("T")
 
 
 def ensure_rendezvous_env() -> None:
@@ -88,3 +91,21 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     )
     assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
     return accelerator, resolved
+
+
+def main_process_first_or_raise(accelerator: Accelerator, work: Callable[[], T]) -> T:
+    """Run `work` on the main process first (it fills caches, e.g. the datasets cache), then on the others.
+
+    A UserError on the main process still lets the others through the barrier, so they run
+    `work` too, meet the same error and every process exits with it, rather than waiting
+    for a main process that has gone.
+    """
+    error: UserError | None = None
+    with accelerator.main_process_first():
+        try:
+            result = work()
+        except UserError as err:
+            error = err
+    if error is not None:
+        raise error
+    return result

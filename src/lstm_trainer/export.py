@@ -10,6 +10,7 @@ from accelerate import Accelerator
 
 from lstm_trainer.files import replace_dir
 from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.normalization import Normalization
 
 
 def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -31,8 +32,8 @@ def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[st
     return state
 
 
-def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
-    """Write fp32 safetensors and config.json to `path`, replacing it whole.
+def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path, normalization: Normalization) -> None:
+    """Write fp32 safetensors, config.json and normalization.json to `path`, replacing it whole.
 
     Every process takes part in gathering the weights; the main one writes.
     """
@@ -42,6 +43,7 @@ def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> 
         export.load_state_dict(state)
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)
+            normalization.save(tmp)  # the model predicts normalised values: useless without it
     accelerator.wait_for_everyone()
 
 

@@ -19,6 +19,7 @@ from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.loop import EpochStats, StepLog
 from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.normalization import Normalization
 from lstm_trainer.progress import ProgressBars, say
 
 
@@ -100,6 +101,7 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
                 f"  - Val MSE Reduction: {_number(results['val_mse_reduction_percent'], '.2f%')}",
                 f"  - Persistence baseline (next = last value): {_number(results['persistence_val_mse'])}",
                 f"  - Noise floor (noise_std^2): {floor_text}",
+                *_test_lines(results),
                 "",
                 f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
                 f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
@@ -177,8 +179,22 @@ def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.
     a user gets, whether it was found in this run or before a resume.
     """
     model = LSTMForecaster.from_pretrained(model_dir).to(device).eval()
-    batches = [
-        model(torch.from_numpy(inputs[i : i + batch_size]).to(device, torch.float32)).float().cpu()
-        for i in range(0, len(inputs), batch_size)
-    ]
+    # The model works on normalised values; inputs and forecasts are in the data's units.
+    norm = Normalization.load(model_dir) or Normalization.identity()
+    batches = []
+    for i in range(0, len(inputs), batch_size):
+        windows = norm.apply(torch.from_numpy(inputs[i : i + batch_size]).double())  # [B, T]
+        batches.append(norm.invert(model(windows.to(device, torch.float32)).double().cpu()))  # [B]
     return torch.cat(batches).numpy()
+
+
+def _test_lines(results: dict[str, Any]) -> list[str]:
+    """The held-out test split, scored once at the end with the best model (absent for synthetic data)."""
+    if results.get("test_mse") is None:
+        return []
+    return [
+        "",
+        "Test Summary (held out, scored once with the best model):",
+        f"  - Test MSE: {results['test_mse']:.6f}",
+        f"  - Persistence baseline (next = last value): {results['persistence_test_mse']:.6f}",
+    ]

@@ -13,21 +13,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
 from lstm_trainer import checkpoint, report, tracking
 from lstm_trainer.config import RunConfig
-from lstm_trainer.data import INPUTS, TARGET, build_synthetic, dataset_params
+from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
-from lstm_trainer.distributed import make_accelerator, relaunch_for_cpu_processes
+from lstm_trainer.distributed import main_process_first_or_raise, make_accelerator, relaunch_for_cpu_processes
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.errors import UserError
 from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
 from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
-from lstm_trainer.metrics import persistence_mse, quality_grade, reduction_percent
+from lstm_trainer.metrics import quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
 
 BEST, MODEL = "best", "model"
@@ -78,8 +79,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
     resume_from = checkpoint.resolve(out, train_cfg.resume_from_checkpoint) if train_cfg.resume_from_checkpoint else None
     set_seed(train_cfg.seed)
-    with accelerator.main_process_first():
-        dataset = build_synthetic(config.data, train_cfg.seed)
+    data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
+    dataset, norm = data.model_inputs, data.normalization  # the model sees normalised values
     model = LSTMForecaster(config.model)
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
@@ -87,17 +88,22 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
 
-    validation = dataset["validation"].with_format("numpy")[:]
+    validation = data.windows["validation"].with_format("numpy")[:]  # data units
     baselines = {
-        "persistence_val_mse": persistence_mse(validation[INPUTS], validation[TARGET]),
-        "noise_floor": _noise_floor(dataset["validation"]),
+        "persistence_val_mse": data.persistence_mse("validation"),
+        "persistence_test_mse": data.persistence_mse("test"),
+        "noise_floor": data.noise_floor,
     }
-    run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config}
+    run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config,
+                "data": {**data.params, "normalization": norm.to_dict()}}  # fmt: skip
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
+    accelerator.print(data.describe())
+    # Losses are measured on normalised values; every MSE reported is in the data's units.
+    units = norm.mse_in_data_units
 
     state = TrainState()
     stopper = EarlyStopping(train_cfg.early_stopping_patience)
@@ -110,7 +116,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         best_checkpoint = shared["best_checkpoint"]
         accelerator.print(f"resumed from {resume_from}: epoch {state.epoch + 1}, step {state.global_step}")
     else:
-        state.initial_val_mse = evaluate(accelerator, model, val_dl)
+        state.initial_val_mse = units(evaluate(accelerator, model, val_dl))
 
     def save_checkpoint() -> str:
         shared = {
@@ -133,6 +139,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         return at_limit
 
     def on_log(log: StepLog) -> None:
+        log.loss = units(log.loss)
         reporter.step(log)
 
     reporter.begin(state.epoch, state.global_step)
@@ -148,12 +155,13 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         if stats is None:
             hit_step_limit = True
             break
-        val_mse = evaluate(accelerator, model, val_dl)
+        stats.train_loss = units(stats.train_loss)
+        val_mse = units(evaluate(accelerator, model, val_dl))
         state.train_losses.append(stats.train_loss)
         state.val_mses.append(val_mse)
         improved = stopper.update(val_mse)
         if improved:
-            save_model(accelerator, model, out / BEST)
+            save_model(accelerator, model, out / BEST, norm)
             best_checkpoint = checkpoint.checkpoint_name(state.global_step)
         reporter.epoch(
             state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved, min(state.train_losses),
@@ -165,6 +173,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
     train_seconds = time.perf_counter() - started
 
+    baselines["test_mse"] = score_test(accelerator, data, out / BEST, train_cfg.eval_batch_size)
     results = _results(state, stopper, baselines, accelerator, ds, train_seconds)
     results["stopped_at_max_steps"] = hit_step_limit
     if accelerator.is_main_process:
@@ -256,9 +265,18 @@ def _optimizer_and_scheduler(
     return optimizer, scheduler
 
 
-def _noise_floor(split: Any) -> float | None:
-    """For synthetic data the best possible MSE is the noise variance; unknown otherwise."""
-    params = dataset_params(split)
-    if params.get("source") == "synthetic":
-        return float(params["noise_std"]) ** 2
-    return None
+def score_test(accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int) -> float | None:
+    """The test split's MSE in data units, scored once with the best model exactly as saved.
+
+    The saved folder is loaded as a user would load it (fp32 weights, normalization.json) and
+    run on the main process, which wrote it: no ZeRO stage or second machine is involved.
+    """
+    if "test" not in data.windows:
+        return None
+    mse = None
+    if accelerator.is_main_process and (best / "model.safetensors").is_file():
+        test = data.windows["test"].with_format("numpy")[:]  # data units
+        predictions = report.predict(best, test[INPUTS], batch_size, accelerator.device)
+        mse = float(np.mean((predictions - test[TARGET].astype(np.float64)) ** 2))
+    accelerator.wait_for_everyone()
+    return mse

@@ -1,0 +1,165 @@
+"""`python -m lstm_trainer.data build|push`: the windows a run trains on, to a folder or the Hub.
+
+    python -m lstm_trainer.data build --output_dir data/sine               # the reference data
+    python -m lstm_trainer.data build --dataset prices.csv --data_column close --output_dir data/prices
+    python -m lstm_trainer.data push --repo_id you/sine [--private] [--revision v1]
+    accelerate launch train.py --dataset you/sine                          # trains on the same windows
+
+The data flags are train.py's own (`--dataset`, `--seq_length`, ...) and `--seed` is its
+seed, so the same flags give the same windows here and in a run. The Hub token comes from
+HF_TOKEN or a prior `hf auth login`, through huggingface_hub; it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lstm_trainer.cli import add_config_flags
+from lstm_trainer.config import DataConfig, TrainConfig
+from lstm_trainer.errors import UserError
+
+PROG = "python -m lstm_trainer.data"
+
+
+class DataParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message}; see `{PROG} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = DataParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,push}")
+    build = commands.add_parser(
+        "build", help="write the windowed DatasetDict to a folder (save_to_disk) and print a summary",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    build.add_argument("--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole.")
+    push = commands.add_parser(
+        "push", help="build the windows and push them to the Hub with a dataset card",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    push.add_argument("--repo_id", required=True, help="Hub dataset repository, user/name (created if missing).")
+    push.add_argument("--private", action="store_true", help="Create the repository private (an existing one keeps its visibility).")
+    push.add_argument("--revision", default=None, help="Branch to push to (created if missing; default: main).")
+    push.add_argument(
+        "--license", default=None,
+        help="License on the card (default: cc0-1.0 for the generated sine, 'unknown' for your data until you name it).",
+    )  # fmt: skip
+    seed_default = next(f.default for f in fields(TrainConfig) if f.name == "seed")
+    for command in (build, push):
+        add_config_flags(command.add_argument_group("data", DataConfig.__doc__), DataConfig)
+        command.add_argument("--seed", type=int, default=seed_default, help="Seed of the synthetic data (train.py's --seed).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        config = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
+        if args.command == "build":
+            build(config, args.seed, Path(args.output_dir))
+        else:
+            push(config, args.seed, args.repo_id, args.private, args.revision, args.license)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def build(config: DataConfig, seed: int, output_dir: Path) -> None:
+    from lstm_trainer.data.sources import load_windows
+    from lstm_trainer.files import replace_dir
+
+    _check_output_dir(output_dir)
+    windows = load_windows(config, seed)
+    with replace_dir(output_dir) as tmp:
+        windows.save_to_disk(str(tmp))
+    print(_summary(windows))
+    print(f"written to {output_dir} (datasets.load_from_disk); train on it with --dataset {output_dir}")
+
+
+def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: str | None, license: str | None) -> None:
+    from huggingface_hub import DatasetCard, constants, get_token, hf_hub_download
+
+    from lstm_trainer.data.card import card_body, card_metadata, default_license
+    from lstm_trainer.data.sources import load_windows
+    from lstm_trainer.data.windows import dataset_params
+
+    token = get_token()
+    if token is None:
+        raise UserError("push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`; nothing was pushed")
+    if constants.HF_HUB_OFFLINE:
+        raise UserError("push needs the Hub, but HF_HUB_OFFLINE is set; unset it to push; nothing was pushed")
+    windows = load_windows(config, seed)  # a bad source fails here, before anything is sent
+    params = dataset_params(windows["train"])
+    url = f"{constants.ENDPOINT}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
+    try:
+        windows.push_to_hub(repo_id, private=private, revision=revision, token=token,
+                            commit_message=f"Windows of {config.seq_length} steps from lstm-trainer")  # fmt: skip
+    except Exception as err:
+        raise UserError(f"could not push to {repo_id}: {_hub_reason(err)}; nothing was changed there") from None
+    try:
+        card = DatasetCard(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)).read_text())
+        for key, value in card_metadata(windows, params, license or default_license(params)).items():
+            card.data[key] = value
+        card.text = card_body(windows, params, repo_id, revision)
+        card.push_to_hub(repo_id, token=token, repo_type="dataset", revision=revision, commit_message="Dataset card")
+    except Exception as err:
+        raise UserError(
+            f"the windows were pushed to {url}, but not the dataset card ({_hub_reason(err)}); run push again to retry"
+        ) from None
+    print(_summary(windows))
+    revision_flag = f" --dataset_revision {revision}" if revision else ""
+    print(f"pushed to {url}; train on it with: accelerate launch train.py --dataset {repo_id}{revision_flag}")
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    """Replace only what build itself wrote: never a file, or a folder holding anything else."""
+    if output_dir.is_file():
+        raise UserError(f"--output_dir {output_dir} is a file; give a folder path")
+    ours = (output_dir / "dataset_dict.json").is_file()
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not ours:
+        raise UserError(
+            f"--output_dir {output_dir} exists and is not a dataset folder written by build; choose another "
+            "--output_dir (nothing was written)"
+        )
+
+
+def _summary(windows: Any) -> str:
+    from lstm_trainer.data.card import summary_table
+    from lstm_trainer.data.prepare import source_text
+    from lstm_trainer.data.windows import dataset_params, window_length
+
+    params = dataset_params(windows["train"])
+    head = f"{source_text(params)}: windows of {window_length(windows['train'])} steps -> the next value"
+    return f"{head}\n{summary_table(windows)}"
+
+
+def _hub_reason(err: Exception) -> str:
+    """A one-line reason for a failed Hub call that helps the user act (and never shows the token).
+
+    Anything that is neither an answer from the Hub nor a network failure is a bug: re-raised.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from lstm_trainer.data.sources import is_network_error
+
+    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        status = err.response.status_code
+        if status == 401:
+            return "the Hub refused the token (HTTP 401); check HF_TOKEN or run `hf auth login` again"
+        if status == 403:
+            return "the token may not write there (HTTP 403); use a token with write access to that namespace"
+        return f"the Hub answered HTTP {status}: {first_line}"
+    # The HTTP client (httpx, httpx2 or requests, depending on the huggingface_hub version) or the OS.
+    if is_network_error(err):
+        return f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}: {first_line})"
+    raise err

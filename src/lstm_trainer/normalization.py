@@ -1,0 +1,74 @@
+"""Z-score normalisation: fitted on the training split only, saved beside the model.
+
+The model sees `(x - mean) / std` and predicts in those units; `invert` turns a prediction
+back into the data's own units. `normalization.json` sits next to `model.safetensors`, so
+whoever loads the model (the trainer's test scoring, a predict command) applies the same
+transform. Light on purpose (no torch import): `apply`/`invert` work on floats, NumPy arrays
+and tensors alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+FILE = "normalization.json"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """model value = (value - mean) / std. `Normalization.identity()` leaves values as they are."""
+
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        assert math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0, (self.mean, self.std)
+
+    @classmethod
+    def identity(cls) -> Normalization:
+        return cls(0.0, 1.0)
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Normalization:
+        """Mean and (population) standard deviation of `values`, in float64."""
+        values = np.asarray(values, dtype=np.float64)
+        return cls(float(values.mean()), float(values.std()))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.mean == 0.0 and self.std == 1.0
+
+    def apply(self, x: T) -> T:
+        return (x - self.mean) / self.std  # type: ignore[operator,return-value]
+
+    def invert(self, x: T) -> T:
+        return x * self.std + self.mean  # type: ignore[operator,return-value]
+
+    def mse_in_data_units(self, mse: float) -> float:
+        """An MSE measured on normalised values, in the data's units (errors scale by std)."""
+        return mse * self.std**2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std}
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / FILE
+        record = {**self.to_dict(), "formula": "model value = (value - mean) / std; value = model value * std + mean"}
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Normalization | None:
+        """The normalisation saved in `folder`, or None where there is no normalization.json."""
+        path = Path(folder) / FILE
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return cls(float(record["mean"]), float(record["std"]))
