@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # Test this checkout's package even where another one is installed in editable mode.
 sys.path.insert(0, str(SRC))
+# The datasets cache of a test session (files read by the tests, and what train.py runs read)
+# lives and dies with the session, not in ~/.cache. Set before `datasets` is first imported.
+_DATASETS_CACHE = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_datasets_")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE.name
 
 # Small enough for seconds per run, big enough that the model beats persistence.
 TINY = [

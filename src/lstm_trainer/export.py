@@ -76,6 +76,8 @@ ZeRO-{zero_stage}. Input: the last {config["data"]["seq_length"]} values; output
 | best validation MSE | {number("best_val_mse")} |
 | persistence forecast (next = last value) | {number("persistence_val_mse")} |
 | noise floor | {number("noise_floor")} |
+| test MSE (held out, scored once) | {number("test_mse")} |
+| persistence on the test split | {number("persistence_test_mse")} |
 | quality (reference grade) | {results.get("quality")} |
 | epochs | {results.get("epochs_completed")} |
 
@@ -83,10 +85,15 @@ ZeRO-{zero_stage}. Input: the last {config["data"]["seq_length"]} values; output
 
 ```python
 from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.normalization import Normalization
 
 model = LSTMForecaster.from_pretrained("path/to/this/folder")  # safetensors, no DeepSpeed needed
-next_value = model(windows)  # windows: float32 tensor [batch, {config["data"]["seq_length"]}]
+norm = Normalization.load("path/to/this/folder")  # normalization.json: the train split's mean and std
+next_value = norm.invert(model(norm.apply(windows)))  # windows: float32 tensor [batch, {config["data"]["seq_length"]}], data units
 ```
+
+MSEs above are in the data's own units. `normalization.json` holds the z-score fitted on the
+training split (mean 0, std 1 where the data was not normalised).
 
 The weights are plain fp32 safetensors (`model.safetensors`) and `config.json` holds the shape,
 so any PyTorch code can rebuild the network.

@@ -1,0 +1,141 @@
+"""--dataset sources: files, folders, the chronological split, missing values, normalisation."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from datasets import Dataset, load_from_disk
+
+from lstm_trainer.config import DataConfig
+from lstm_trainer.data import INPUTS, TARGET, build_synthetic, dataset_params, load_windows, prepare_data
+from lstm_trainer.data.cli import main as data_main
+from lstm_trainer.normalization import Normalization
+
+SEQ = 8
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    """The same table as a CSV, Parquet, JSON Lines file or a save_to_disk folder."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(path))
+    return path
+
+
+def config(path: Path, **kwargs: object) -> DataConfig:
+    return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)  # type: ignore[arg-type]
+
+
+def arrays(windows) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+    return {split: (d.with_format("numpy")[:][INPUTS], d.with_format("numpy")[:][TARGET]) for split, d in windows.items()}
+
+
+def table(n: int = 200) -> pd.DataFrame:
+    t = np.arange(n)
+    return pd.DataFrame({
+        "date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        "price": 100 + 10 * np.sin(0.3 * t) + 0.01 * t,
+        "volume": (t % 7).astype(np.int64),
+    })  # fmt: skip
+
+
+def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Path) -> None:
+    frame = table()
+    got = {
+        suffix: load_windows(config(write(frame, tmp_path / f"series{suffix}"), data_column="price", time_column="date"), 0)
+        for suffix in (".csv", ".parquet", ".jsonl", "_folder")
+    }
+    expected = arrays(got[".csv"])
+    assert list(expected) == ["train", "validation", "test"]
+    for suffix, windows in got.items():
+        for split, (inputs, targets) in arrays(windows).items():
+            assert np.array_equal(inputs, expected[split][0]) and np.array_equal(targets, expected[split][1]), (suffix, split)
+    # The series is the column itself, in file order, cut 70 / 15 / 15 before windowing.
+    price = frame["price"].to_numpy(np.float32)
+    assert np.array_equal(expected["train"][0][0], price[:SEQ])
+    assert np.array_equal(expected["test"][1], price[170 + SEQ :])
+    assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30 - SEQ, 30 - SEQ]
+    params = dataset_params(got[".parquet"]["test"])
+    assert params["split_rows"]["test"] == {"first_row": 171, "last_row": 200, "values": 30,
+                                            "first_time": "2024-06-19", "last_time": "2024-07-18"}  # fmt: skip
+    # A folder written by `build` holds the windows themselves: read back unchanged.
+    assert data_main(["build", "--dataset", str(tmp_path / "series.csv"), "--data_column", "price",
+                      "--seq_length", str(SEQ), "--output_dir", str(tmp_path / "built")]) == 0  # fmt: skip
+    rebuilt = load_windows(config(tmp_path / "built"), 0)
+    assert all(np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1]) for s, a in arrays(rebuilt).items())
+    assert dataset_params(rebuilt["train"])["data_column"] == "price"
+
+
+def test_time_column_puts_rows_in_order_and_one_numeric_column_needs_no_flag(tmp_path: Path) -> None:
+    frame = table()[["date", "price"]]
+    ordered = load_windows(config(write(frame, tmp_path / "ordered.csv")), 0)  # 'price' is the only numeric column
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    from_shuffled = load_windows(config(write(shuffled, tmp_path / "shuffled.csv"), time_column="date"), 0)
+    for split, (inputs, targets) in arrays(from_shuffled).items():
+        assert np.array_equal(inputs, arrays(ordered)[split][0]) and np.array_equal(targets, arrays(ordered)[split][1])
+
+
+def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) -> None:
+    # Three regimes with different means: a leak, or statistics over the whole series, would show.
+    rng = np.random.default_rng(0)
+    level = np.concatenate([np.full(140, 0.0), np.full(30, 50.0), np.full(30, 100.0)])
+    values = level + rng.normal(0, 1, 200)
+    data = prepare_data(config(write(pd.DataFrame({"y": values}), tmp_path / "regimes.parquet")), 0)
+    raw = arrays(data.windows)
+    # Each split's windows use only its own part of the series: inputs and targets stay in regime.
+    for split, centre in (("train", 0.0), ("validation", 50.0), ("test", 100.0)):
+        inputs, targets = raw[split]
+        assert np.abs(inputs - centre).max() < 6 and np.abs(targets - centre).max() < 6, split
+    # The z-score is the train part's: its mean and std, not the series'.
+    norm = data.normalization
+    assert norm.mean == pytest.approx(values[:140].mean()) and norm.std == pytest.approx(values[:140].std())
+    assert abs(norm.mean - values.mean()) > 20 and norm.std < 2 < values.std()
+    model = arrays(data.model_inputs)
+    assert model["train"][1].mean() == pytest.approx(norm.apply(values[SEQ:140]).mean(), abs=1e-5)
+    assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
+    # Baselines stay in data units: a jump-free naive forecast scores the noise, about 2 * 1^2.
+    assert data.persistence_mse("test") == pytest.approx(2.0, rel=0.6)
+    assert data.noise_floor is None
+
+
+def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
+    small = DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100)
+    data = prepare_data(small, 3)
+    assert data.normalization == Normalization.identity()
+    assert data.model_inputs is data.windows  # bit for bit what the reference trains on
+    reference = build_synthetic(small, 3)
+    for split in ("train", "validation"):
+        assert data.windows[split].with_format("numpy")[:][INPUTS].tobytes() == reference[split].with_format("numpy")[:][INPUTS].tobytes()
+    assert "test" not in data.windows and data.persistence_mse("test") is None
+    assert data.noise_floor == pytest.approx(0.01)
+    zscored = prepare_data(DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3)
+    assert zscored.normalization.std == pytest.approx(float(np.std(build_synthetic(small, 3)["train"]["target"])), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("ffill", [1.0, 2.0, 2.0, 2.0, 5.0]), ("interpolate", [1.0, 2.0, 3.0, 4.0, 5.0]), ("drop", [1.0, 2.0, 5.0])],
+)
+def test_fill_missing_policies(tmp_path: Path, policy: str, expected: list[float]) -> None:
+    frame = pd.DataFrame({"y": [1.0, 2.0, np.nan, np.inf, 5.0] * 40})
+    windows = load_windows(DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0)
+    first = windows["train"].with_format("numpy")[:]
+    series = np.concatenate([first[INPUTS][0], first[TARGET]])
+    assert series[:len(expected)].tolist() == expected
+    params = dataset_params(windows["train"])
+    assert (params["filled_values"], params["dropped_rows"]) == ((0, 80) if policy == "drop" else (80, 0))
+
+
+def test_windows_from_a_folder_are_not_rewritten(tmp_path: Path) -> None:
+    build_synthetic(DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100), 0).save_to_disk(str(tmp_path / "sine"))
+    before = sorted(p.name for p in (tmp_path / "sine").rglob("*"))
+    data = prepare_data(DataConfig(dataset=str(tmp_path / "sine"), seq_length=10, normalization="zscore"), 0)
+    assert data.params["source"] == "synthetic" and not data.normalization.is_identity
+    assert sorted(p.name for p in (tmp_path / "sine").rglob("*")) == before  # no cache files written into it
+    assert load_from_disk(str(tmp_path / "sine"))["train"].num_rows == 300
