@@ -145,7 +145,8 @@ def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Pa
     out = tmp_path / "export"
     done = run_train([*TINY, "--output_dir", str(out), "--mixed_precision", "bf16", "--num_train_epochs", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in (out / "model").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    exported = sorted(p.name for p in (out / "model").iterdir())
+    assert exported == ["README.md", "config.json", "model.safetensors", "normalization.json"]
     assert "best validation MSE" in (out / "model" / "README.md").read_text()
     script = f"""
 import json, sys

@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_config_flags(group: argparse._ActionsContainer, cls: type) -> None:
-    """One `--flag` per dataclass field, with its type, default, choices and help text."""
+def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One `--flag` per dataclass field (but those in `skip`), with its type, default, choices and help."""
     for f in fields(cls):
+        if f.name in skip:
+            continue
         kind = TYPES[str(f.type).replace(" | None", "")]
         default = f.default if f.default is not MISSING else None
         group.add_argument(

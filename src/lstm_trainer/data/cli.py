@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     seed_default = next(f.default for f in fields(TrainConfig) if f.name == "seed")
     for command in (build, push):
-        add_config_flags(command.add_argument_group("data", DataConfig.__doc__), DataConfig)
+        # Normalisation is the trainer's business: windows are built and pushed in data units.
+        add_config_flags(command.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization",))
         command.add_argument("--seed", type=int, default=seed_default, help="Seed of the synthetic data (train.py's --seed).")
     return parser
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        config = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
+        config = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)})
         if args.command == "build":
             build(config, args.seed, Path(args.output_dir))
         else:

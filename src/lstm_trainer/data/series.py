@@ -39,9 +39,6 @@ class Splits:
 
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def lengths(self) -> dict[str, int]:
-        return {name: stop - start for name, (start, stop) in self.bounds.items()}
-
 
 def extract_series(
     table: Dataset, name: str, data_column: str | None, time_column: str | None, fill_missing: str | None
