@@ -41,16 +41,16 @@ class DataConfig:
         "Column to put the rows in time order by (numbers or ISO 8601 times); without it the row order is used.",
         default=None,
     )
-    dataset_revision: str | None = _help("Branch, tag or commit of a Hub --dataset (default: main).", default=None)
+    dataset_revision: str | None = _help("Branch, tag or commit of a Hub --dataset; None means main.", default=None)
     val_fraction: float = _help(
-        "Share of a file's series, after the training part, held out for validation.", default=0.15
+        "Share of your series, after the training part, held out for validation.", default=0.15
     )
     test_fraction: float = _help(
-        "Share at the end of a file's series held out for the final test (0: no test split).", default=0.15
+        "Share at the end of your series held out for the final test (0: no test split).", default=0.15
     )
     fill_missing: str | None = _help(
         "Repair empty, NaN or inf values: ffill (last value before), interpolate (linear), drop (the rows). "
-        "Default: stop with an error that says where they are.",
+        "None: stop with an error that says where they are.",
         default=None,
     )
     normalization: str = _help(

@@ -87,7 +87,7 @@ def card_body(windows: DatasetDict, params: dict[str, Any], repo_id: str, revisi
     span_lines = "\n".join(
         f"- {split}: rows {s['first_row']}..{s['last_row']}"
         + (f" ({s['first_time']} .. {s['last_time']})" if "first_time" in s else "")
-        for split, s in spans.items()
+        for split, s in ((name, spans[name]) for name in windows if name in spans)  # time order, not JSON's
     )
     return f"""
 # {pretty_name(params)}
