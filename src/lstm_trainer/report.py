@@ -195,6 +195,6 @@ def _test_lines(results: dict[str, Any]) -> list[str]:
     return [
         "",
         "Test Summary (held out, scored once with the best model):",
-        f"  - Test MSE: {results['test_mse']:.6f}",
-        f"  - Persistence baseline (next = last value): {results['persistence_test_mse']:.6f}",
+        f"  - Test MSE: {_number(results['test_mse'])}",
+        f"  - Persistence baseline (next = last value): {_number(results['persistence_test_mse'])}",
     ]
