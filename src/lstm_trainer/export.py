@@ -32,7 +32,9 @@ def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[st
     return state
 
 
-def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path, normalization: Normalization) -> None:
+def save_model(
+    accelerator: Accelerator, model: torch.nn.Module, path: Path, normalization: Normalization, seq_length: int
+) -> None:
     """Write fp32 safetensors, config.json and normalization.json to `path`, replacing it whole.
 
     Every process takes part in gathering the weights; the main one writes.
@@ -41,6 +43,7 @@ def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path, nor
     if accelerator.is_main_process:
         export = LSTMForecaster(accelerator.unwrap_model(model).config)
         export.load_state_dict(state)
+        export.seq_length = seq_length
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)
             normalization.save(tmp)  # the model predicts normalised values: useless without it

@@ -26,6 +26,7 @@ class LSTMForecaster(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.seq_length: int | None = None  # the window it was trained on, where known
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
             input_size=config.input_size,
@@ -60,14 +61,18 @@ class LSTMForecaster(nn.Module):
         return self.head(out[:, -1]).squeeze(-1)  # [B]
 
     def save_pretrained(self, path: str | Path) -> None:
-        """Write fp32 weights (safetensors, no pickle) and config.json to `path`."""
+        """Write fp32 weights (safetensors, no pickle) and config.json to `path`.
+
+        config.json holds the shape and, where known, the window length it was trained on.
+        """
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         save_file(state, path / WEIGHTS_FILE)
-        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        record = {**asdict(self.config), **({"seq_length": self.seq_length} if self.seq_length else {})}
+        (path / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> LSTMForecaster:
@@ -84,10 +89,13 @@ class LSTMForecaster(nn.Module):
             if not file.is_file():
                 raise UserError(f"model file {file} is missing; point at a folder written by train.py (output_dir/model)")
         try:
-            config = ModelConfig(**json.loads(config_file.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:
+            record = json.loads(config_file.read_text())
+            seq_length = record.pop("seq_length", None)
+            config = ModelConfig(**record)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
         model = cls(config)
+        model.seq_length = seq_length
         try:
             model.load_state_dict(load_file(weights_file))
         except (SafetensorError, OSError) as err:

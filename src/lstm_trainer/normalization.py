@@ -70,5 +70,10 @@ class Normalization:
         path = Path(folder) / FILE
         if not path.is_file():
             return None
-        record = json.loads(path.read_text())
-        return cls(float(record["mean"]), float(record["std"]))
+        try:
+            record = json.loads(path.read_text())
+            return cls(float(record["mean"]), float(record["std"]))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
+            from lstm_trainer.errors import UserError
+
+            raise UserError(f"model file {path} is corrupted (needs finite \"mean\" and positive \"std\")") from None

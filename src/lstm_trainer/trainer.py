@@ -161,7 +161,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         state.val_mses.append(val_mse)
         improved = stopper.update(val_mse)
         if improved:
-            save_model(accelerator, model, out / BEST, norm)
+            save_model(accelerator, model, out / BEST, norm, config.data.seq_length)
             best_checkpoint = checkpoint.checkpoint_name(state.global_step)
         reporter.epoch(
             state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved, min(state.train_losses),

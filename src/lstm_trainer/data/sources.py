@@ -48,18 +48,26 @@ def load_windows(config: DataConfig, seed: int) -> DatasetDict:
     if path.is_dir():
         return _to_windows(_load_folder(path, name), config, {"source": "folder", "folder": path.name})
     if path.is_file():
-        fmt = FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            raise UserError(
-                f"{name}: unknown format {path.suffix or '(no suffix)'!r}; give a .csv, .parquet or .jsonl file, "
-                "a folder written by save_to_disk, or a Hub dataset id"
-            )
-        source = {"source": "file", "file": path.name, "format": fmt}
-        return _to_windows(_load_file(path, fmt, name), config, source)
+        table, fmt = read_table(name)
+        return _to_windows(table, config, {"source": "file", "file": path.name, "format": fmt})
     if _looks_like_path(name):
         raise UserError(f"{name}: no such file or folder; check the path given to --dataset")
     loaded, params = _load_hub(name, config.dataset_revision)
     return _to_windows(loaded, config, {"source": "hub", "repo_id": name, "revision": config.dataset_revision}, params)
+
+
+def read_table(name: str) -> tuple[Dataset, str]:
+    """A CSV, Parquet or JSON Lines file as a one-row-per-time-step table, and its format."""
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise UserError(f"{name}: no such file; check the path")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{name}: unknown format {path.suffix or '(no suffix)'!r}; give a .csv, .parquet or .jsonl file, "
+            "a folder written by save_to_disk, or a Hub dataset id"
+        )
+    return _load_file(path, fmt, name), fmt
 
 
 def _looks_like_path(name: str) -> bool:

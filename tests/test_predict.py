@@ -1,0 +1,97 @@
+"""The predict command on a real trained model and real files."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TINY, child_env, run_train
+from lstm_trainer.data import build_synthetic
+from lstm_trainer.config import DataConfig
+from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.normalization import Normalization
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("predict") / "run"
+    done = run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "2", "--seq_length", "20"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "model"
+
+
+def predict(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lstm_trainer.predict", *args], cwd=ROOT, env=child_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def write_series(path: Path, values: np.ndarray) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["t", "y", "other"])
+        writer.writerows((i, repr(float(v)), 7) for i, v in enumerate(values))
+    return path
+
+
+def test_forecast_one_and_many_steps(trained: Path, tmp_path: Path) -> None:
+    series = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
+    values = np.asarray(series["validation"].with_format("numpy")[:]["target"][:200], dtype=np.float64)
+    source = write_series(tmp_path / "series.csv", values)
+    out, plot = tmp_path / "one.csv", tmp_path / "f.png"
+    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--output", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1 and rows[0]["step"] == "1"
+    # The same number straight from the model, as the trainer's data path would feed it.
+    model = LSTMForecaster.from_pretrained(trained)
+    norm = Normalization.load(trained) or Normalization.identity()
+    assert model.seq_length == 20
+    with torch.no_grad():
+        x = torch.tensor(norm.apply(values[-20:]), dtype=torch.float32)[None]
+        expected = norm.invert(float(model(x)[0]))
+    assert float(rows[0]["forecast"]) == pytest.approx(expected, abs=1e-6)
+
+    many = tmp_path / "many.csv"
+    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--horizon", "24",
+                   "--output", str(many), "--plot", str(plot))
+    assert done.returncode == 0, done.stderr[-2000:]
+    forecast = [float(r["forecast"]) for r in csv.DictReader(many.open())]
+    assert len(forecast) == 24 and forecast[0] == pytest.approx(float(rows[0]["forecast"]), abs=1e-9)
+    assert all(abs(v) < 3 for v in forecast)  # stays on the scale of the signal (|x| <= 1.8 + noise)
+    from PIL import Image
+
+    assert Image.open(plot).size == (800, 450)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "missing.csv"], "missing.csv: no such file"),
+        (["--data_column", "nope"], "'nope'"),
+        (["--horizon", "0"], "--horizon must be >= 1"),
+        (["--model", "nowhere"], "model file nowhere/config.json is missing"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(trained: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    source = write_series(tmp_path / "s.csv", np.sin(np.arange(100) / 5))
+    base = {"--model": str(trained), "--input": str(source), "--data_column": "y", "--output": str(tmp_path / "o.csv")}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    done = predict(*[part for pair in base.items() for part in pair])
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_too_short_a_series_says_how_long(trained: Path, tmp_path: Path) -> None:
+    source = write_series(tmp_path / "short.csv", np.arange(5.0))
+    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y")
+    assert done.returncode == 2 and "needs the last 20" in done.stderr
