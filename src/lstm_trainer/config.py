@@ -115,9 +115,10 @@ class TrainConfig:
     """How to train. Optimizer and batch values left at None come from --ds_config."""
 
     output_dir: str = _help("Where results, the best model and logs are written.", default="outputs")
-    ds_config: str = _help(
-        "DeepSpeed JSON (ZeRO stage, optimizer, scheduler, clipping, batch sizes).",
-        default="accelerate_configs/ds_zero2.json",
+    ds_config: str | None = _help(
+        "DeepSpeed JSON (ZeRO stage, optimizer, scheduler, clipping, batch sizes). Default: the accelerate "
+        "config's deepspeed_config_file if it names one, else accelerate_configs/ds_zero2.json.",
+        default=None,
     )
     num_train_epochs: int = _help("Maximum epochs (reference: 50).", default=50)
     early_stopping_patience: int = _help(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator, DeepSpeedPlugin
@@ -16,7 +17,8 @@ from accelerate.utils import InitProcessGroupKwargs
 from lstm_trainer import tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve
+from lstm_trainer.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, resolve
+from lstm_trainer.launcher import take_launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 T = TypeVar("T")
@@ -71,13 +73,27 @@ def relaunch_for_cpu_processes() -> None:
 def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]:
     """Resolve the DeepSpeed config for this launch, then build the Accelerator from it.
 
-    Every user error (bad JSON, batch arithmetic, fp16 without CUDA) is raised here,
-    before a process group or any file exists.
+    What `accelerate launch` asked for (an accelerate config with DeepSpeed, or launch flags)
+    is merged into the JSON by ds_config.resolve. Every user error (bad JSON, a conflict
+    between the two, batch arithmetic, fp16 without CUDA) is raised here, before a process
+    group or any file exists.
     """
     ensure_rendezvous_env()
     cuda = torch.cuda.is_available()
     world_size = int(os.environ["WORLD_SIZE"])
-    resolved = resolve(config.train, load_ds_config(config.train.ds_config), world_size, cuda)
+    launch = take_launch_request()
+    if launch.use_cpu is not None and cuda:
+        # Accelerate would drop DeepSpeed for use_cpu, and DeepSpeed would still take the GPU.
+        raise UserError(
+            f"{launch.use_cpu.origin} asks for the CPU, but a CUDA GPU is visible; to train on the CPU hide it "
+            "(CUDA_VISIBLE_DEVICES= accelerate launch ...), else set use_cpu: false"
+        )
+    ds_json = choose_ds_config(config.train.ds_config, launch)
+    resolved = resolve(config.train, ds_json, world_size, cuda, launch)
+    check_with_deepspeed(resolved)
+    # DeepSpeed 0.19's ZeRO-3 and offload paths call torch collectives that torch 2.13
+    # deprecates; only a DeepSpeed upgrade can act on that, and it prints at every step.
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
     plugin = DeepSpeedPlugin(hf_ds_config=resolved.config)
     # Without CUDA, Accelerate leaves the backend unset and DeepSpeed then believes it
     # runs alone (its batch check fails with 2+ processes); gloo is the CPU backend.
@@ -109,3 +125,20 @@ def main_process_first_or_raise(accelerator: Accelerator, work: Callable[[], T])
     if error is not None:
         raise error
     return result
+
+
+def engine_settings(engine: Any) -> dict[str, Any]:
+    """What DeepSpeed's engine actually runs with, read back from it rather than from our config."""
+
+    def device(offload: Any) -> str:
+        # DeepSpeed stores the device as an enum or, depending on its validation, a plain str.
+        return str(getattr(offload.device, "value", offload.device)) if offload is not None else "none"
+
+    return {
+        "zero_stage": int(engine.zero_optimization_stage()),
+        "offload_optimizer_device": device(engine.zero_offload_optimizer()),
+        "offload_param_device": device(engine.zero_offload_param()),
+        "gradient_clipping": float(engine.gradient_clipping()),
+        # The optimizer that does the update, under ZeRO's partitioning wrapper.
+        "optimizer": type(engine.basic_optimizer).__name__,
+    }

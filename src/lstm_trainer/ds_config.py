@@ -1,9 +1,20 @@
 """Read the DeepSpeed JSON and resolve it into the exact values a run uses.
 
-The JSON is the source of truth for optimizer, scheduler, clipping, ZeRO and batch sizes;
-a CLI flag may override a value, and every override is reported. Nothing is left "auto"
-for DeepSpeed to guess: our model is a plain nn.Module without a `config`, and the
-accumulation count depends on the process count, which only the trainer knows.
+The JSON is the source of truth for optimizer, scheduler, clipping, ZeRO and batch sizes.
+Three other sources may change a value, and every change is reported:
+
+1. train.py flags (--learning_rate, --mixed_precision, ...) win over everything.
+2. The accelerate config (`accelerate config` or `accelerate launch --config_file`) may set
+   the ZeRO stage, offload, clipping, accumulation, precision and the JSON itself. Where the
+   user also named a JSON (--ds_config or its deepspeed_config_file) and both give a value
+   for the same key, they must agree or the run stops; "auto" (or no key) in the JSON
+   leaves the value to the accelerate config.
+3. With no JSON named, the project's default (ds_zero2.json) supplies what the accelerate
+   config does not, and the accelerate config's answers replace its values.
+
+The global batch is kept whatever the source: with accumulation from the accelerate
+config, the micro batch follows from it. Nothing is left "auto" for DeepSpeed to guess:
+the accumulation count depends on the process count, which only the trainer knows.
 """
 
 from __future__ import annotations
@@ -16,10 +27,13 @@ from typing import Any
 
 from lstm_trainer.config import TrainConfig, gradient_accumulation_steps
 from lstm_trainer.errors import UserError
+from lstm_trainer.launcher import LaunchRequest, Requested
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
 # The reference's global and micro batch, used when the JSON leaves them to us.
 DEFAULT_TOTAL_BATCH, DEFAULT_MICRO_BATCH = 128, 32
+_ABSENT = object()
 
 
 @dataclass
@@ -32,32 +46,77 @@ class ResolvedDeepSpeed:
     gradient_accumulation_steps: int
     mixed_precision: str  # "no", "fp16" or "bf16"
     changes: list[str] = field(default_factory=list)  # one line per value not taken from the JSON
+    source: str = DEFAULT_DS_CONFIG  # which JSON, and who chose it
 
 
-def find_ds_config(path: str) -> Path:
+@dataclass(frozen=True)
+class DsJson:
+    """The DeepSpeed JSON a run starts from, and who named it (None: the project's default)."""
+
+    config: dict[str, Any]
+    path: str
+    chosen_by: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} ({self.chosen_by or 'the default --ds_config'})"
+
+
+def find_ds_config(path: str, flag: str = "--ds_config") -> Path:
     """The JSON at `path`, looked up from the working directory, then from the repository."""
     candidates = [Path(path)] if Path(path).is_absolute() else [Path(path), REPO_ROOT / path]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise UserError(f"--ds_config {path}: no such file; give the path to a DeepSpeed JSON such as accelerate_configs/ds_zero2.json")
+    raise UserError(f"{flag} {path}: no such file; give the path to a DeepSpeed JSON such as {DEFAULT_DS_CONFIG}")
 
 
-def load_ds_config(path: str) -> dict[str, Any]:
-    file = find_ds_config(path)
+def load_ds_config(path: str, flag: str = "--ds_config") -> dict[str, Any]:
+    file = find_ds_config(path, flag)
     try:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"--ds_config {file}: not valid JSON ({err}); fix the file or point --ds_config at another") from None
+        raise UserError(f"{flag} {file}: not valid JSON ({err}); fix the file or point {flag} at another") from None
     if not isinstance(config, dict) or not isinstance(config.get("zero_optimization"), dict):
-        raise UserError(f"--ds_config {file}: needs a JSON object with a \"zero_optimization\" section (see accelerate_configs/ds_zero2.json)")
+        raise UserError(f"{flag} {file}: needs a JSON object with a \"zero_optimization\" section (see {DEFAULT_DS_CONFIG})")
     return config
 
 
-def resolve(train: TrainConfig, raw: dict[str, Any], world_size: int, cuda: bool) -> ResolvedDeepSpeed:
-    """Fill in batch sizes, accumulation, precision and CLI overrides for this launch."""
-    config = copy.deepcopy(raw)
+def choose_ds_config(flag: str | None, launch: LaunchRequest) -> DsJson:
+    """--ds_config, else the accelerate config's deepspeed_config_file, else the project's default.
+
+    Both named and different is a conflict: neither is obviously the one the user meant.
+    """
+    named = launch.ds_config_file
+    if flag is not None and named is not None:
+        if find_ds_config(flag).resolve() != find_ds_config(named.value, named.origin).resolve():
+            raise UserError(
+                f"two DeepSpeed JSONs: {flag} (--ds_config) and {named.value} ({named.origin}); drop --ds_config to "
+                f"use the accelerate config's, or launch with `accelerate launch --deepspeed_config_file {flag} ...`"
+            )
+    if flag is not None:
+        return DsJson(load_ds_config(flag), flag, "--ds_config")
+    if named is not None:
+        return DsJson(load_ds_config(named.value, named.origin), named.value, named.origin)
+    return DsJson(load_ds_config(DEFAULT_DS_CONFIG), DEFAULT_DS_CONFIG)
+
+
+def resolve(
+    train: TrainConfig,
+    raw: dict[str, Any] | DsJson,
+    world_size: int,
+    cuda: bool,
+    launch: LaunchRequest | None = None,
+) -> ResolvedDeepSpeed:
+    """Fill in batch sizes, accumulation, precision, the launcher's values and CLI overrides."""
+    source = raw if isinstance(raw, DsJson) else DsJson(raw, DEFAULT_DS_CONFIG)
+    launch = launch or LaunchRequest()
+    config = copy.deepcopy(source.config)
     changes: list[str] = []
+    conflicts: list[str] = []
+    # Where the user named the JSON, a launcher value that contradicts it is a conflict;
+    # the project's default JSON gives way.
+    strict = source.chosen_by is not None
 
     def put(section: dict[str, Any], key: str, value: Any, where: str, why: str) -> None:
         old = section.get(key, "unset")
@@ -65,22 +124,10 @@ def resolve(train: TrainConfig, raw: dict[str, Any], world_size: int, cuda: bool
             changes.append(f"{where}: {old} (ds_config) -> {value} ({why})")
         section[key] = value
 
-    micro = _int_or(config.get("train_micro_batch_size_per_gpu"), DEFAULT_MICRO_BATCH)
-    total = _int_or(config.get("train_batch_size"), DEFAULT_TOTAL_BATCH)
-    if train.per_device_train_batch_size is not None:
-        micro = train.per_device_train_batch_size
-    if train.total_batch_size is not None:
-        total = train.total_batch_size
-    accumulation = gradient_accumulation_steps(total, micro, world_size)
-    put(config, "train_micro_batch_size_per_gpu", micro, "train_micro_batch_size_per_gpu", "--per_device_train_batch_size")
+    micro, total, accumulation, why_micro, why_accumulation = _batch_sizes(train, config, world_size, launch.accumulation, source, conflicts)
+    put(config, "train_micro_batch_size_per_gpu", micro, "train_micro_batch_size_per_gpu", why_micro)
     put(config, "train_batch_size", total, "train_batch_size", "--total_batch_size")
-    put(
-        config,
-        "gradient_accumulation_steps",
-        accumulation,
-        "gradient_accumulation_steps",
-        f"derived: {total} / ({micro} x {world_size} processes)",
-    )
+    put(config, "gradient_accumulation_steps", accumulation, "gradient_accumulation_steps", why_accumulation)
 
     optimizer = config.get("optimizer", {}).get("params")
     scheduler = config.get("scheduler", {}).get("params")
@@ -99,34 +146,172 @@ def resolve(train: TrainConfig, raw: dict[str, Any], world_size: int, cuda: bool
             raise UserError("--num_warmup_steps needs a \"scheduler\" section in --ds_config")
         put(scheduler, "warmup_num_steps", train.num_warmup_steps, "scheduler.params.warmup_num_steps", "--num_warmup_steps")
 
-    precision = _resolve_precision(train.mixed_precision, config, cuda)
+    for requested in launch.values:
+        current = _get(config, requested.key)
+        if current is _ABSENT and _same(requested.value, requested.absent_means):
+            continue  # the launcher asks for what DeepSpeed does anyway
+        if current is _ABSENT or current == "auto" or not strict or _same(current, requested.value):
+            section, key = _node(config, requested.key)
+            put(section, key, requested.value, requested.key, requested.origin)
+        else:
+            conflicts.append(f"{requested.key} is {requested.value!r} from {requested.origin} but {current!r} in {source.label}")
+
+    precision, why_precision = _resolve_precision(train.mixed_precision, config, cuda, launch.mixed_precision, source, conflicts)
+    overridden = launch.mixed_precision
+    if train.mixed_precision != "auto" and overridden is not None and overridden.value != precision:
+        changes.append(f"mixed precision: {overridden.value} ({overridden.origin}) -> {precision} (--mixed_precision)")
+    if conflicts:
+        raise UserError(
+            "the accelerate config and the DeepSpeed JSON disagree: "
+            + "; ".join(conflicts)
+            + f". Make them agree: drop the value from {launch.where} (rerun `accelerate config`, or edit the file "
+            "given to --config_file) or the launch flag to keep the JSON's, or set it to \"auto\" in the JSON to "
+            "take the accelerate config's"
+        )
     for name in ("fp16", "bf16"):
         section = config.setdefault(name, {})
-        put(section, "enabled", precision == name, f"{name}.enabled", f"--mixed_precision {train.mixed_precision}")
+        put(section, "enabled", precision == name, f"{name}.enabled", why_precision)
 
     if not cuda and optimizer is not None and config["optimizer"].get("type", "").lower() in ("adam", "adamw"):
-        # DeepSpeed's FusedAdam would JIT-compile a C++ kernel on CPU; torch's own AdamW
-        # does the same update ("Adam" means decoupled weight decay in DeepSpeed) at no cost.
+        # DeepSpeed's FusedAdam (or, with offload, its CPUAdam) would JIT-compile a C++ kernel
+        # first (minutes on 2 cores); torch's own AdamW does the same update ("Adam" means
+        # decoupled weight decay in DeepSpeed) at no cost. "torch_adam": false in the JSON opts out.
         if "torch_adam" not in optimizer:
             put(optimizer, "torch_adam", True, "optimizer.params.torch_adam", "no CUDA")
     # DeepSpeed's own step printing duplicates ours; Accelerate silences it the same way.
     config["steps_per_print"] = 10**9
-    return ResolvedDeepSpeed(config, micro, total, accumulation, precision, changes)
+    return ResolvedDeepSpeed(config, micro, total, accumulation, precision, changes, source.label)
 
 
-def _resolve_precision(requested: str, config: dict[str, Any], cuda: bool) -> str:
-    if requested == "auto":
-        in_json = [name for name in ("fp16", "bf16") if config.get(name, {}).get("enabled") is True]
-        requested = in_json[0] if in_json else ("fp16" if cuda else "no")
-    if requested == "fp16" and not cuda:
+def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:
+    """Let DeepSpeed's own config class judge the result now: one line here, not a traceback in prepare().
+
+    Before the process group exists DeepSpeed assumes one process, so the global batch (which
+    counts every process and is checked above) is left for it to derive.
+    """
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    config = copy.deepcopy(resolved.config)
+    config.pop("train_batch_size", None)
+    try:
+        DeepSpeedConfig(config)
+    except (ValueError, AssertionError, TypeError, KeyError) as err:
+        detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip() and "errors.pydantic.dev" not in line)
+        raise UserError(f"DeepSpeed rejects the config from {resolved.source}: {detail}; fix that file") from None
+
+
+def _batch_sizes(
+    train: TrainConfig,
+    config: dict[str, Any],
+    world_size: int,
+    requested: Requested | None,
+    source: DsJson,
+    conflicts: list[str],
+) -> tuple[int, int, int, str, str]:
+    """Micro batch, global batch, accumulation, and why the micro batch and accumulation are what they are.
+
+    The global batch is fixed (flag, JSON, or 128). Accumulation is derived from it unless
+    the launcher asks for a count; then the micro batch is derived instead.
+    """
+    micro_in_json = _int_or(config.get("train_micro_batch_size_per_gpu"), None)
+    micro = micro_in_json or DEFAULT_MICRO_BATCH
+    total = _int_or(config.get("train_batch_size"), None) or DEFAULT_TOTAL_BATCH
+    if train.total_batch_size is not None:
+        total = train.total_batch_size
+    if train.per_device_train_batch_size is not None:
+        micro = train.per_device_train_batch_size
+    if requested is None:
+        accumulation = gradient_accumulation_steps(total, micro, world_size)
+        return micro, total, accumulation, "--per_device_train_batch_size", f"derived: {total} / ({micro} x {world_size} processes)"
+
+    accumulation = requested.value
+    in_json = config.get("gradient_accumulation_steps")
+    if source.chosen_by is not None and isinstance(in_json, int) and in_json != accumulation:
+        conflicts.append(f"gradient_accumulation_steps is {accumulation} from {requested.origin} but {in_json} in {source.label}")
+    per_step = accumulation * world_size
+    if total % per_step != 0:
         raise UserError(
-            "fp16 needs a CUDA GPU and none is visible (DeepSpeed has no fp16 on CPU); "
+            f"global batch {total} is not gradient_accumulation_steps {accumulation} ({requested.origin}) x "
+            f"processes {world_size} x a whole micro batch; change gradient_accumulation_steps there, "
+            f"--total_batch_size or --num_processes"
+        )
+    needed = total // per_step
+    why_micro = f"global batch {total} / (accumulation {accumulation} from {requested.origin} x {world_size} processes)"
+    if needed != micro:
+        if train.per_device_train_batch_size is not None:
+            raise UserError(
+                f"--per_device_train_batch_size {micro} x gradient_accumulation_steps {accumulation} ({requested.origin}) x "
+                f"processes {world_size} is {micro * per_step}, not the global batch {total}; drop one of the two "
+                f"or pass --total_batch_size {micro * per_step}"
+            )
+        if source.chosen_by is not None and micro_in_json is not None:
+            conflicts.append(
+                f"gradient_accumulation_steps is {accumulation} from {requested.origin} but {source.label} sets micro "
+                f"batch {micro} and global batch {total}, which take {total / (micro * world_size):g} on "
+                f"{world_size} processes (\"auto\" as its train_micro_batch_size_per_gpu lets the micro batch follow)"
+            )
+    return needed, total, accumulation, why_micro, requested.origin
+
+
+def _resolve_precision(
+    flag: str, config: dict[str, Any], cuda: bool, requested: Requested | None, source: DsJson, conflicts: list[str]
+) -> tuple[str, str]:
+    """The precision and where it came from: flag, accelerate config, JSON, then fp16 on CUDA."""
+    in_json = _json_precision(config)
+    if flag != "auto":
+        precision, why = flag, f"--mixed_precision {flag}"
+    elif requested is not None:
+        precision, why = requested.value, requested.origin
+        if source.chosen_by is not None and in_json is not None and in_json != precision:
+            conflicts.append(f"mixed precision is {precision} from {requested.origin} but {in_json} in {source.label}")
+    elif in_json is not None:
+        precision, why = in_json, "ds_config"
+    else:
+        precision, why = ("fp16" if cuda else "no"), "--mixed_precision auto"
+    if precision == "fp16" and not cuda:
+        raise UserError(
+            f"fp16 needs a CUDA GPU and none is visible (DeepSpeed has no fp16 on CPU); fp16 came from {why}; "
             "use --mixed_precision no (or bf16) on this machine"
         )
-    return requested
+    return precision, why
 
 
-def _int_or(value: Any, default: int) -> int:
+def _json_precision(config: dict[str, Any]) -> str | None:
+    """What the JSON's fp16/bf16 sections ask for; None where they leave it open ("auto" or absent)."""
+    enabled = {name: config.get(name, {}).get("enabled", _ABSENT) for name in ("fp16", "bf16")}
+    for name, value in enabled.items():
+        if value is True:
+            return name
+    if "auto" in enabled.values() or all(value is _ABSENT for value in enabled.values()):
+        return None
+    return "no"
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _node(config: dict[str, Any], dotted: str) -> tuple[dict[str, Any], str]:
+    """The dict holding `dotted`'s last key, created on the way if missing."""
+    *parents, key = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    return node, key
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower()
+    return bool(a == b)
+
+
+def _int_or(value: Any, default: int | None) -> int | None:
     if value is None or value == "auto":
         return default
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -29,14 +29,20 @@ def _print(accelerator: Accelerator, text: str) -> None:
 
 
 def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path) -> None:
-    zero = ds.config["zero_optimization"].get("stage")
+    zero_section = ds.config["zero_optimization"]
+    zero = f"ZeRO-{zero_section.get('stage')}"
+    for part in ("optimizer", "param"):
+        device = zero_section.get(f"offload_{part}", {}).get("device", "none")
+        if device != "none":
+            zero += f", {part} offload to {device}"
     optimizer = ds.config.get("optimizer", {})
     scheduler = ds.config.get("scheduler", {})
     lines = [
         f"lstm-trainer: {config.model.cell.upper()} hidden {config.model.hidden_size} x {config.model.num_layers} layers, "
         f"dropout {config.model.dropout}",
-        f"  processes {accelerator.num_processes} on {accelerator.device.type}, DeepSpeed ZeRO-{zero}, "
+        f"  processes {accelerator.num_processes} on {accelerator.device.type}, DeepSpeed {zero}, "
         f"precision {ds.mixed_precision}",
+        f"  DeepSpeed config {ds.source}",
         f"  global batch {ds.total_batch_size} = micro batch {ds.micro_batch_size} x accumulation "
         f"{ds.gradient_accumulation_steps} x processes {accelerator.num_processes}; {steps_per_epoch} optimizer steps an epoch",
         f"  optimizer {optimizer.get('type', 'AdamW')} {optimizer.get('params', {})}",
@@ -106,7 +112,10 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
                 f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
                 f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
                 f"persistence {_number(results['persistence_val_mse'])}, floor {floor_text})",
-                f"Best model: {out / 'best'}; results: {out / 'all_results.json'}",
+                # Printed once per machine; files are written by the first machine only.
+                f"Best model: {out / 'best'}; results: {out / 'all_results.json'}"
+                if accelerator.is_main_process
+                else f"Best model and results: in {out} on the main machine (machine_rank 0)",
             ]
         ),
     )

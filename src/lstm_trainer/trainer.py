@@ -22,7 +22,12 @@ from lstm_trainer import checkpoint, report, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
-from lstm_trainer.distributed import main_process_first_or_raise, make_accelerator, relaunch_for_cpu_processes
+from lstm_trainer.distributed import (
+    engine_settings,
+    main_process_first_or_raise,
+    make_accelerator,
+    relaunch_for_cpu_processes,
+)
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.errors import UserError
 from lstm_trainer.export import model_card, save_model
@@ -176,6 +181,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     baselines["test_mse"] = score_test(accelerator, data, out / BEST, train_cfg.eval_batch_size)
     results = _results(state, stopper, baselines, accelerator, ds, train_seconds)
     results["stopped_at_max_steps"] = hit_step_limit
+    results["deepspeed"] = engine_settings(model)  # what the engine ran with, beside what was asked
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
@@ -247,6 +253,7 @@ def _results(
         "per_device_train_batch_size": ds.micro_batch_size,
         "gradient_accumulation_steps": ds.gradient_accumulation_steps,
         "mixed_precision": ds.mixed_precision,
+        "ds_config": ds.source,
         "train_seconds": train_seconds,
         "train_loss_history": train,
         "val_mse_history": val,
