@@ -1,10 +1,12 @@
 import json
+import re
 
 import pytest
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.ds_config import load_ds_config, resolve
+from lstm_trainer.ds_config import DsJson, check_with_deepspeed, choose_ds_config, load_ds_config, resolve
 from lstm_trainer.errors import UserError
+from lstm_trainer.launcher import LaunchRequest, Requested
 
 REFERENCE = load_ds_config("accelerate_configs/ds_zero2.json")
 
@@ -66,3 +68,110 @@ def test_missing_and_broken_files_are_user_errors(tmp_path) -> None:  # type: ig
     no_zero.write_text(json.dumps({"train_batch_size": 8}))
     with pytest.raises(UserError, match="zero_optimization"):
         load_ds_config(str(no_zero))
+
+
+# The accelerate config (wizard, --config_file) and launch flags, merged with the JSON.
+
+ZERO3 = load_ds_config("accelerate_configs/ds_zero3.json")
+
+
+def asked(accumulation: int | None = None, precision: str | None = None, **values: object) -> LaunchRequest:
+    """A launcher request as launcher.py would build it from a wizard config at w.yaml."""
+    keys = {
+        "zero_stage": "zero_optimization.stage",
+        "offload_optimizer_device": "zero_optimization.offload_optimizer.device",
+        "gradient_clipping": "gradient_clipping",
+    }
+    absent = {"offload_optimizer_device": "none"}
+    request = LaunchRequest(where="w.yaml")
+    request.values = [Requested(keys[k], v, f"{k} in w.yaml", absent.get(k)) for k, v in values.items()]
+    if accumulation is not None:
+        request.accumulation = Requested("gradient_accumulation_steps", accumulation, "gradient_accumulation_steps in w.yaml")
+    if precision is not None:
+        request.mixed_precision = Requested("mixed_precision", precision, "mixed_precision in w.yaml")
+    return request
+
+
+def named(config: dict, path: str = "x.json") -> DsJson:  # type: ignore[type-arg]
+    return DsJson(config, path, "--ds_config")
+
+
+def test_accelerate_config_answers_replace_the_default_json_and_say_so() -> None:
+    request = asked(zero_stage=3, offload_optimizer_device="cpu", gradient_clipping=0.5)
+    resolved = resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False, launch=request)
+    zero = resolved.config["zero_optimization"]
+    assert (zero["stage"], zero["offload_optimizer"]["device"], resolved.config["gradient_clipping"]) == (3, "cpu", 0.5)
+    text = "\n".join(resolved.changes)
+    assert "zero_optimization.stage: 2 (ds_config) -> 3 (zero_stage in w.yaml)" in text
+    assert "gradient_clipping: 1.0 (ds_config) -> 0.5 (gradient_clipping in w.yaml)" in text
+
+
+def test_answers_that_match_or_fill_a_named_json_are_fine() -> None:
+    resolved = resolve(TrainConfig(), named(ZERO3), 1, False, asked(zero_stage=3, offload_optimizer_device="none", gradient_clipping=1.0))
+    assert resolved.config["zero_optimization"]["stage"] == 3
+    assert "offload_optimizer" not in resolved.config["zero_optimization"]  # "none" is what DeepSpeed does anyway
+    assert not [c for c in resolved.changes if "w.yaml" in c]
+    filled = resolve(TrainConfig(), named(REFERENCE), 1, False, asked(offload_optimizer_device="cpu"))
+    assert filled.config["zero_optimization"]["offload_optimizer"]["device"] == "cpu"  # the JSON left it open
+
+
+def test_answers_that_contradict_a_named_json_stop_with_both_values() -> None:
+    with pytest.raises(UserError) as err:
+        resolve(TrainConfig(), named(REFERENCE), 1, False, asked(zero_stage=3, gradient_clipping=0.5))
+    message = str(err.value)
+    assert "zero_optimization.stage is 3 from zero_stage in w.yaml but 2 in x.json (--ds_config)" in message
+    assert "gradient_clipping is 0.5 from gradient_clipping in w.yaml but 1.0 in x.json (--ds_config)" in message
+    assert "drop the value from w.yaml" in message and '"auto"' in message and "\n" not in message
+
+
+def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> None:
+    resolved = resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False, launch=asked(accumulation=1))
+    assert (resolved.gradient_accumulation_steps, resolved.micro_batch_size, resolved.total_batch_size) == (1, 64, 128)
+    assert "train_micro_batch_size_per_gpu: 32 (ds_config) -> 64 (global batch 128 / (accumulation 1" in "\n".join(resolved.changes)
+    # The same count with a micro batch that fits: nothing to change.
+    assert resolve(TrainConfig(), named(REFERENCE), 2, False, asked(accumulation=2)).micro_batch_size == 32
+
+
+@pytest.mark.parametrize(
+    ("train", "source", "world", "accumulation", "message"),
+    [
+        (TrainConfig(per_device_train_batch_size=16), REFERENCE, 1, 1, "--per_device_train_batch_size 16 x gradient_accumulation_steps 1"),
+        (TrainConfig(), named(REFERENCE), 1, 1, "sets micro batch 32 and global batch 128, which take 4 on 1 processes"),
+        (TrainConfig(), REFERENCE, 3, 1, "global batch 128 is not gradient_accumulation_steps 1"),
+    ],
+)
+def test_accumulation_that_cannot_keep_the_global_batch_stops(train, source, world, accumulation, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UserError, match=re.escape(message)):
+        resolve(train, source, world, False, asked(accumulation=accumulation))
+
+
+def test_precision_flag_beats_accelerate_config_which_beats_the_default() -> None:
+    from_config = resolve(TrainConfig(), REFERENCE, 1, cuda=True, launch=asked(precision="no"))
+    assert from_config.mixed_precision == "no" and from_config.config["fp16"]["enabled"] is False
+    flag = resolve(TrainConfig(mixed_precision="bf16"), REFERENCE, 1, cuda=False, launch=asked(precision="no"))
+    assert flag.mixed_precision == "bf16"
+    assert "mixed precision: no (mixed_precision in w.yaml) -> bf16 (--mixed_precision)" in flag.changes
+    with pytest.raises(UserError, match=r"fp16 needs a CUDA GPU.*fp16 came from mixed_precision in w\.yaml"):
+        resolve(TrainConfig(), REFERENCE, 1, cuda=False, launch=asked(precision="fp16"))
+    fp16_json = {**REFERENCE, "fp16": {"enabled": True}}
+    with pytest.raises(UserError, match="mixed precision is bf16 from mixed_precision in w.yaml but fp16 in"):
+        resolve(TrainConfig(), named(fp16_json), 1, cuda=True, launch=asked(precision="bf16"))
+
+
+def test_which_json_a_run_uses() -> None:
+    default = choose_ds_config(None, LaunchRequest())
+    assert (default.path, default.chosen_by) == ("accelerate_configs/ds_zero2.json", None)
+    from_config = LaunchRequest(ds_config_file=Requested("deepspeed_config_file", "accelerate_configs/ds_zero3.json", "deepspeed_config_file in w.yaml"))
+    chosen = choose_ds_config(None, from_config)
+    assert chosen.config["zero_optimization"]["stage"] == 3 and chosen.label == "accelerate_configs/ds_zero3.json (deepspeed_config_file in w.yaml)"
+    assert choose_ds_config("accelerate_configs/ds_zero3.json", from_config).chosen_by == "--ds_config"  # the same file twice
+    with pytest.raises(UserError, match=r"two DeepSpeed JSONs: .*ds_zero2.json \(--ds_config\) and .*ds_zero3.json \(deepspeed_config_file in w.yaml\)"):
+        choose_ds_config("accelerate_configs/ds_zero2.json", from_config)
+
+
+def test_deepspeed_itself_rejects_a_bad_section_as_one_line() -> None:
+    broken = {**REFERENCE, "zero_optimization": {"stage": 2, "no_such_knob": True}}
+    resolved = resolve(TrainConfig(), named(broken), 1, False)
+    with pytest.raises(UserError, match=r"DeepSpeed rejects the config from x.json \(--ds_config\): .*no_such_knob") as err:
+        check_with_deepspeed(resolved)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,159 @@
+"""End-to-end: every accelerate config that can run on a CPU, launched as the README says.
+
+Also a config of the form `accelerate config` writes, a conflicting one, and
+`accelerate config default`. HF_HOME points at a temporary folder in every launch, so the
+user's own default accelerate config neither changes these runs nor is changed by them.
+"""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from accelerate.commands.config.config_args import ClusterConfig
+
+from conftest import ROOT, TINY, child_env, results, run_train
+from lstm_trainer.config import DataConfig
+from lstm_trainer.data import INPUTS, TARGET, build_synthetic
+from lstm_trainer.model import LSTMForecaster
+
+pytestmark = pytest.mark.e2e
+
+# One short epoch: these runs test the launch, not the learning.
+SMALL = [*TINY, "--num_train_samples", "1024", "--num_val_samples", "256", "--num_train_epochs", "1"]
+# The console script beside this interpreter, as run_train uses it.
+ACCELERATE = str(Path(sys.executable).parent / "accelerate")
+
+
+def launch(config: str | Path, out: Path, *flags: str, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return run_train(
+        [*SMALL, *args, "--output_dir", str(out)],
+        launcher=["accelerate", "launch", "--config_file", str(config), *flags],
+        HF_HOME=str(out.parent / "hf_home"),
+    )
+
+
+def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]:
+    """The run finished, learned something, and best/ holds the weights that scored best_val_mse."""
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = results(out)
+    assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
+    validation = build_synthetic(DataConfig(num_train_samples=1024, num_val_samples=256), 42)["validation"]
+    windows = validation.with_format("torch")[:]
+    with torch.no_grad():
+        prediction = LSTMForecaster.from_pretrained(out / "best")(windows[INPUTS].float())
+    assert torch.mean((prediction - windows[TARGET].float()) ** 2).item() == pytest.approx(res["best_val_mse"], rel=1e-4)
+    return res
+
+
+def summary(res: dict[str, Any]) -> tuple[Any, ...]:
+    ds = res["deepspeed"]
+    return (res["world_size"], res["gradient_accumulation_steps"], res["mixed_precision"], ds["zero_stage"], ds["offload_optimizer_device"])
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "expected"),
+    [
+        ("cpu.yaml", (), (1, 4, "no", 2, "none")),
+        ("cpu_2proc.yaml", (), (2, 2, "no", 2, "none")),
+        # The GPU files run on a CPU too, in fp32: the JSON's fp16 is "auto".
+        ("gpu.yaml", (), (1, 4, "no", 2, "none")),
+        ("multi_gpu.yaml", ("--num_processes", "2"), (2, 2, "no", 2, "none")),
+        # ZeRO-3 over 2 processes: best/ must be gathered from both shards to score as it did.
+        ("zero3.yaml", ("--num_processes", "2"), (2, 2, "no", 3, "none")),
+        ("zero2_offload.yaml", (), (1, 4, "no", 2, "cpu")),
+    ],
+)
+def test_config_file_runs_as_documented(name: str, flags: tuple[str, ...], expected: tuple[Any, ...], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = launch(f"accelerate_configs/{name}", out, *flags)
+    res = trained(done, out)
+    assert summary(res) == expected
+    if name != "cpu.yaml":  # the others name their JSON; cpu.yaml leaves train.py's default
+        assert res["ds_config"].endswith(f"(deepspeed_config_file in {ROOT / 'accelerate_configs' / name})")
+    assert done.stdout.count("Training Summary:") == 1
+
+
+def test_several_machines_on_one_host(tmp_path: Path) -> None:
+    """multi_machine.yaml with its FILL IN fields given as flags: two launchers, one process each."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    runs = []
+    for rank in ("0", "1"):
+        command = [
+            ACCELERATE, "launch",
+            "--config_file", "accelerate_configs/multi_machine.yaml", "--num_machines", "2", "--num_processes", "2",
+            "--machine_rank", rank, "--main_process_ip", "127.0.0.1", "--main_process_port", port,
+            str(ROOT / "train.py"), *SMALL, "--output_dir", str(tmp_path / f"machine{rank}"),
+        ]
+        env = child_env(HF_HOME=str(tmp_path / "hf_home"))
+        runs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs):
+        assert run.returncode == 0, stderr[-3000:]
+    res = trained(subprocess.CompletedProcess([], 0, *outputs[0]), tmp_path / "machine0")
+    assert summary(res) == (2, 2, "no", 2, "none")
+    assert not (tmp_path / "machine1").exists()  # the main machine writes; the other says where
+    assert "on the main machine (machine_rank 0)" in outputs[1][0]
+
+
+def wizard_config(path: Path, num_processes: int, **deepspeed: Any) -> Path:
+    """A config file exactly as `accelerate config` writes it: its own dataclass and writer."""
+    ClusterConfig(
+        compute_environment="LOCAL_MACHINE", distributed_type="DEEPSPEED", mixed_precision="no", use_cpu=True,
+        debug=False, num_processes=num_processes, machine_rank=0, num_machines=1, rdzv_backend="static",
+        same_network=True, main_training_function="main", enable_cpu_affinity=False, downcast_bf16=False,
+        deepspeed_config={"offload_param_device": "none", "zero3_init_flag": False, **deepspeed},
+    ).to_yaml_file(path)
+    return path
+
+
+def test_wizard_config_is_honoured(tmp_path: Path) -> None:
+    config = wizard_config(
+        tmp_path / "wizard.yaml", 2,
+        zero_stage=2, offload_optimizer_device="cpu", gradient_accumulation_steps=1, gradient_clipping=0.5,
+    )
+    out = tmp_path / "out"
+    done = launch(config, out)
+    res = trained(done, out)
+    # Accumulation 1 as answered; the micro batch grows so the global batch stays 128.
+    assert summary(res) == (2, 1, "no", 2, "cpu") and res["per_device_train_batch_size"] == 64
+    assert res["deepspeed"]["gradient_clipping"] == 0.5
+    assert f"gradient_clipping: 1.0 (ds_config) -> 0.5 (gradient_clipping in {config})" in done.stdout
+    assert f"zero_optimization.offload_optimizer.device: unset (ds_config) -> cpu (offload_optimizer_device in {config})" in done.stdout
+
+
+def test_wizard_config_that_contradicts_the_named_json_stops(tmp_path: Path) -> None:
+    config = wizard_config(tmp_path / "wizard.yaml", 1, zero_stage=3, gradient_accumulation_steps=4, gradient_clipping=0.5)
+    out = tmp_path / "out"
+    done = launch(config, out, args=("--ds_config", "accelerate_configs/ds_zero2.json"))
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert f"zero_optimization.stage is 3 from zero_stage in {config} but 2 in accelerate_configs/ds_zero2.json (--ds_config)" in errors[0]
+    assert "gradient_clipping is 0.5" in errors[0] and "but 1.0 in" in errors[0]
+    # Torch's launcher reports the failed process below the line; train.py itself has no traceback.
+    assert "[rank0]: Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
+    hf_home = tmp_path / "hf_home"
+    written = subprocess.run(
+        [ACCELERATE, "config", "default"],
+        env=child_env(HF_HOME=str(hf_home)), capture_output=True, text=True, timeout=120,
+    )
+    assert written.returncode == 0, written.stderr
+    default = hf_home / "accelerate" / "default_config.yaml"
+    assert default.is_file()
+    out = tmp_path / "out"
+    done = run_train([*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], HF_HOME=str(hf_home))
+    res = trained(done, out)
+    assert summary(res) == (1, 4, "no", 2, "none")
+    # The precision came from the file `accelerate config default` wrote (use_cpu: true there
+    # used to switch DeepSpeed off in Accelerate and crash the run).
+    assert f"(mixed_precision in {default})" in done.stdout
