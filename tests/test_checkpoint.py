@@ -139,6 +139,12 @@ def test_changed_settings_stop_a_resume(tmp_path: Path) -> None:
     failed = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest", "--hidden_size", "16"])
     assert failed.returncode == 2
     assert "--hidden_size 32 -> 16" in failed.stderr and "Traceback" not in failed.stderr
+    # A value only an accelerate config (here its environment variable) sets counts as well.
+    relaunched = run_train(
+        [*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"], ACCELERATE_GRADIENT_ACCUMULATION_STEPS="1"
+    )
+    assert relaunched.returncode == 2
+    assert "gradient_accumulation_steps 4 -> 1" in relaunched.stderr and "Traceback" not in relaunched.stderr
 
 
 def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Path) -> None:

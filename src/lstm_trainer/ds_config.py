@@ -48,6 +48,15 @@ class ResolvedDeepSpeed:
     changes: list[str] = field(default_factory=list)  # one line per value not taken from the JSON
     source: str = DEFAULT_DS_CONFIG  # which JSON, and who chose it
 
+    def identity(self) -> dict[str, Any]:
+        """The values a checkpoint depends on, wherever they came from (JSON, accelerate config, flags)."""
+        return {
+            "zero_stage": self.config["zero_optimization"].get("stage", 0),
+            "train_micro_batch_size_per_gpu": self.micro_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "train_batch_size": self.total_batch_size,
+        }
+
 
 @dataclass(frozen=True)
 class DsJson:

@@ -99,8 +99,13 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         "persistence_test_mse": data.persistence_mse("test"),
         "noise_floor": data.noise_floor,
     }
-    run_info = {"config": config.to_dict(), "world_size": accelerator.num_processes, "deepspeed": ds.config,
-                "data": {**data.params, "normalization": norm.to_dict()}}  # fmt: skip
+    run_info = {
+        "config": config.to_dict(),
+        "world_size": accelerator.num_processes,
+        "ds_config": ds.source,
+        "deepspeed": ds.config,
+        "data": {**data.params, "normalization": norm.to_dict()},
+    }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
@@ -115,7 +120,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     progress = EpochProgress(accelerator.device)
     best_checkpoint: str | None = None
     if resume_from is not None:
-        shared = _resume(accelerator, config, resume_from, progress)
+        shared = _resume(accelerator, config, ds, resume_from, progress)
         state = TrainState(**shared["state"])
         stopper = EarlyStopping(train_cfg.early_stopping_patience, **shared["early_stopping"])
         best_checkpoint = shared["best_checkpoint"]
@@ -130,6 +135,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
             "best_checkpoint": best_checkpoint,
             "world_size": accelerator.num_processes,
             "config": config.to_dict(),
+            "deepspeed": ds.identity(),
         }
         return checkpoint.save(
             accelerator, out, state.global_step, shared, progress.state_dict(), train_cfg.save_total_limit, best_checkpoint
@@ -194,7 +200,9 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     return results
 
 
-def _resume(accelerator: Accelerator, config: RunConfig, path: Path, progress: EpochProgress) -> dict[str, Any]:
+def _resume(
+    accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, path: Path, progress: EpochProgress
+) -> dict[str, Any]:
     """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
     shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
     if shared["world_size"] != accelerator.num_processes:
@@ -210,10 +218,13 @@ def _resume(accelerator: Accelerator, config: RunConfig, path: Path, progress: E
         for key in now[group]
         if key not in RESUMABLE_CHANGES and saved.get(group, {}).get(key) != now[group][key]
     ]
+    # Values an accelerate config can set, which no flag shows (absent in older checkpoints).
+    saved_ds = shared.get("deepspeed", {})
+    changed += [f"{key} {saved_ds[key]} -> {value}" for key, value in ds.identity().items() if saved_ds.get(key, value) != value]
     if changed:
         raise UserError(
             f"checkpoint {path} was trained with other settings ({'; '.join(changed)}); "
-            "resume with the flags in its run_config.json, or start a new run"
+            "resume with the flags in its run_config.json and the same accelerate config, or start a new run"
         )
     try:
         accelerator.load_state(str(path))
