@@ -14,6 +14,19 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+# What `results` adds to all_results.json: they differ from run to run, even between an
+# uninterrupted run and a resumed one that trained the same weights.
+KEYS = (
+    "dataset_seconds",
+    "epoch_train_seconds",
+    "epoch_cpu_seconds",
+    "elapsed_seconds_history",
+    "first_optimizer_step_unix_time",
+    "cpu_threads_per_process",
+    "peak_rss_mib_per_process",
+    "peak_cuda_mib_per_process",
+)
+
 
 @dataclass
 class RunTimings:
@@ -56,4 +69,5 @@ def results(accelerator: Accelerator, timings: RunTimings) -> dict[str, Any]:
     }
     if accelerator.device.type == "cuda":
         out["peak_cuda_mib_per_process"] = per_process[:, 1].tolist()
+    assert out.keys() <= set(KEYS)
     return out
