@@ -6,7 +6,8 @@ It trains what `train.py` trains with the same flags, read the same way: the dat
 (`build_synthetic`), the model (`LSTMForecaster`), and the DeepSpeed JSON resolved for one
 process, so the learning rate, weight decay, warmup, clipping, micro batch, accumulation
 and precision are the trainer's. What it leaves out is what the benchmark prices: no
-Accelerate, no DeepSpeed engine, no DataLoader, no logging. One optimizer step is
+Accelerate, no DeepSpeed engine, no DataLoader, no logging. One optimizer step is, with the
+reference's 4 micro batches of 32 on one process,
 
     4 x (forward, MSE / 4, backward) -> clip the global norm to 1.0 -> AdamW -> warmup lr
 
@@ -138,8 +139,8 @@ def train_epoch(loop: BareLoop, inputs: torch.Tensor, targets: torch.Tensor, sam
     device = inputs.device
     loss_sum = torch.zeros((), device=device)
     batches = 0
-    for batches, rows in enumerate(sampler, start=1):
-        index = torch.tensor(rows, device=device)
+    order = torch.tensor(list(sampler), device=device)  # [micro batches, B]: one copy an epoch
+    for batches, index in enumerate(order, start=1):
         with loop.autocast(device):
             prediction = loop.model(inputs[index])  # [B]
         loss = F.mse_loss(prediction.float(), targets[index])

@@ -67,8 +67,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         help="trainer process counts (default: 1 and 2 on CPU; 1, and 2 where 2 GPUs are visible)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None,
-        help="intra-op threads per process (default: the usable cores divided by the run's processes)",
+        "--threads", type=int, default=1,
+        help="intra-op threads (OMP_NUM_THREADS) per process in every run; 1 is what `accelerate launch` "
+        "gives each process on a CPU",
     )
     parser.add_argument("--target_mse", type=float, default=TARGET_MSE, help="validation MSE whose time-to-reach is reported")
     parser.add_argument("--output_dir", default=str(ROOT / "bench" / "results"), help="where bench.json and bench.md go")
@@ -77,6 +78,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     passthrough = [a for a in passthrough if a != "--"]
     if args.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     if args.device == "cuda":
         import torch
 
@@ -104,8 +107,8 @@ def usable_cores() -> int:
 
 def child_env(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCH_VARS)}
-    # The same intra-op thread count for every loop of the same process count: compare like
-    # with like. `accelerate launch` alone would give its processes 1 thread each on CPU.
+    # The same intra-op thread count for every loop: compare like with like. Set, not left to
+    # defaults: `accelerate launch` gives its processes 1 thread, plain `python` one per core.
     env.update(OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT / "src"), WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
     return env
 
@@ -125,7 +128,7 @@ def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Pa
             str(ROOT / "train.py"), "--output_dir", str(out), *epochs,
             "--early_stopping_patience", str(args.epochs), "--mixed_precision", precision, *passthrough,
         ]  # fmt: skip
-    threads = args.threads or max(1, usable_cores() // run.processes)
+    threads = args.threads
     print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
     run.launched_at = time.time()
     try:

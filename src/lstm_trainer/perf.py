@@ -9,10 +9,12 @@ from __future__ import annotations
 import resource
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from accelerate import Accelerator
+
+if TYPE_CHECKING:  # the bare loop of bench/ imports this module and must not load Accelerate
+    from accelerate import Accelerator
 
 # What `results` adds to all_results.json: they differ from run to run, even between an
 # uninterrupted run and a resumed one that trained the same weights.
