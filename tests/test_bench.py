@@ -21,8 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bare_loop  # noqa: E402
 
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
-# Dropout 0 takes the only randomness out of training, so the loops must agree to rounding.
-TINY_BENCH = ["--num_train_samples", "512", "--num_val_samples", "256", "--hidden_size", "16", "--dropout", "0"]
+TINY_BENCH = ["--num_train_samples", "512", "--num_val_samples", "256", "--hidden_size", "16"]
 
 
 def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -48,9 +47,12 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
         # The tiny model cannot get near the noise floor in 2 epochs.
         assert run["seconds_to_target_mse"] is None and run["epochs_to_target_mse"] is None
     assert (runs["trainer_1"]["processes"], runs["trainer_2"]["processes"]) == (1, 2)
-    # Like with like: same data, initialisation, batches, AdamW, clipping and warmup.
-    for key in ("trainer_1", "trainer_2"):
-        assert runs[key]["val_mse_history"] == pytest.approx(runs["bare"]["val_mse_history"], rel=1e-5), key
+    # Like with like: same data, initialisation, batches, dropout masks, AdamW, clipping and
+    # warmup, so one process trains the same weights to rounding (saving the best model after
+    # epoch 1 must not shift the dropout masks of epoch 2). Two processes draw other masks.
+    bare = runs["bare"]["val_mse_history"]
+    assert runs["trainer_1"]["val_mse_history"] == pytest.approx(bare, rel=1e-5)
+    assert runs["trainer_2"]["val_mse_history"] == pytest.approx(bare, rel=1e-2)
     targets = report["targets"]
     assert set(targets) == {"help_seconds", "trainer_1_over_bare", "trainer_2_over_trainer_1", "time_to_target_1_over_bare"}
     assert targets["help_seconds"]["value"] > 0
