@@ -114,19 +114,19 @@ def child_env(threads: int) -> dict[str, str]:
 
 
 def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Path) -> None:
-    epochs = ["--num_train_epochs", str(args.epochs)]
+    # fp16 on CUDA is the reference's setting; DeepSpeed has no fp16 on CPU.
+    precision = "fp16" if args.device == "cuda" else "no"
+    same = ["--num_train_epochs", str(args.epochs), "--mixed_precision", precision, *passthrough]
     if run.key == "bare":
         result_file = work / "bare.json"
         command = [sys.executable, str(ROOT / "bench" / "bare_loop.py"), "--results", str(result_file),
-                   "--device", args.device, *epochs, *passthrough]  # fmt: skip
+                   "--device", args.device, *same]  # fmt: skip
     else:
         out = work / run.key
         result_file = out / "all_results.json"
-        precision = "fp16" if args.device == "cuda" else "no"
         command = [
             sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(run.processes),
-            str(ROOT / "train.py"), "--output_dir", str(out), *epochs,
-            "--early_stopping_patience", str(args.epochs), "--mixed_precision", precision, *passthrough,
+            str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
         ]  # fmt: skip
     threads = args.threads
     print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
