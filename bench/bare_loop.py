@@ -2,9 +2,9 @@
 
     python bench/bare_loop.py --results out.json [--device cpu|cuda] [train.py flags...]
 
-It trains what `train.py` trains with the same flags, read the same way: the data set
-(`build_synthetic`), the model (`LSTMForecaster`), and the DeepSpeed JSON resolved for one
-process, so the learning rate, weight decay, warmup, clipping, micro batch, accumulation
+It trains what `train.py` trains with the same flags, read the same way: the data
+(`prepare_data`: any --dataset, normalised as the trainer does), the model (`LSTMForecaster`),
+and the DeepSpeed JSON resolved for one process, so the learning rate, weight decay, warmup, clipping, micro batch, accumulation
 and precision are the trainer's. What it leaves out is what the benchmark prices: no
 Accelerate, no DeepSpeed engine, no DataLoader, no logging. One optimizer step is, with the
 reference's 4 micro batches of 32 on one process,
@@ -36,7 +36,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from lstm_trainer.cli import parse_config  # noqa: E402
 from lstm_trainer.config import RunConfig  # noqa: E402
-from lstm_trainer.data import INPUTS, TARGET, build_synthetic  # noqa: E402
+from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
 from lstm_trainer.dataloaders import GlobalBatchSampler  # noqa: E402
 from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
@@ -181,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(seed)  # as accelerate.utils.set_seed does in the trainer
 
     built = time.perf_counter()
-    dataset = build_synthetic(config.data, seed)
+    data = prepare_data(config.data, seed)  # what the trainer reads: any --dataset, normalised as it is
     dataset_seconds = time.perf_counter() - built
-    train = dataset["train"].with_format("torch")[:]
-    val = dataset["validation"].with_format("torch")[:]
+    units = data.normalization.mse_in_data_units  # losses on normalised values -> the data's units
+    train = data.model_inputs["train"].with_format("torch")[:]
+    val = data.model_inputs["validation"].with_format("torch")[:]
     x_train, y_train = train[INPUTS].to(device), train[TARGET].to(device)  # [N, T], [N]
     x_val, y_val = val[INPUTS].to(device), val[TARGET].to(device)
 
@@ -199,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(config.train.num_train_epochs):
         sampler.set_epoch(epoch)
         epoch_started, cpu_started = time.perf_counter(), time.process_time()
-        train_losses.append(train_epoch(loop, x_train, y_train, sampler))
+        train_losses.append(units(train_epoch(loop, x_train, y_train, sampler)))
         epoch_seconds.append(time.perf_counter() - epoch_started)
         epoch_cpu_seconds.append(time.process_time() - cpu_started)
-        val_mses.append(evaluate(loop, x_val, y_val, config.train.eval_batch_size))
+        val_mses.append(units(evaluate(loop, x_val, y_val, config.train.eval_batch_size)))
         elapsed.append(time.perf_counter() - started)
 
     memory = {"peak_rss_mib_per_process": [peak_rss_mib()]}
