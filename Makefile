@@ -1,11 +1,13 @@
-# Two entry points, both of which set up a fresh machine first:
-#   make train   - the reference run (accelerate launch train.py, defaults)
-#   make test    - the test suite
+# Entry points, all of which set up a fresh machine first:
+#   make train     - the reference run (accelerate launch train.py, defaults)
+#   make test      - the test suite
+#   make bench     - the trainer against a bare PyTorch loop, CPU (bench/run.py)
+#   make bench-gpu - the same on one CUDA GPU in fp16; refuses without one
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup train test
+.PHONY: setup train test bench bench-gpu
 
 setup: $(VENV)/.installed
 
@@ -23,3 +25,9 @@ train: setup
 
 test: setup
 	WANDB_MODE=offline $(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py $(ARGS)
+
+bench-gpu: setup
+	$(PY) bench/run.py --device cuda $(ARGS)

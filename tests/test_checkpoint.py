@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TINY, child_env, results, run_train
-from lstm_trainer import checkpoint
+from lstm_trainer import checkpoint, perf
 
 pytestmark = pytest.mark.e2e
 
-TIMING = {"train_seconds"}
+TIMING = {"train_seconds", *perf.KEYS}
 
 
 def same_results(a: dict, b: dict) -> None:  # type: ignore[type-arg]

@@ -36,6 +36,11 @@ def test_precision_defaults_to_fp16_on_cuda_and_fp32_on_cpu() -> None:
     assert on_gpu.config["fp16"]["loss_scale"] == 0  # dynamic loss scaling kept
     assert on_cpu.mixed_precision == "no" and on_cpu.config["fp16"]["enabled"] is False
     assert "torch_adam" not in on_gpu.config["optimizer"]["params"]
+    # The GPU keeps the reference's contiguous gradients; the CPU skips the copy they cost.
+    assert on_gpu.config["zero_optimization"]["contiguous_gradients"] is True
+    assert on_cpu.config["zero_optimization"]["contiguous_gradients"] is False
+    assert "zero_optimization.contiguous_gradients: True (ds_config) -> False (no CUDA)" in on_cpu.changes
+    assert on_cpu.config["zero_optimization"]["stage"] == 2 and REFERENCE["zero_optimization"]["contiguous_gradients"]
 
 
 def test_fp16_without_cuda_is_a_clear_error() -> None:

@@ -25,7 +25,21 @@ def check_learned(out: Path) -> dict:  # type: ignore[type-arg]
     assert res["noise_floor"] == pytest.approx(0.01)
     assert res["global_batch_size"] == 128 and res["mixed_precision"] == "no"
     assert LSTMForecaster.from_pretrained(out / "best").config.hidden_size == 32
+    check_costs(res)
     return res
+
+
+def check_costs(res: dict) -> None:  # type: ignore[type-arg]
+    """What the benchmark reads: one figure per epoch, memory per process, the first step's time."""
+    epochs = res["epochs_completed"]
+    assert len(res["epoch_train_seconds"]) == len(res["epoch_cpu_seconds"]) == epochs
+    elapsed = res["elapsed_seconds_history"]
+    assert len(elapsed) == epochs and elapsed == sorted(elapsed) and elapsed[-1] <= res["train_seconds"]
+    assert all(0 < s <= e for s, e in zip(res["epoch_train_seconds"], elapsed))
+    assert len(res["peak_rss_mib_per_process"]) == res["world_size"]
+    assert all(mib > 50 for mib in res["peak_rss_mib_per_process"])
+    assert res["dataset_seconds"] > 0 and res["cpu_threads_per_process"] >= 1
+    assert res["first_optimizer_step_unix_time"] > 1.7e9  # a Unix time, not a duration
 
 
 def test_accelerate_launch_one_process(tiny: list[str], tmp_path: Path) -> None:

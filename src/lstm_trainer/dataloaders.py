@@ -1,7 +1,8 @@
-"""Batches fed straight from the Arrow-backed Dataset, one `take` per micro batch.
+"""Batches fed straight from the Dataset's columns as torch tensors, one index per micro batch.
 
 The batch sampler yields lists of row indices and `WholeBatches.__getitems__` answers each
-list with one `dataset[indices]`, whole tensors: no per-row Python work, no stacking.
+list with one tensor index into the split's columns, converted from Arrow once: no per-row
+Python work, no stacking, no per-batch Arrow `take` and format conversion.
 Accelerate shards the batch sampler across processes as it does any other.
 """
 
@@ -50,19 +51,27 @@ class GlobalBatchSampler(BatchSampler):
 
 
 class WholeBatches(torch.utils.data.Dataset):
-    """A torch view of a Hugging Face Dataset that is read a batch at a time."""
+    """A torch view of a Hugging Face Dataset that is read a batch at a time.
+
+    Both columns are converted to tensors once, when the loader is built (the reference's
+    8,000 windows of 50 values are 1.6 MB): a micro batch is then one tensor index. Reading
+    each batch through Arrow instead (`dataset[indices]`: a take, then a format conversion)
+    cost about 7% of a CPU training epoch of the default model.
+    """
 
     def __init__(self, dataset: Dataset) -> None:
-        self.rows = dataset.with_format("torch", columns=[INPUTS, TARGET])
+        columns = dataset.with_format("torch", columns=[INPUTS, TARGET])[:]
+        self.inputs, self.targets = columns[INPUTS], columns[TARGET]  # [N, T], [N]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.targets)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.rows[index]
+        return {INPUTS: self.inputs[index], TARGET: self.targets[index]}
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return self.rows[indices]  # {"inputs": [B, T], "target": [B]}
+        rows = torch.as_tensor(indices)
+        return {INPUTS: self.inputs[rows], TARGET: self.targets[rows]}  # [B, T], [B]
 
 
 def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -41,7 +41,10 @@ def save_model(
     """
     state = fp32_state_dict(accelerator, model)
     if accelerator.is_main_process:
-        export = LSTMForecaster(accelerator.unwrap_model(model).config)
+        # Building a model draws its initial weights from the global RNG, which also drives
+        # dropout: without the fork, each save would shift the rest of the run's dropout masks.
+        with torch.random.fork_rng(devices=[]):
+            export = LSTMForecaster(accelerator.unwrap_model(model).config)
         export.load_state_dict(state)
         export.seq_length = seq_length
         with replace_dir(path) as tmp:

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, report, tracking
+from lstm_trainer import checkpoint, perf, report, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
@@ -84,7 +84,10 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
     resume_from = checkpoint.resolve(out, train_cfg.resume_from_checkpoint) if train_cfg.resume_from_checkpoint else None
     set_seed(train_cfg.seed)
+    timings = perf.RunTimings()
+    built = time.perf_counter()
     data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
+    timings.dataset_seconds = time.perf_counter() - built
     dataset, norm = data.model_inputs, data.normalization  # the model sees normalised values
     model = LSTMForecaster(config.model)
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
@@ -143,6 +146,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
 
     def after_step() -> bool:
         """Mid-epoch checkpoints, and the --max_train_steps stop; True to stop."""
+        if timings.first_step_time is None:
+            timings.first_step_time = time.time()
         at_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
         every = train_cfg.checkpointing_steps
         if at_limit or (every is not None and state.global_step % every == 0):
@@ -159,6 +164,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     while state.epoch < train_cfg.num_train_epochs and not stopper.should_stop and not hit_step_limit:
         sampler.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
+        epoch_started, cpu_started = time.perf_counter(), time.process_time()
         stats = train_epoch(
             accelerator, model, optimizer, scheduler, loader, state, progress, train_cfg.logging_steps, on_log, after_step,
             on_step=reporter.optimizer_step,
@@ -166,6 +172,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         if stats is None:
             hit_step_limit = True
             break
+        timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
+        timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
         stats.train_loss = units(stats.train_loss)
         val_mse = units(evaluate(accelerator, model, val_dl))
         state.train_losses.append(stats.train_loss)
@@ -181,11 +189,12 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         state.epoch += 1
         progress.reset()
         save_checkpoint()
+        timings.elapsed_seconds.append(time.perf_counter() - started)
         hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
     train_seconds = time.perf_counter() - started
 
     baselines["test_mse"] = score_test(accelerator, data, out / BEST, train_cfg.eval_batch_size)
-    results = _results(state, stopper, baselines, accelerator, ds, train_seconds)
+    results = {**_results(state, stopper, baselines, accelerator, ds, train_seconds), **perf.results(accelerator, timings)}
     results["stopped_at_max_steps"] = hit_step_limit
     results["deepspeed"] = engine_settings(model)  # what the engine ran with, beside what was asked
     if accelerator.is_main_process:

@@ -1,0 +1,339 @@
+"""Benchmark: the trainer against a bare PyTorch loop, same data, model, batch and precision.
+
+    python bench/run.py                  # CPU: (a) bare loop, (b) trainer 1 process, (c) 2 processes
+    python bench/run.py --device cuda    # one GPU, fp16 (the reference setting); refuses without CUDA
+    python bench/run.py --epochs 4 -- --num_train_samples 2048   # flags after -- go to both loops
+
+(a) is `bench/bare_loop.py`; (b) and (c) are the real `accelerate launch train.py`, which
+records its own timings in all_results.json (lstm_trainer/perf.py). Every run trains the
+same epochs with no early stopping. Epoch figures are medians over the epochs after the
+first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from lstm_trainer.errors import UserError  # noqa: E402
+
+# The targets of issue 7, checked in every report.
+MAX_TRAINER_RATIO = 1.10  # trainer epoch, 1 process, over the bare loop's
+TARGET_MSE = 0.0115  # validation MSE whose time-to-reach is compared
+MAX_HELP_SECONDS = 1.0
+# Launcher and rendezvous variables of an enclosing launch must not leak into ours.
+LAUNCH_VARS = ("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_", "LSTM_TRAINER_")
+
+
+class RunFailed(Exception):
+    """A benchmarked loop did not finish: not the user's doing, so exit 1 with its output."""
+
+
+@dataclass
+class Run:
+    """One of the benchmark's loops and how to start it."""
+
+    key: str  # "bare", "trainer_1", "trainer_2"
+    title: str
+    processes: int
+    results: dict[str, Any] | None = None
+    launched_at: float = 0.0  # Unix time just before the launch
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="Time the trainer against a bare PyTorch loop. Flags after -- go to both loops.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu: fp32; cuda: one GPU, fp16")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs per run, the first one a warm-up")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=None,
+        help="trainer process counts (default: 1 and 2 on CPU; 1, and 2 where 2 GPUs are visible)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="intra-op threads (OMP_NUM_THREADS) per process in every run; 1 is what `accelerate launch` "
+        "gives each process on a CPU",
+    )
+    parser.add_argument("--target_mse", type=float, default=TARGET_MSE, help="validation MSE whose time-to-reach is reported")
+    parser.add_argument("--output_dir", default=str(ROOT / "bench" / "results"), help="where bench.json and bench.md go")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each run")
+    args, passthrough = parser.parse_known_args(argv)
+    passthrough = [a for a in passthrough if a != "--"]
+    if args.epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                "--device cuda needs a CUDA GPU and none is visible here; run the CPU benchmark "
+                "(python bench/run.py) on this machine, or this command on a GPU machine"
+            )
+        gpus = torch.cuda.device_count()
+        args.processes = args.processes or ([1, 2] if gpus >= 2 else [1])
+        if max(args.processes) > gpus:
+            raise UserError(f"--processes {max(args.processes)} needs as many GPUs; {gpus} visible")
+    args.processes = args.processes or [1, 2]
+    if any(p < 1 for p in args.processes):
+        raise UserError(f"--processes must be >= 1, got {args.processes}")
+    forbidden = {"--output_dir", "--num_train_epochs", "--early_stopping_patience", "--mixed_precision"}
+    if forbidden & {a.split("=")[0] for a in passthrough}:
+        raise UserError(f"the benchmark sets {', '.join(sorted(forbidden))} itself; use --epochs and --device")
+    return args, passthrough
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCH_VARS)}
+    # The same intra-op thread count for every loop: compare like with like. Set, not left to
+    # defaults: `accelerate launch` gives its processes 1 thread, plain `python` one per core.
+    env.update(OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT / "src"), WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Path) -> None:
+    # fp16 on CUDA is the reference's setting; DeepSpeed has no fp16 on CPU.
+    precision = "fp16" if args.device == "cuda" else "no"
+    same = ["--num_train_epochs", str(args.epochs), "--mixed_precision", precision, *passthrough]
+    if run.key == "bare":
+        result_file = work / "bare.json"
+        command = [sys.executable, str(ROOT / "bench" / "bare_loop.py"), "--results", str(result_file),
+                   "--device", args.device, *same]  # fmt: skip
+    else:
+        out = work / run.key
+        result_file = out / "all_results.json"
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(run.processes),
+            str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
+        ]  # fmt: skip
+    threads = args.threads
+    print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
+    run.launched_at = time.time()
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=child_env(threads), capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{run.title} took over {args.timeout:.0f} s; use fewer --epochs or a larger --timeout") from None
+    if done.returncode != 0 or not result_file.is_file():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise RunFailed(f"{run.title} failed with exit code {done.returncode}:\n{tail}")
+    run.results = json.loads(result_file.read_text())
+
+
+def help_seconds() -> float:
+    """Wall time of `python train.py --help`, best of 3 (the first may pay for a cold disk cache)."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], cwd=ROOT, env=child_env(1),
+                       capture_output=True, check=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def summarize(run: Run, target_mse: float) -> dict[str, Any]:
+    res = run.results
+    assert res is not None
+    epochs = res["epoch_train_seconds"]
+    timed = epochs[1:] or epochs  # after the warm-up epoch, when there is one
+    per_epoch = statistics.median(timed)
+    windows = res["optimizer_steps"] / len(epochs) * res["global_batch_size"]
+    reached = [i for i, mse in enumerate(res["val_mse_history"]) if mse <= target_mse]
+    first_step = res["first_optimizer_step_unix_time"]
+    return {
+        "title": run.title,
+        "processes": run.processes,
+        "threads_per_process": res["cpu_threads_per_process"],
+        "precision": res["mixed_precision"],
+        "epochs": len(epochs),
+        "timed_epochs": len(timed),
+        "epoch_seconds_median": per_epoch,
+        "epoch_seconds_min": min(timed),
+        "epoch_seconds_max": max(timed),
+        "epoch_cpu_seconds_median": statistics.median(res["epoch_cpu_seconds"][1:] or res["epoch_cpu_seconds"]),
+        "windows_per_epoch": windows,
+        "windows_per_second": windows / per_epoch,
+        "launch_to_first_step_seconds": first_step - run.launched_at if first_step is not None else None,
+        "peak_rss_mib_per_process": res["peak_rss_mib_per_process"],
+        "peak_cuda_mib_per_process": res.get("peak_cuda_mib_per_process"),
+        "dataset_seconds": res["dataset_seconds"],
+        "seconds_to_target_mse": res["elapsed_seconds_history"][reached[0]] if reached else None,
+        "epochs_to_target_mse": reached[0] + 1 if reached else None,
+        "best_val_mse": min(res["val_mse_history"]),
+        "epoch_seconds": epochs,
+        "val_mse_history": res["val_mse_history"],
+    }
+
+
+def machine(device: str) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "usable_cores": usable_cores(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "accelerate": version("accelerate"),
+        "deepspeed": version("deepspeed"),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpus_visible"] = torch.cuda.device_count()
+    return info
+
+
+def assess(summary: dict[str, dict[str, Any]], help_time: float) -> dict[str, Any]:
+    """The issue's targets, each with its measured value and whether it holds."""
+    bare, one, two = summary["bare"], summary.get("trainer_1"), summary.get("trainer_2")
+    out: dict[str, Any] = {"help_seconds": {"value": help_time, "limit": MAX_HELP_SECONDS, "met": help_time < MAX_HELP_SECONDS}}
+    if one:
+        ratio = one["epoch_seconds_median"] / bare["epoch_seconds_median"]
+        out["trainer_1_over_bare"] = {"value": ratio, "limit": MAX_TRAINER_RATIO, "met": ratio <= MAX_TRAINER_RATIO}
+        a, b = bare["seconds_to_target_mse"], one["seconds_to_target_mse"]
+        # Met when the trainer gets there no later than the bare loop, or when only it gets there.
+        met = b is not None and (a is None or b <= a)
+        out["time_to_target_1_over_bare"] = {"value": b / a if a and b else None, "limit": 1.0, "met": met}
+    if one and two:
+        ratio = two["epoch_seconds_median"] / one["epoch_seconds_median"]
+        out["trainer_2_over_trainer_1"] = {"value": ratio, "limit": 1.0, "met": ratio <= 1.0}
+    return out
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "not reached"
+    if isinstance(value, list):
+        return ", ".join(fmt(v, 0) for v in value)
+    return f"{value:,.{digits}f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    summary, keys = report["runs"], list(report["runs"])
+    bare = summary["bare"]["epoch_seconds_median"]
+    m = report["machine"]
+    timed = summary["bare"]["timed_epochs"]
+    where = f"{m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB" + (f"; {m['gpu']}" if "gpu" in m else "")
+    lines = [
+        f"Machine: {where}; torch {m['torch']}, accelerate {m['accelerate']}, deepspeed {m['deepspeed']}. "
+        f"{report['settings']['device'].upper()}, {summary['bare']['precision'].replace('no', 'fp32')}, "
+        f"global batch {report['settings']['global_batch_size']} = micro batch 32 x accumulation x processes; "
+        f"{summary['bare']['epochs']} epochs a run, medians of the {timed} after the first. "
+        f"Load average before/after: {report['load_average'][0]:.1f} / {report['load_average'][1]:.1f}.",
+        "",
+        "| | " + " | ".join(summary[k]["title"] for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+
+    def row(label: str, values: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    row("training s / epoch (median)", [fmt(summary[k]["epoch_seconds_median"]) for k in keys])
+    row("ratio to (a)", [fmt(summary[k]["epoch_seconds_median"] / bare) for k in keys])
+    row("windows / s", [fmt(summary[k]["windows_per_second"], 0) for k in keys])
+    row("CPU s / epoch, main process (median)", [fmt(summary[k]["epoch_cpu_seconds_median"]) for k in keys])
+    row("threads per process", [str(summary[k]["threads_per_process"]) for k in keys])
+    row("launch to first optimizer step, s", [fmt(summary[k]["launch_to_first_step_seconds"], 1) for k in keys])
+    row("peak RSS per process, MiB", [fmt(summary[k]["peak_rss_mib_per_process"]) for k in keys])
+    if "gpu" in m:
+        row("peak CUDA memory per process, MiB", [fmt(summary[k]["peak_cuda_mib_per_process"]) for k in keys])
+    row("dataset build, s", [fmt(summary[k]["dataset_seconds"]) for k in keys])
+    target = report["settings"]["target_mse"]
+    row(
+        f"time to val MSE <= {target}, s (epoch)",
+        [
+            f"{fmt(summary[k]['seconds_to_target_mse'], 1)} ({summary[k]['epochs_to_target_mse']})"
+            if summary[k]["seconds_to_target_mse"] is not None
+            else f"not in {summary[k]['epochs']} epochs"
+            for k in keys
+        ],
+    )
+    row("best val MSE", [f"{summary[k]['best_val_mse']:.6f}" for k in keys])
+    lines += ["", "| target | measured | holds |", "|---|---:|:---:|"]
+    names = {
+        "trainer_1_over_bare": f"(b)/(a) epoch time <= {MAX_TRAINER_RATIO}",
+        "trainer_2_over_trainer_1": "(c)/(b) epoch time <= 1 (2 processes no slower than 1)",
+        "time_to_target_1_over_bare": f"(b)/(a) time to val MSE {target} <= 1",
+        "help_seconds": f"`python train.py --help` < {MAX_HELP_SECONDS:.0f} s",
+    }
+    for key, name in names.items():
+        if key in report["targets"]:
+            t = report["targets"][key]
+            value = "n/a" if t["value"] is None else f"{t['value']:.2f}" + (" s" if key == "help_seconds" else "")
+            lines.append(f"| {name} | {value} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args, passthrough = parse_args(argv)
+        runs = [Run("bare", "(a) bare PyTorch loop", 1)]
+        runs += [Run(f"trainer_{n}", f"({'bcdefgh'[i]}) trainer, {n} process{'es' if n > 1 else ''}", n)
+                 for i, n in enumerate(args.processes)]  # fmt: skip
+        output = Path(args.output_dir)
+        load_before = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:
+            for run in runs:
+                run_one(run, args, passthrough, Path(tmp))
+        help_time = help_seconds()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except RunFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    summary = {run.key: summarize(run, args.target_mse) for run in runs}
+    assert runs[0].results is not None
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(args.device),
+        "settings": {
+            "device": args.device,
+            "epochs": args.epochs,
+            "target_mse": args.target_mse,
+            "global_batch_size": runs[0].results["global_batch_size"],
+            "train_args": passthrough,
+        },
+        "load_average": [load_before, os.getloadavg()[0]],
+        "runs": summary,
+        "targets": assess(summary, help_time),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    (output / "bench.md").write_text(table)
+    print(table)
+    print(f"bench: wrote {output / 'bench.json'} and {output / 'bench.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

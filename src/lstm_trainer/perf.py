@@ -1,0 +1,75 @@
+"""What a run costs: seconds per epoch, when the first optimizer step happened, peak memory.
+
+These go to all_results.json so that the benchmark (`bench/run.py`) measures the real
+`accelerate launch train.py` from the inside instead of re-implementing the trainer.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:  # the bare loop of bench/ imports this module and must not load Accelerate
+    from accelerate import Accelerator
+
+# What `results` adds to all_results.json: they differ from run to run, even between an
+# uninterrupted run and a resumed one that trained the same weights.
+KEYS = (
+    "dataset_seconds",
+    "epoch_train_seconds",
+    "epoch_cpu_seconds",
+    "elapsed_seconds_history",
+    "first_optimizer_step_unix_time",
+    "cpu_threads_per_process",
+    "peak_rss_mib_per_process",
+    "peak_cuda_mib_per_process",
+)
+
+
+@dataclass
+class RunTimings:
+    """Timings of one run (this launch, on the main process).
+
+    Per-epoch training time excludes validation and saving; `elapsed_seconds` is the time
+    from the start of the first epoch to the end of each epoch, validation and saving
+    included, which is what a user waits for to see a given validation MSE.
+    """
+
+    dataset_seconds: float = 0.0
+    epoch_train_seconds: list[float] = field(default_factory=list)
+    # CPU time of this process (all its threads) per training epoch: unlike wall time, it
+    # does not grow while other programs hold the cores, so it compares runs on a busy machine.
+    epoch_cpu_seconds: list[float] = field(default_factory=list)
+    elapsed_seconds: list[float] = field(default_factory=list)
+    first_step_time: float | None = None  # Unix time, so a caller can subtract when it launched the run
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def results(accelerator: Accelerator, timings: RunTimings) -> dict[str, Any]:
+    """The cost figures for all_results.json; every process must call it (memory is gathered)."""
+    memory = [peak_rss_mib()]
+    if accelerator.device.type == "cuda":
+        memory.append(torch.cuda.max_memory_allocated(accelerator.device) / 2**20)
+    per_process = accelerator.gather(torch.tensor([memory], dtype=torch.float64, device=accelerator.device)).cpu()
+    out: dict[str, Any] = {
+        "dataset_seconds": timings.dataset_seconds,
+        "epoch_train_seconds": timings.epoch_train_seconds,
+        "epoch_cpu_seconds": timings.epoch_cpu_seconds,
+        "elapsed_seconds_history": timings.elapsed_seconds,
+        "first_optimizer_step_unix_time": timings.first_step_time,
+        "cpu_threads_per_process": torch.get_num_threads(),
+        "peak_rss_mib_per_process": per_process[:, 0].tolist(),
+    }
+    if accelerator.device.type == "cuda":
+        out["peak_cuda_mib_per_process"] = per_process[:, 1].tolist()
+    assert out.keys() <= set(KEYS)
+    return out

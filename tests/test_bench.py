@@ -1,0 +1,115 @@
+"""The benchmark (bench/): one tiny end-to-end run, its refusals, and the bare loop's schedule.
+
+No timing is asserted: only that every figure is there, positive, and that the bare loop
+trains exactly what the trainer trains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, child_env
+
+sys.path.insert(0, str(ROOT / "bench"))
+import bare_loop  # noqa: E402
+
+BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
+TINY_BENCH = ["--num_train_samples", "512", "--num_val_samples", "256", "--hidden_size", "16"]
+
+
+def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BENCH, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.e2e
+def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path) -> None:
+    done = bench("--epochs", "2", "--threads", "1", "--output_dir", str(tmp_path), "--", *TINY_BENCH)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    runs = report["runs"]
+    assert list(runs) == ["bare", "trainer_1", "trainer_2"]
+    for key, run in runs.items():
+        for name in ("epoch_seconds_median", "windows_per_second", "epoch_cpu_seconds_median",
+                     "launch_to_first_step_seconds", "dataset_seconds"):  # fmt: skip
+            assert run[name] > 0, (key, name, run[name])
+        assert (run["epochs"], run["timed_epochs"]) == (2, 1)
+        assert run["windows_per_epoch"] == 512 // 128 * 128
+        assert run["threads_per_process"] == 1 and run["precision"] == "no"
+        assert len(run["peak_rss_mib_per_process"]) == run["processes"]
+        assert all(mib > 50 for mib in run["peak_rss_mib_per_process"])
+        # The tiny model cannot get near the noise floor in 2 epochs.
+        assert run["seconds_to_target_mse"] is None and run["epochs_to_target_mse"] is None
+    assert (runs["trainer_1"]["processes"], runs["trainer_2"]["processes"]) == (1, 2)
+    # Like with like: same data, initialisation, batches, dropout masks, AdamW, clipping and
+    # warmup, so one process trains the same weights to rounding (saving the best model after
+    # epoch 1 must not shift the dropout masks of epoch 2). Two processes draw other masks.
+    bare = runs["bare"]["val_mse_history"]
+    assert runs["trainer_1"]["val_mse_history"] == pytest.approx(bare, rel=1e-5)
+    assert runs["trainer_2"]["val_mse_history"] == pytest.approx(bare, rel=1e-2)
+    targets = report["targets"]
+    assert set(targets) == {"help_seconds", "trainer_1_over_bare", "trainer_2_over_trainer_1", "time_to_target_1_over_bare"}
+    assert targets["help_seconds"]["value"] > 0
+    assert targets["time_to_target_1_over_bare"] == {"value": None, "limit": 1.0, "met": False}
+    assert report["machine"]["usable_cores"] >= 1 and report["settings"]["global_batch_size"] == 128
+
+    table = (tmp_path / "bench.md").read_text()
+    assert table in done.stdout
+    assert "| | (a) bare PyTorch loop | (b) trainer, 1 process | (c) trainer, 2 processes |" in table
+    for label in ("training s / epoch (median)", "ratio to (a)", "windows / s", "launch to first optimizer step",
+                  "peak RSS per process", "dataset build", "time to val MSE <= 0.0115", "`python train.py --help` < 1 s"):  # fmt: skip
+        assert label in table, label
+    assert "not in 2 epochs" in table
+
+
+def test_gpu_benchmark_refuses_without_cuda(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    done = bench("--device", "cuda", "--output_dir", str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --device cuda needs a CUDA GPU and none is visible here; run the CPU benchmark "
+        "(python bench/run.py) on this machine, or this command on a GPU machine"
+    ]
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
+    done = bench("--epochs", "0", "--output_dir", str(tmp_path), timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (2, "error: --epochs must be >= 1, got 0")
+    done = bench("--output_dir", str(tmp_path), "--", "--num_train_epochs", "3", timeout=120)
+    assert done.returncode == 2 and "use --epochs and --device" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"warmup_min_lr": 0, "warmup_max_lr": 5e-4, "warmup_num_steps": 100},  # the reference's
+        {"warmup_min_lr": 1e-5, "warmup_max_lr": 1e-3, "warmup_num_steps": 7, "warmup_type": "linear"},
+        {"warmup_min_lr": 0, "warmup_max_lr": 1e-3, "warmup_num_steps": 1},
+    ],
+)
+def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) -> None:  # type: ignore[type-arg]
+    from deepspeed.runtime.lr_schedules import WarmupLR
+
+    def rates(make) -> list[float]:  # type: ignore[no-untyped-def]
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=params["warmup_max_lr"])
+        scheduler = make(optimizer)
+        seen = []
+        for _ in range(130):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return seen
+
+    theirs = rates(lambda opt: WarmupLR(opt, **params))
+    ours = rates(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, bare_loop.warmup_factor({"type": "WarmupLR", "params": params})))
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert theirs[0] == params["warmup_min_lr"] and math.isclose(theirs[-1], params["warmup_max_lr"])
