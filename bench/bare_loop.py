@@ -38,7 +38,7 @@ from lstm_trainer.cli import parse_config  # noqa: E402
 from lstm_trainer.config import RunConfig  # noqa: E402
 from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
 from lstm_trainer.dataloaders import GlobalBatchSampler  # noqa: E402
-from lstm_trainer.ds_config import ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
+from lstm_trainer.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
 from lstm_trainer.model import LSTMForecaster  # noqa: E402
 from lstm_trainer.perf import peak_rss_mib  # noqa: E402
@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     args, train_argv = parser.parse_known_args(argv)
     config = parse_config(train_argv)
     device = torch.device(args.device)
-    ds = resolve(config.train, load_ds_config(config.train.ds_config), world_size=1, cuda=device.type == "cuda")
+    # The JSON the trainer would use when no accelerate config names one.
+    raw = load_ds_config(config.train.ds_config or DEFAULT_DS_CONFIG)
+    ds = resolve(config.train, raw, world_size=1, cuda=device.type == "cuda")
     seed = config.train.seed
     random.seed(seed)
     np.random.seed(seed)
