@@ -41,8 +41,8 @@ class RunTimings:
 
     dataset_seconds: float = 0.0
     epoch_train_seconds: list[float] = field(default_factory=list)
-    # CPU time of this process (all its threads) per training epoch: unlike wall time, it
-    # does not grow while other programs hold the cores, so it compares runs on a busy machine.
+    # CPU time of this process (all its threads) per training epoch: it grows much less than
+    # wall time while other programs share the cores, so it helps to read a busy machine's runs.
     epoch_cpu_seconds: list[float] = field(default_factory=list)
     elapsed_seconds: list[float] = field(default_factory=list)
     first_step_time: float | None = None  # Unix time, so a caller can subtract when it launched the run
