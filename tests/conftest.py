@@ -20,6 +20,9 @@ sys.path.insert(0, str(SRC))
 # lives and dies with the session, not in ~/.cache. Set before `datasets` is first imported.
 _DATASETS_CACHE = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_datasets_")
 os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE.name
+# Children get an empty HF_HOME too: a developer's own `accelerate config` default or Hub
+# login must not change what a test launches.
+_HF_HOME = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_hf_home_")
 
 # Small enough for seconds per run, big enough that the model beats persistence.
 TINY = [
@@ -34,7 +37,7 @@ TINY = [
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
-    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", HF_HOME=_HF_HOME.name)
     env.update(extra)  # a test may override the defaults, e.g. WANDB_MODE
     return env
 
