@@ -36,8 +36,11 @@ TYPES = {"int": int, "float": float, "str": str}
 
 
 class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one `error:` line (exit code 2), like every other user error."""
+
     def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message}; see `python train.py --help`")
+        command = f"python {self.prog}" if self.prog.endswith(".py") else self.prog
+        raise UserError(f"{message}; see `{command} --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,8 +13,9 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
+from lstm_trainer.cli import OneLineParser
 from lstm_trainer.errors import UserError
 
 if TYPE_CHECKING:  # imported where used, so --help stays instant
@@ -22,11 +23,6 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
 
     from lstm_trainer.model import LSTMForecaster
     from lstm_trainer.normalization import Normalization
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message}; see `python -m lstm_trainer.predict --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,22 +16,17 @@ import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from lstm_trainer.cli import add_config_flags
+from lstm_trainer.cli import OneLineParser, add_config_flags
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
 
 PROG = "python -m lstm_trainer.data"
 
 
-class DataParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message}; see `{PROG} --help`")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = DataParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,push}")
     build = commands.add_parser(
         "build", help="write the windowed DatasetDict to a folder (save_to_disk) and print a summary",
