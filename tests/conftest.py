@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,10 +51,19 @@ def run_train(
     if launcher and launcher[0] == "accelerate":
         # The console script beside this interpreter, as a user would type it.
         prefix = [str(Path(sys.executable).parent / "accelerate"), *launcher[1:]]
+        if "--main_process_port" not in launcher:
+            # Accelerate's default port is fixed (29500): two launches at once would collide.
+            prefix[2:2] = ["--main_process_port", str(free_port())]
     return subprocess.run(
         [*prefix, str(ROOT / "train.py"), *args],
         cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def results(output_dir: Path) -> dict[str, Any]:
