@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return args, passthrough
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -126,7 +133,8 @@ def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Pa
         result_file = out / "all_results.json"
         command = [
             sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(run.processes),
-            str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
+            # Accelerate's default port (29500) would collide with any other launch running.
+            "--main_process_port", str(free_port()), str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
         ]  # fmt: skip
     threads = args.threads
     print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
