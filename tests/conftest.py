@@ -21,6 +21,10 @@ sys.path.insert(0, str(SRC))
 # lives and dies with the session, not in ~/.cache. Set before `datasets` is first imported.
 _DATASETS_CACHE = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_datasets_")
 os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE.name
+# One compute thread per process, in this process and its children, as `accelerate launch`
+# gives each CPU process. On a 2-core machine shared with other work, two OpenMP threads
+# that spin-wait for each other made a 16-step epoch take 40 s instead of 0.5 s.
+os.environ["OMP_NUM_THREADS"] = "1"
 # Children get an empty HF_HOME too: a developer's own `accelerate config` default or Hub
 # login must not change what a test launches.
 _HF_HOME = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_hf_home_")
@@ -34,6 +38,19 @@ TINY = [
     "--learning_rate", "3e-3",
     "--hidden_size", "32",
 ]
+
+
+def train_in_process(args: list[str]) -> dict[str, Any]:
+    """The real trainer, called as `train.py` would call it, in this process (one process).
+
+    Seconds instead of the ~10 s a fresh interpreter spends importing torch, Accelerate and
+    DeepSpeed. A user error raises `UserError`, as it does before `train.py` prints it.
+    """
+    from lstm_trainer.cli import parse_config
+    from lstm_trainer.trainer import run
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    return run(parse_config(args))
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -58,6 +75,15 @@ def run_train(
         [*prefix, str(ROOT / "train.py"), *args],
         cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def output(proc: subprocess.CompletedProcess[str]) -> str:
+    """All a launch printed, every rank's lines included, for an assertion message.
+
+    Not a tail: under a launcher the failing rank's own message comes first and the
+    launcher's report of it after, so a tail shows only the launcher's side.
+    """
+    return f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
 
 
 def free_port() -> int:

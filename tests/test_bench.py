@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, child_env
+from conftest import ROOT, child_env, output
 
 sys.path.insert(0, str(ROOT / "bench"))
 import bare_loop  # noqa: E402
@@ -31,7 +31,7 @@ def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 @pytest.mark.e2e
 def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path) -> None:
     done = bench("--epochs", "2", "--threads", "1", "--output_dir", str(tmp_path), "--", *TINY_BENCH)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     report = json.loads((tmp_path / "bench.json").read_text())
     runs = report["runs"]
     assert list(runs) == ["bare", "trainer_1", "trainer_2"]

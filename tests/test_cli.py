@@ -40,3 +40,11 @@ def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str
     assert lines[-1].startswith("error: ") and message in lines[-1], done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()  # nothing half-written
+
+
+def test_deepspeeds_launcher_flag_is_accepted() -> None:
+    from lstm_trainer.cli import parse_config
+
+    # `deepspeed train.py` passes --local_rank=N to each process; LOCAL_RANK says the same.
+    assert parse_config(["--local_rank=1", "--hidden_size", "8"]).model.hidden_size == 8
+    assert parse_config(["--local_rank", "0"]) == parse_config([])

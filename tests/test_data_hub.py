@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY, child_env, results, run_train
+from conftest import ROOT, TINY, child_env, output, results, run_train
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 
@@ -54,14 +54,14 @@ def client(env: dict[str, str], script: str) -> dict:  # type: ignore[type-arg]
     """Run `script` with the real clients; it prints one JSON line as its last output."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -> None:
     env = hub_env(hub)
     pushed = data_command(env, "push", "--repo_id", "test-user/sine", "--private", *SYNTHETIC)
-    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    assert pushed.returncode == 0, output(pushed)
     assert TOKEN not in pushed.stdout + pushed.stderr
     assert "| train | 2048 |" in pushed.stdout and "--dataset test-user/sine" in pushed.stdout
     assert hub.unhandled == []
@@ -97,7 +97,7 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     # A real run on the private copy, with the token from HF_TOKEN.
     out = tmp_path / "from_hub"
     done = run_train([*TINY, "--dataset", "test-user/sine", "--output_dir", str(out)], **hub.env(base={}, with_token=True))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = results(out)
     local = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42)
     assert res["persistence_val_mse"] == local.persistence_mse("validation")  # the very same validation windows
@@ -116,9 +116,9 @@ def test_push_a_csv_series_to_a_revision(hub: HubServer, tmp_path: Path) -> None
     flags = ["--dataset", str(csv), "--data_column", "megawatts", "--time_column", "hour", "--seq_length", "24"]
     env = hub_env(hub)
     pushed = data_command(env, "push", "--repo_id", "test-user/load", "--revision", "v1", "--license", "mit", *flags)
-    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    assert pushed.returncode == 0, output(pushed)
     built = data_command(env, "build", *flags, "--output_dir", str(tmp_path / "local"))
-    assert built.returncode == 0, built.stderr[-3000:]
+    assert built.returncode == 0, output(built)
 
     loaded = client(env, f"""
         import json

@@ -180,3 +180,10 @@ def test_deepspeed_itself_rejects_a_bad_section_as_one_line() -> None:
     with pytest.raises(UserError, match=r"DeepSpeed rejects the config from x.json \(--ds_config\): .*no_such_knob") as err:
         check_with_deepspeed(resolved)
     assert "\n" not in str(err.value)
+
+
+def test_a_top_level_key_deepspeed_never_reads_is_an_error() -> None:
+    typo = {**REFERENCE, "gradient_cliping": 1.0, "bogus_key": 1}
+    with pytest.raises(UserError, match=r"^DeepSpeed does not use the top-level key\(s\) 'bogus_key', 'gradient_cliping' in x.json"):
+        check_with_deepspeed(resolve(TrainConfig(), named(typo), 1, False))
+    check_with_deepspeed(resolve(TrainConfig(), named(REFERENCE), 1, False))  # every key of the shipped JSON is read

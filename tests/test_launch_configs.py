@@ -15,7 +15,7 @@ import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig
 
-from conftest import ROOT, TINY, child_env, results, run_train
+from conftest import ROOT, TINY, child_env, output, results, run_train
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import INPUTS, TARGET, build_synthetic
 from lstm_trainer.model import LSTMForecaster
@@ -38,7 +38,7 @@ def launch(config: str | Path, out: Path, *flags: str, args: tuple[str, ...] = (
 
 def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]:
     """The run finished, learned something, and best/ holds the weights that scored best_val_mse."""
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = results(out)
     assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
     validation = build_synthetic(DataConfig(num_train_samples=1024, num_val_samples=256), 42)["validation"]
@@ -139,7 +139,7 @@ def test_wizard_config_that_contradicts_the_named_json_stops(tmp_path: Path) -> 
     done = launch(config, out, args=("--ds_config", "accelerate_configs/ds_zero2.json"))
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, done.stderr[-3000:]
+    assert len(errors) == 1, output(done)
     assert f"zero_optimization.stage is 3 from zero_stage in {config} but 2 in accelerate_configs/ds_zero2.json (--ds_config)" in errors[0]
     assert "gradient_clipping is 0.5" in errors[0] and "but 1.0 in" in errors[0]
     # Torch's launcher reports the failed process below the line; train.py itself has no traceback.

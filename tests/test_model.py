@@ -62,3 +62,9 @@ def test_broken_model_folders_name_the_file(tmp_path) -> None:  # type: ignore[n
     weights.unlink()
     with pytest.raises(UserError, match=f"model file {weights} is missing"):
         LSTMForecaster.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(("cell", "layers", "inputs"), [("lstm", 1, 1), ("lstm", 3, 2), ("gru", 2, 1)])
+def test_parameter_count_from_the_shape_matches_the_module(cell: str, layers: int, inputs: int) -> None:
+    config = ModelConfig(cell=cell, num_layers=layers, input_size=inputs, hidden_size=12)
+    assert config.num_parameters() == sum(p.numel() for p in LSTMForecaster(config).parameters())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY, child_env, run_train
+from conftest import ROOT, TINY, child_env, output, run_train
 from lstm_trainer.data import build_synthetic
 from lstm_trainer.config import DataConfig
 from lstm_trainer.model import LSTMForecaster
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("predict") / "run"
     done = run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "2", "--seq_length", "20"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     return out / "model"
 
 

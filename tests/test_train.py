@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import results, run_train
+from conftest import output, results, run_train
 from lstm_trainer.model import LSTMForecaster
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def check_costs(res: dict) -> None:  # type: ignore[type-arg]
 def test_accelerate_launch_one_process(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "one"
     done = run_train([*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "1"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = check_learned(out)
     assert (res["world_size"], res["gradient_accumulation_steps"], res["epochs_completed"]) == (1, 4, 3)
     assert "global batch 128 = micro batch 32 x accumulation 4 x processes 1" in done.stdout
@@ -57,7 +57,7 @@ def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str],
     out = tmp_path / "two"
     # Plain `--num_processes 2` on a CPU machine: train.py must end up with two ranks.
     done = run_train([*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = check_learned(out)
     assert (res["world_size"], res["gradient_accumulation_steps"]) == (2, 2)
     assert done.stdout.count("Training Summary:") == 1  # only the main process reports
@@ -66,7 +66,7 @@ def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str],
 def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "py"
     done = run_train([*tiny, "--output_dir", str(out), "--cell", "gru", "--num_train_epochs", "2"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = results(out)
     assert (res["world_size"], res["epochs_completed"]) == (1, 2)
     assert LSTMForecaster.from_pretrained(out / "best").config.cell == "gru"
@@ -75,12 +75,12 @@ def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:
 def test_divergence_stops_cleanly_and_keeps_the_best_model(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "nan"
     sane = run_train([*tiny, "--output_dir", str(out), "--num_train_epochs", "1"])
-    assert sane.returncode == 0, sane.stderr[-3000:]
+    assert sane.returncode == 0, output(sane)
     best_before = (out / "best" / "model.safetensors").read_bytes()
     (out / "all_results.json").unlink()
     # An absurd learning rate sends the weights, then the loss, to inf within a few steps.
     done = run_train([*tiny, "--output_dir", str(out), "--learning_rate", "1e30", "--logging_steps", "1"])
-    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.returncode == 2, output(done)
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: loss became") and "lower the learning rate" in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr

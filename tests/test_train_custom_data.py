@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY, results, run_train
+from conftest import TINY, output, results, run_train
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import INPUTS, TARGET, prepare_data, synthetic_series
 from lstm_trainer.model import LSTMForecaster
@@ -35,7 +35,7 @@ def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:
     data_flags = ["--dataset", str(csv), "--data_column", "megawatts", "--time_column", "hour"]
     out = tmp_path / "run"
     done = run_train([*TINY, *data_flags, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = results(out)
     assert res["world_size"] == 2 and done.stdout.count("Test Summary") == 1
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import results, run_train
+from conftest import output, results, run_train
 from lstm_trainer import plots, tracking
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def test_two_processes_make_one_run_in_each_tracker(tiny: list[str], tmp_path: P
     out = tmp_path / "run"
     args = [*tiny, "--output_dir", str(out), "--report_to", "all", "--logging_steps", "5", "--run_name", "tiny-2p"]
     done = run_train(args, launcher=["accelerate", "launch", "--num_processes", "2"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     res = results(out)
     steps, epochs = res["optimizer_steps"], res["epochs_completed"]
     assert (res["world_size"], epochs) == (2, 3)
@@ -112,7 +112,7 @@ def test_unreachable_wandb_goes_offline_in_one_line_and_keeps_the_key_secret(tmp
         WANDB_MODE="online", WANDB_API_KEY=key, WANDB_BASE_URL=f"http://127.0.0.1:{closed_port()}",
         WANDB_INIT_TIMEOUT="10",  # for the dead address; generous for a loaded machine
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output(done)
     said = [line for line in done.stdout.splitlines() if line.startswith("tracking: W&B could not start a run")]
     assert len(said) == 1 and "logging offline" in said[0], done.stdout[-3000:]
     assert results(out)["epochs_completed"] == 1

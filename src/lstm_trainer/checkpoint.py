@@ -25,11 +25,12 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
-
-from accelerate import Accelerator
+from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.errors import UserError
+
+if TYPE_CHECKING:  # imported for types only: `resolve` runs before the heavy libraries load
+    from accelerate import Accelerator
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"

@@ -23,6 +23,7 @@ from lstm_trainer.config import (
     TrainConfig,
 )
 from lstm_trainer.errors import UserError
+from lstm_trainer.preflight import preflight, quiet_accelerator_detection
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 CHOICES = {
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for group_name, cls in GROUPS.items():
         add_config_flags(parser.add_argument_group(group_name, cls.__doc__), cls)
+    # DeepSpeed's own launcher (`deepspeed train.py`) passes --local_rank=N to every process,
+    # as torch.distributed.launch did; LOCAL_RANK in the environment says the same and is what
+    # Accelerate reads, so the flag is accepted and not used.
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -78,9 +83,11 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
 def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv)
+        lock = preflight(config)
+        quiet_accelerator_detection()
         from lstm_trainer.trainer import run
 
-        run(config)
+        run(config, lock)
     except UserError as err:
         # Under a launcher every process hits the same error; one line is enough.
         if os.environ.get("RANK", "0") == "0":
@@ -89,3 +96,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+

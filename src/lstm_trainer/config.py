@@ -109,6 +109,14 @@ class ModelConfig:
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
 
+    def num_parameters(self) -> int:
+        """Weights and biases of the recurrent layers and the head, from the shape alone."""
+        gates = 4 if self.cell == "lstm" else 3
+        h = self.hidden_size
+        first = gates * h * (self.input_size + h + 2)  # input and hidden weights, two biases
+        later = gates * h * (h + h + 2)
+        return first + (self.num_layers - 1) * later + h + 1
+
 
 @dataclass
 class TrainConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -21,21 +22,47 @@ from lstm_trainer.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choo
 from lstm_trainer.launcher import take_launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_SET_HERE = "LSTM_TRAINER_OWN_RENDEZVOUS"  # marks rendezvous variables this process set itself
 T = TypeVar("T")
 
 
-def ensure_rendezvous_env() -> None:
-    """Let `python train.py` run as a one-process group.
+def ensure_rendezvous_env() -> bool:
+    """Let `python train.py` run as a one-process group; True if the variables were set here.
 
     Without a launcher DeepSpeed finds no rendezvous variables and goes looking for MPI
     (mpi4py); a launcher sets them all, so only fill them in when none is set.
     """
     if any(name in os.environ for name in RENDEZVOUS):
-        return
+        return False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    return True
+
+
+def release_process_state() -> None:
+    """Forget this run's process group, so that `run` can be called again in the same process
+    (a notebook, a sweep, the tests) after `end_training` destroyed the group.
+
+    Accelerate keeps its state in process-wide singletons and DeepSpeed caches the groups it
+    derived from the destroyed one; both are reset, as Accelerate's own test utilities do.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+    from deepspeed.utils import groups
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    groups._WORLD_GROUP = groups._DATA_PARALLEL_GROUP = groups._ZERO_PARAM_INTRA_PARALLEL_GROUP = None
+    groups.mesh_device = None
+    for cache in (
+        groups._EXPERT_PARALLEL_GROUP, groups._EXPERT_PARALLEL_GROUP_RANKS, groups._EXPERT_DATA_PARALLEL_GROUP,
+        groups._EXPERT_DATA_PARALLEL_GROUP_RANKS, groups._ALL_TO_ALL_GROUP,
+    ):
+        cache.clear()
+    if os.environ.pop(_SET_HERE, None):
+        for name in RENDEZVOUS:  # a fresh port next time: the old one may linger in TIME_WAIT
+            os.environ.pop(name, None)
 
 
 def relaunch_for_cpu_processes() -> None:
@@ -78,7 +105,8 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     between the two, batch arithmetic, fp16 without CUDA) is raised here, before a process
     group or any file exists.
     """
-    ensure_rendezvous_env()
+    if ensure_rendezvous_env():
+        os.environ[_SET_HERE] = "1"
     cuda = torch.cuda.is_available()
     world_size = int(os.environ["WORLD_SIZE"])
     launch = take_launch_request()
@@ -94,6 +122,7 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     # DeepSpeed 0.19's ZeRO-3 and offload paths call torch collectives that torch 2.13
     # deprecates; only a DeepSpeed upgrade can act on that, and it prints at every step.
     warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
+    _hide_scheduler_start_warning()
     plugin = DeepSpeedPlugin(hf_ds_config=resolved.config)
     # Without CUDA, Accelerate leaves the backend unset and DeepSpeed then believes it
     # runs alone (its batch check fails with 2+ processes); gloo is the CPU backend.
@@ -103,10 +132,25 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
         mixed_precision=resolved.mixed_precision,
         gradient_accumulation_steps=resolved.gradient_accumulation_steps,
         kwargs_handlers=handlers,
-        log_with=tracking.log_with(config.train),
+        # None rather than []: Accelerate warns that an empty list found no trackers.
+        log_with=tracking.log_with(config.train) or None,
     )
     assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
     return accelerator, resolved
+
+
+class _NotSchedulerStart(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "get learning rate from scheduler before it has started" not in record.getMessage()
+
+
+def _hide_scheduler_start_warning() -> None:
+    """DeepSpeed's WarmupLR asks itself for the rate of step -1 in its own constructor, to set
+    the starting rate, and logs a warning that it was asked: that one line, and only it, is dropped."""
+    from deepspeed.utils import logger
+
+    if not any(isinstance(f, _NotSchedulerStart) for f in logger.filters):
+        logger.addFilter(_NotSchedulerStart())
 
 
 def main_process_first_or_raise(accelerator: Accelerator, work: Callable[[], T]) -> T:

@@ -207,13 +207,59 @@ def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:
     """
     from deepspeed.runtime.config import DeepSpeedConfig
 
-    config = copy.deepcopy(resolved.config)
+    config = _ReadKeys(copy.deepcopy(resolved.config))
     config.pop("train_batch_size", None)
     try:
         DeepSpeedConfig(config)
     except (ValueError, AssertionError, TypeError, KeyError) as err:
         detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip() and "errors.pydantic.dev" not in line)
         raise UserError(f"DeepSpeed rejects the config from {resolved.source}: {detail}; fix that file") from None
+    # DeepSpeed validates the sections it reads and silently ignores a top-level key it never
+    # asks for, so a typo there ("gradient_cliping") would train with the default.
+    unknown = sorted(set(config) - config.read)
+    if unknown:
+        raise UserError(
+            f"DeepSpeed does not use the top-level key(s) {', '.join(map(repr, unknown))} in {resolved.source}; "
+            "fix their spelling or remove them"
+        )
+
+
+class _ReadKeys(dict):  # type: ignore[type-arg]
+    """A dict that records which of its keys were looked up: the keys DeepSpeed's config reads."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def keys(self) -> Any:  # DeepSpeed also asks `KEY in config.keys()`
+        return _RecordingKeys(self)
+
+
+class _RecordingKeys:
+    def __init__(self, owner: _ReadKeys) -> None:
+        self.owner = owner
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.owner
+
+    def __iter__(self) -> Any:
+        self.owner.read.update(dict.keys(self.owner))  # whoever walks every key reads them all
+        return iter(dict.keys(self.owner))
+
+    def __len__(self) -> int:
+        return len(self.owner)
 
 
 def _batch_sizes(

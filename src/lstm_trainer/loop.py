@@ -56,6 +56,7 @@ class TrainState:
     initial_val_mse: float | None = None
     train_losses: list[float] = field(default_factory=list)
     val_mses: list[float] = field(default_factory=list)
+    logged_losses: list[list[float]] = field(default_factory=list)  # [step, loss] at every logging step
 
 
 class EpochProgress:

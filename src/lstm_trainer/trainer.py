@@ -27,6 +27,7 @@ from lstm_trainer.distributed import (
     main_process_first_or_raise,
     make_accelerator,
     relaunch_for_cpu_processes,
+    release_process_state,
 )
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.errors import UserError
@@ -35,6 +36,8 @@ from lstm_trainer.files import replace_dir
 from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
 from lstm_trainer.metrics import quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.output_dir import RunLock
+from lstm_trainer.preflight import preflight
 
 BEST, MODEL = "best", "model"
 # Flags a resumed run may change; any other difference means another experiment.
@@ -66,16 +69,23 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
-def run(config: RunConfig) -> dict[str, Any]:
+def run(config: RunConfig, lock: RunLock | None = None) -> dict[str, Any]:
+    """Train as `config` says; `lock` is output_dir's lock if the caller already took it."""
     relaunch_for_cpu_processes()
-    accelerator, ds = make_accelerator(config)
+    lock = lock or preflight(config)
     try:
-        return _run(accelerator, ds, config)
-    except BaseException as err:
-        tracking.fail(accelerator, 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1))
-        raise
+        accelerator, ds = make_accelerator(config)
+        try:
+            return _run(accelerator, ds, config)
+        except BaseException as err:
+            tracking.fail(accelerator, 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1))
+            raise
+        finally:
+            accelerator.end_training()  # tears the process group down, on success or error
     finally:
-        accelerator.end_training()  # tears the process group down, on success or error
+        release_process_state()
+        if lock is not None:
+            lock.release()
 
 
 def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> dict[str, Any]:
@@ -156,12 +166,16 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
 
     def on_log(log: StepLog) -> None:
         log.loss = units(log.loss)
+        state.logged_losses.append([log.step, log.loss])
         reporter.step(log)
 
     reporter.begin(state.epoch, state.global_step)
     started = time.perf_counter()
     hit_step_limit = False
     while state.epoch < train_cfg.num_train_epochs and not stopper.should_stop and not hit_step_limit:
+        # Accelerate's loader calls set_epoch(its own iteration count) on a one-process batch
+        # sampler at each pass, and that count restarts at 0 in a resumed run: set both.
+        train_dl.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
         epoch_started, cpu_started = time.perf_counter(), time.process_time()
@@ -277,6 +291,7 @@ def _results(
         "train_seconds": train_seconds,
         "train_loss_history": train,
         "val_mse_history": val,
+        "logged_train_losses": state.logged_losses,
     }
 
 
