@@ -55,7 +55,8 @@ def train_in_process(args: list[str]) -> dict[str, Any]:
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
-    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", HF_HOME=_HF_HOME.name)
+    # PYTHONFAULTHANDLER: a process killed by a signal (SIGABRT, SIGSEGV) still prints its Python stacks.
+    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", HF_HOME=_HF_HOME.name)
     env.update(extra)  # a test may override the defaults, e.g. WANDB_MODE
     return env
 

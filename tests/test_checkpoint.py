@@ -83,6 +83,31 @@ def test_two_processes_resume_from_every_checkpoint(tmp_path: Path) -> None:
         same_results(results(straight), results(out))
 
 
+@pytest.mark.e2e
+def test_a_checkpoint_resumes_on_another_process_count(tmp_path: Path) -> None:
+    # Without dropout nothing random is left, so a run resumed on another process count
+    # reproduces the uninterrupted one up to the order in which gradients are summed.
+    args = [*EVERY_STEP, "--dropout", "0"]
+    launcher = ["accelerate", "launch", "--num_processes", "2"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    done = run_train([*args, "--output_dir", str(two)], launcher=launcher)
+    assert done.returncode == 0, output(done)
+    one_results = train_in_process([*args, "--output_dir", str(one)])
+    mid_epoch_2 = "step-0000006"  # 2 of epoch 2's 4 steps done; all of epoch 3 follows
+    two_to_one = train_in_process([*args, "--output_dir", str(tmp_path / "2to1"), "--resume_from_checkpoint", str(two / "checkpoints" / mid_epoch_2)])
+    resumed = run_train([*args, "--output_dir", str(tmp_path / "1to2"), "--resume_from_checkpoint", str(one / "checkpoints" / mid_epoch_2)],
+                        launcher=launcher)
+    assert resumed.returncode == 0, output(resumed)
+    assert "changed: processes 1 -> 2" in resumed.stdout
+    one_to_two = results(tmp_path / "1to2")
+    for straight, other in ((results(two), two_to_one), (one_results, one_to_two)):
+        assert other["optimizer_steps"] == straight["optimizer_steps"] == 12
+        assert [s for s, _ in other["logged_train_losses"]] == list(range(1, 13))
+        assert [loss for _, loss in other["logged_train_losses"]] == pytest.approx([loss for _, loss in straight["logged_train_losses"]], rel=1e-5)
+        assert other["train_loss_history"] == pytest.approx(straight["train_loss_history"], rel=1e-5)
+        assert other["best_val_mse"] == pytest.approx(straight["best_val_mse"], rel=0.02)
+
+
 def test_max_train_steps_then_resume_latest_keeps_the_newest_checkpoints_and_the_best(tmp_path: Path) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     expected = train_in_process([*TINY, "--output_dir", str(straight)])

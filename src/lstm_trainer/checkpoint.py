@@ -45,6 +45,7 @@ def checkpoint_name(global_step: int) -> str:
 
 def save(
     accelerator: Accelerator,
+    engine: Any,
     output_dir: Path,
     global_step: int,
     shared: dict[str, Any],
@@ -61,6 +62,10 @@ def save(
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    if engine.zero_optimization_stage() in (1, 2):  # what another process count can resume from
+        from lstm_trainer import reshard
+
+        reshard.save_full_state(engine, tmp, accelerator.is_main_process)
     (tmp / f"rank-{accelerator.process_index}.json").write_text(json.dumps(per_rank))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -125,6 +130,12 @@ def read_state(path: Path, process_index: int) -> tuple[dict[str, Any], dict[str
     rank_file = path / f"rank-{process_index}.json"
     per_rank = json.loads(rank_file.read_text()) if rank_file.is_file() else {}
     return shared, per_rank
+
+
+def read_all_ranks(path: Path) -> list[dict[str, Any]]:
+    """Every process's own accumulators, in rank order."""
+    files = sorted(path.glob("rank-*.json"), key=lambda f: int(f.stem.split("-")[1]))
+    return [json.loads(f.read_text()) for f in files]
 
 
 def _manifest(folder: Path) -> dict[str, dict[str, Any]]:

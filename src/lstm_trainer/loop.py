@@ -83,6 +83,25 @@ class EpochProgress:
             "grad_norms": self.grad_norms,
         }
 
+    @staticmethod
+    def merged(ranks: list[dict[str, Any]], world_size: int) -> dict[str, Any]:
+        """The saved sums of every old process, spread evenly over `world_size` new ones.
+
+        The global batch is kept, so the micro batches the old processes took are the same
+        windows the new ones skip; each takes 1/world_size of them and of their losses, and
+        the mean over processes is then the mean over every micro batch of the epoch.
+        """
+        batches = sum(rank["batches"] for rank in ranks)
+        window_batches = sum(rank["window_batches"] for rank in ranks)
+        assert batches % world_size == 0 and window_batches % world_size == 0, (batches, window_batches, world_size)
+        return {
+            "batches": batches // world_size,
+            "loss_sum": sum(rank["loss_sum"] for rank in ranks) / world_size,
+            "window_sum": sum(rank["window_sum"] for rank in ranks) / world_size,
+            "window_batches": window_batches // world_size,
+            "grad_norms": ranks[0]["grad_norms"],  # the global norm: the same on every process
+        }
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.batches = state["batches"]
         self.loss_sum = torch.tensor(state["loss_sum"], device=self.device)

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, perf, report, tracking
+from lstm_trainer import checkpoint, perf, report, reshard, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
@@ -133,7 +133,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     progress = EpochProgress(accelerator.device)
     best_checkpoint: str | None = None
     if resume_from is not None:
-        shared = _resume(accelerator, config, ds, resume_from, progress)
+        shared = _resume(accelerator, model, config, ds, resume_from, progress)
         state = TrainState(**shared["state"])
         stopper = EarlyStopping(train_cfg.early_stopping_patience, **shared["early_stopping"])
         best_checkpoint = shared["best_checkpoint"]
@@ -149,9 +149,11 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
             "world_size": accelerator.num_processes,
             "config": config.to_dict(),
             "deepspeed": ds.identity(),
+            "lr_scheduler": model.lr_scheduler.state_dict() if model.lr_scheduler is not None else None,
         }
         return checkpoint.save(
-            accelerator, out, state.global_step, shared, progress.state_dict(), train_cfg.save_total_limit, best_checkpoint
+            accelerator, model, out, state.global_step, shared, progress.state_dict(), train_cfg.save_total_limit,
+            best_checkpoint,
         )
 
     def after_step() -> bool:
@@ -224,14 +226,15 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
 
 
 def _resume(
-    accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, path: Path, progress: EpochProgress
+    accelerator: Accelerator, model: Any, config: RunConfig, ds: ResolvedDeepSpeed, path: Path, progress: EpochProgress
 ) -> dict[str, Any]:
     """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
     shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
-    if shared["world_size"] != accelerator.num_processes:
+    resharded = shared["world_size"] != accelerator.num_processes
+    if resharded and not (path / reshard.PORTABLE).is_file():
         raise UserError(
             f"checkpoint {path} was written by {shared['world_size']} processes and this run has "
-            f"{accelerator.num_processes}: ZeRO keeps optimizer state per process; resume with "
+            f"{accelerator.num_processes}, and it predates whole-state checkpoints; resume with "
             f"--num_processes {shared['world_size']}, or start a new run"
         )
     saved, now = shared["config"], config.to_dict()
@@ -243,12 +246,32 @@ def _resume(
     ]
     # Values an accelerate config can set, which no flag shows (absent in older checkpoints).
     saved_ds = shared.get("deepspeed", {})
-    changed += [f"{key} {saved_ds[key]} -> {value}" for key, value in ds.identity().items() if saved_ds.get(key, value) != value]
+    changed += [
+        f"{key} {saved_ds[key]} -> {value}"
+        for key, value in ds.identity().items()
+        # Accumulation follows the process count, which a resharded resume changes on purpose.
+        if saved_ds.get(key, value) != value and not (resharded and key == "gradient_accumulation_steps")
+    ]
     if changed:
         raise UserError(
             f"checkpoint {path} was trained with other settings ({'; '.join(changed)}); "
             "resume with the flags in its run_config.json and the same accelerate config, or start a new run"
         )
+    if resharded:
+        if ds.identity()["zero_stage"] == 3:
+            raise UserError(
+                f"checkpoint {path} was written by {shared['world_size']} processes; a ZeRO-3 run resumes only on "
+                f"the same count: use --num_processes {shared['world_size']}"
+            )
+        reshard.load_full_state(model, path)
+        model.lr_scheduler.load_state_dict(shared["lr_scheduler"])
+        model.lr_scheduler.step(shared["lr_scheduler"]["last_batch_iteration"])  # puts that step's rate in place
+        progress.load_state_dict(EpochProgress.merged(checkpoint.read_all_ranks(path), accelerator.num_processes))
+        accelerator.print(
+            f"  changed: processes {shared['world_size']} -> {accelerator.num_processes}: the whole fp32 state is "
+            "cut anew for this count; global batch and data order are kept, dropout masks are not"
+        )
+        return shared
     try:
         accelerator.load_state(str(path))
     except (OSError, RuntimeError, KeyError, ValueError) as err:
