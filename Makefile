@@ -20,8 +20,12 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,tensorboard]"
 	touch $@
 
+# The ready config for this machine, named, so that `accelerate launch` has nothing to print
+# about values it had to default (its block of "values were not passed" lines).
+LAUNCH := $(if $(shell nvidia-smi -L 2>/dev/null),--config_file accelerate_configs/gpu.yaml,--config_file accelerate_configs/cpu.yaml --num_cpu_threads_per_process $(shell nproc))
+
 train: setup
-	$(VENV)/bin/accelerate launch train.py $(ARGS)
+	$(VENV)/bin/accelerate launch $(LAUNCH) train.py $(ARGS)
 
 test: setup
 	WANDB_MODE=offline $(PY) -m pytest -q

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, TINY, child_env, output, results, run_train, train_in_process
 from lstm_trainer import checkpoint, perf
+from lstm_trainer.errors import UserError
 
 TIMING = {"train_seconds", *perf.KEYS}
 
@@ -164,8 +165,7 @@ def test_kill_9_during_and_between_saves_then_resume(tmp_path: Path) -> None:
 
 def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
     out = tmp_path / "bad"
-    done = run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"])
-    assert done.returncode == 0, output(done)
+    train_in_process([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"])
     latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
     states = next(latest.rglob("*model_states.pt"))
     states.write_bytes(states.read_bytes()[:100])  # truncated
@@ -175,29 +175,26 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
         (["--resume_from_checkpoint", "latest", "--hidden_size", "16"], "checkpoint file"),
     ]
     for args, message in cases:
-        failed = run_train([*TINY, "--output_dir", str(out), *args])
-        assert failed.returncode == 2, output(failed)
-        assert message in failed.stderr.strip().splitlines()[-1] and "Traceback" not in failed.stderr
+        with pytest.raises(UserError) as err:
+            train_in_process([*TINY, "--output_dir", str(out), *args])
+        assert message in str(err.value) and "\n" not in str(err.value)
     (latest / "manifest.json").unlink()
-    failed = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", str(latest)])
-    assert failed.returncode == 2 and "incomplete (manifest.json missing)" in failed.stderr
-    empty = run_train([*TINY, "--output_dir", str(tmp_path / "fresh"), "--resume_from_checkpoint", "latest"])
-    assert empty.returncode == 2 and "no complete checkpoint" in empty.stderr
+    with pytest.raises(UserError, match=r"incomplete \(manifest.json missing\)"):
+        train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", str(latest)])
+    with pytest.raises(UserError, match="no complete checkpoint"):
+        train_in_process([*TINY, "--output_dir", str(tmp_path / "fresh"), "--resume_from_checkpoint", "latest"])
     assert not (tmp_path / "fresh").exists()
 
 
-def test_changed_settings_stop_a_resume(tmp_path: Path) -> None:
+def test_changed_settings_stop_a_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "changed"
-    assert run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"]).returncode == 0
-    failed = run_train([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest", "--hidden_size", "16"])
-    assert failed.returncode == 2
-    assert "--hidden_size 32 -> 16" in failed.stderr and "Traceback" not in failed.stderr
+    train_in_process([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"])
+    with pytest.raises(UserError, match="--hidden_size 32 -> 16"):
+        train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest", "--hidden_size", "16"])
     # A value only an accelerate config (here its environment variable) sets counts as well.
-    relaunched = run_train(
-        [*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"], ACCELERATE_GRADIENT_ACCUMULATION_STEPS="1"
-    )
-    assert relaunched.returncode == 2
-    assert "gradient_accumulation_steps 4 -> 1" in relaunched.stderr and "Traceback" not in relaunched.stderr
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
+    with pytest.raises(UserError, match="gradient_accumulation_steps 4 -> 1"):
+        train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"])
 
 
 def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Path) -> None:

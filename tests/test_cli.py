@@ -5,6 +5,7 @@ import time
 import pytest
 
 from conftest import ROOT, child_env, run_train
+from lstm_trainer.cli import main
 
 
 def test_help_is_fast_and_shows_defaults() -> None:
@@ -32,14 +33,24 @@ def test_help_is_fast_and_shows_defaults() -> None:
         (["--per_device_train_batch_size", "48"], "total batch size 128 is not micro batch 48 x processes 1"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
-    done = run_train([*args, "--output_dir", str(out)])
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and message in lines[-1], done.stderr
-    assert "Traceback" not in done.stderr
+    assert main([*args, "--output_dir", str(out)]) == 2  # train.py's own entry point, in this process
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], stderr
+    assert "Traceback" not in stderr
     assert not out.exists()  # nothing half-written
+
+
+def test_train_py_prints_a_user_error_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = run_train(["--per_device_train_batch_size", "48", "--output_dir", str(tmp_path / "out")])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: total batch size 128 is not micro batch 48 x processes 1 x a whole accumulation count; pick "
+        "--total_batch_size as a multiple of 48 or change --per_device_train_batch_size or --num_processes"
+    ]
+    assert not (tmp_path / "out").exists()
 
 
 def test_deepspeeds_launcher_flag_is_accepted() -> None:

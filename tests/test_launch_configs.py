@@ -163,3 +163,18 @@ def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
     # The precision came from the file `accelerate config default` wrote (use_cpu: true there
     # used to switch DeepSpeed off in Accelerate and crash the run).
     assert f"(mixed_precision in {default})" in done.stdout
+
+
+def test_deepspeeds_own_launcher(tmp_path: Path) -> None:
+    """`deepspeed --num_gpus 2 train.py`: DeepSpeed's launcher starts both processes (on a CPU
+    as well) and passes each a --local_rank=N flag."""
+    out = tmp_path / "ds"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", "--master_port", str(port), str(ROOT / "train.py"),
+               *SMALL, "--output_dir", str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=child_env(HF_HOME=str(tmp_path / "hf_home")), capture_output=True, text=True, timeout=300)
+    assert "'--local_rank=1'" in done.stdout + done.stderr, output(done)
+    res = trained(done, out)
+    assert summary(res) == (2, 2, "no", 2, "none")
