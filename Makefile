@@ -1,13 +1,14 @@
 # Entry points, all of which set up a fresh machine first:
 #   make train     - the reference run (accelerate launch train.py, defaults)
-#   make test      - the test suite
+#   make test      - the test suite (what CI runs)
+#   make test-fast - the suite without the real launches (marked e2e)
 #   make bench     - the trainer against a bare PyTorch loop, CPU (bench/run.py)
 #   make bench-gpu - the same on one CUDA GPU in fp16; refuses without one
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup train test bench bench-gpu
+.PHONY: setup train test test-fast bench bench-gpu
 
 setup: $(VENV)/.installed
 
@@ -29,6 +30,9 @@ train: setup
 
 test: setup
 	WANDB_MODE=offline $(PY) -m pytest -q
+
+test-fast: setup
+	WANDB_MODE=offline $(PY) -m pytest -q -m "not e2e"
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
