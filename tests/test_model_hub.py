@@ -134,11 +134,18 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     assert forecasts["hub"] == forecasts["local"] == forecasts["cached"]
     assert len(forecasts["local"].splitlines()) == 13
 
-    missing = run_module(hub_env(hub), "lstm_trainer.predict", "--model", "test-user/nothing-here", "--input",
-                         str(series), "--output", str(tmp_path / "none.csv"))  # fmt: skip
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert missing.stderr.strip().splitlines()[-1].startswith("error: model test-user/nothing-here not found on the Hub")
-    assert not (tmp_path / "none.csv").exists()
+    cases = [
+        ({}, "test-user/nothing-here", "error: model test-user/nothing-here not found on the Hub"),
+        ({}, "test-user/sine-lstm --model_revision v9", "error: model test-user/sine-lstm has no revision 'v9'"),
+        ({"HF_HUB_OFFLINE": "1"}, "test-user/never-fetched", "HF_HUB_OFFLINE is set and no copy is in the cache"),
+        ({"HF_ENDPOINT": closed_endpoint()}, "test-user/never-fetched", "cannot be reached and no copy is in the cache"),
+    ]
+    for extra, model, message in cases:
+        done = run_module(hub_env(hub, **extra), "lstm_trainer.predict", "--model", *model.split(), "--input",
+                          str(series), "--output", str(tmp_path / "none.csv"))  # fmt: skip
+        last = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 2 and "Traceback" not in done.stderr and message in last, (model, done.stderr[-2000:])
+        assert last.startswith("error: ") and not (tmp_path / "none.csv").exists()
 
     assert TOKEN not in captured.out + captured.err + everything_written(out)
 
@@ -232,3 +239,17 @@ def test_resolve_model_keeps_local_paths(tmp_path: Path) -> None:
     assert resolve_model("nowhere") == Path("nowhere")  # not an id: the loader names the missing file
     with pytest.raises(UserError, match="--model_revision is for a Hub id"):
         resolve_model(str(tmp_path), "v1")
+
+
+def test_the_card_names_a_hub_dataset_and_the_revision() -> None:
+    from lstm_trainer.export import model_card
+    from lstm_trainer.hub import LOCAL_MODEL
+
+    config = parse_config(["--dataset", "you/prices", "--hub_model_id", "you/m", "--hub_revision", "v1"]).to_dict()
+    card = model_card(config, {"best_val_mse": 0.5}, zero_stage=2)
+    meta = card.split("---")[1]
+    assert "license: unknown" in meta and "datasets:\n- you/prices\n" in meta
+    assert f"--model {LOCAL_MODEL} --model_revision v1 --input" in card and f'resolve_model("{LOCAL_MODEL}", revision=\'v1\')' in card
+    assert "datasets:" not in model_card(parse_config([]).to_dict(), {}, zero_stage=2)  # the synthetic sine
+    local = model_card(parse_config(["--dataset", "/home/someone/private/prices.csv"]).to_dict(), {}, zero_stage=2)
+    assert "on `prices.csv`" in local and "/home/someone" not in local and "datasets:" not in local

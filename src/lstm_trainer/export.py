@@ -71,6 +71,8 @@ def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int)
     datasets = f"datasets:\n- {dataset}\n" if on_hub else ""
     # The generated sine is public domain; for your own data only you know: edit it before sharing.
     license = "cc0-1.0" if synthetic else "unknown"
+    # Only a local file's name: its full path says things about this machine that a public card should not.
+    source = "the synthetic sine wave" if synthetic else f"`{dataset if on_hub else Path(dataset).name}`"
 
     def number(key: str) -> str:
         value = results.get(key)
@@ -91,7 +93,7 @@ pipeline_tag: time-series-forecasting
 
 A {model["num_layers"]}-layer {model["cell"].upper()} (hidden size {model["hidden_size"]}, dropout {model["dropout"]})
 with a linear head on the last step, trained with lstm-trainer on Accelerate + DeepSpeed
-ZeRO-{zero_stage} on {"the synthetic sine wave" if synthetic else f"`{dataset}`"}. Input: the last {data["seq_length"]} values; output: the next one.
+ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values; output: the next one.
 
 | metric | value |
 |---|---|
