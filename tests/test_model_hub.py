@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, TINY, child_env, output, results, train_in_process
+
 from lstm_trainer.cli import main as train_main
 from lstm_trainer.cli import parse_config
 from lstm_trainer.errors import UserError

@@ -6,8 +6,8 @@ This module imports no heavy library, so `train.py --help` stays instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lstm_trainer.errors import UserError

@@ -109,7 +109,11 @@ def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
     if not is_hub_id(path_or_id):
         return path
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return Path(snapshot_download(path_or_id, revision=revision))
