@@ -68,8 +68,11 @@ def _now() -> str:
 class HubServer:
     """Context manager running the fake Hub on 127.0.0.1:<free port> in a background thread."""
 
-    def __init__(self, token: str = "hf_test_token", root: Path | None = None, user: str = "test-user") -> None:
+    def __init__(
+        self, token: str = "hf_test_token", root: Path | None = None, user: str = "test-user", role: str = "write"
+    ) -> None:
         self.token, self.user = token, user
+        self.role = role  # what whoami says the token may do ("read" to test a read-only token); not enforced
         self._tmp = None if root is not None else tempfile.mkdtemp(prefix="hub_server_")
         self.root = Path(root if root is not None else self._tmp)
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
@@ -267,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub, method = self.hub, self.command
         if segs[:2] == ["api", "whoami-v2"] and method == "GET":
             self._authed(write=True)
-            auth = {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}
+            auth = {"type": "access_token", "accessToken": {"displayName": "test", "role": hub.role}}
             return self._send(200, {"type": "user", "name": hub.user, "orgs": [], "auth": auth})
         if segs[:2] == ["api", "validate-yaml"] and method == "POST":
             return self._send(200, {"errors": [], "warnings": []})

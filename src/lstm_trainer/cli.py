@@ -65,8 +65,11 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
     for f in fields(cls):
         if f.name in skip:
             continue
-        kind = TYPES[str(f.type).replace(" | None", "")]
         default = f.default if f.default is not MISSING else None
+        if f.type == "bool":  # a switch, as the Transformers examples' --push_to_hub: present means True
+            group.add_argument(f"--{f.name}", action="store_true", default=default, help=f.metadata["help"])
+            continue
+        kind = TYPES[str(f.type).replace(" | None", "")]
         group.add_argument(
             f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
         )

@@ -6,6 +6,7 @@ This module imports no heavy library, so `train.py --help` stays instant.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -16,6 +17,9 @@ PRECISIONS = ("auto", "no", "fp16", "bf16")
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
 FILL_POLICIES = ("ffill", "interpolate", "drop")
 NORMALIZATIONS = ("auto", "zscore", "none")
+# The Hub's repo id rule, namespace required: letters, digits, '-', '_', '.'; no '--' or '..';
+# 96 characters at most. Checked here so a typo stops the run before it trains, not after.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -174,6 +178,16 @@ class TrainConfig:
         "Run name in W&B and TensorBoard's folder name (default: W&B picks one; TensorBoard the start time).",
         default=None,
     )
+    push_to_hub: bool = _help(
+        "At the end of the run, upload output_dir/model (weights, config, normalization, card) to the Hub "
+        "repository --hub_model_id. Needs a write token: HF_TOKEN or `hf auth login`.",
+        default=False,
+    )
+    hub_model_id: str | None = _help("Hub model repository to push to, user/name (created if missing).", default=None)
+    hub_private_repo: bool = _help(
+        "Create the Hub repository private (an existing one keeps its visibility).", default=False
+    )
+    hub_revision: str | None = _help("Branch to push the model to (created if missing); None means main.", default=None)
 
     def __post_init__(self) -> None:
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
@@ -190,6 +204,13 @@ class TrainConfig:
             raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):
             raise UserError(f"--run_name must be a non-empty name without '/', got {self.run_name!r}")
+        if self.push_to_hub and self.hub_model_id is None:
+            raise UserError("--push_to_hub needs --hub_model_id user/name: the Hub repository to push the model to")
+        if self.hub_model_id is not None and not is_hub_id(self.hub_model_id):
+            raise UserError(
+                f"--hub_model_id must be a Hub repository id user/name (letters, digits, '-', '_', '.'), "
+                f"got {self.hub_model_id!r}"
+            )
 
 
 @dataclass
@@ -217,6 +238,11 @@ def gradient_accumulation_steps(total_batch_size: int, micro_batch_size: int, wo
             f"{per_step} or change --per_device_train_batch_size or --num_processes"
         )
     return total_batch_size // per_step
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` can be a Hub repository id with its namespace (user/name)."""
+    return len(name) <= 96 and bool(HUB_ID.match(name)) and "--" not in name and ".." not in name
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from lstm_trainer.config import is_hub_id
 from lstm_trainer.files import replace_dir
+from lstm_trainer.hub import LOCAL_MODEL
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
 
@@ -54,8 +56,23 @@ def save_model(
 
 
 def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int) -> str:
-    """README.md for the model folder: Hub metadata, what it is, how well it does, how to load it."""
-    model = config["model"]
+    """README.md for the model folder: Hub metadata, what it is, how well it does, how to load it.
+
+    The commands name the model `LOCAL_MODEL`; a push replaces it with the repo id.
+    """
+    model, data = config["model"], config["data"]
+    revision = config["train"].get("hub_revision")
+    revision_flag = f" --model_revision {revision}" if revision else ""
+    revision_arg = f", revision={revision!r}" if revision else ""
+    dataset = data["dataset"]
+    synthetic = dataset == "synthetic"
+    # A Hub dataset is linked from the model page; a local file or folder is nobody else's to see.
+    on_hub = not synthetic and is_hub_id(dataset) and not Path(dataset).exists()
+    datasets = f"datasets:\n- {dataset}\n" if on_hub else ""
+    # The generated sine is public domain; for your own data only you know: edit it before sharing.
+    license = "cc0-1.0" if synthetic else "unknown"
+    # Only a local file's name: its full path says things about this machine that a public card should not.
+    source = "the synthetic sine wave" if synthetic else f"`{dataset if on_hub else Path(dataset).name}`"
 
     def number(key: str) -> str:
         value = results.get(key)
@@ -63,8 +80,9 @@ def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int)
 
     return f"""---
 library_name: lstm-trainer
+license: {license}
 pipeline_tag: time-series-forecasting
-tags:
+{datasets}tags:
 - time-series-forecasting
 - {model["cell"]}
 - deepspeed
@@ -75,7 +93,7 @@ tags:
 
 A {model["num_layers"]}-layer {model["cell"].upper()} (hidden size {model["hidden_size"]}, dropout {model["dropout"]})
 with a linear head on the last step, trained with lstm-trainer on Accelerate + DeepSpeed
-ZeRO-{zero_stage}. Input: the last {config["data"]["seq_length"]} values; output: the next one.
+ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values; output: the next one.
 
 | metric | value |
 |---|---|
@@ -87,15 +105,26 @@ ZeRO-{zero_stage}. Input: the last {config["data"]["seq_length"]} values; output
 | quality (reference grade) | {results.get("quality")} |
 | epochs | {results.get("epochs_completed")} |
 
-## Use
+## How to load and predict
+
+With lstm-trainer installed, forecast the 24 values that follow the series in a CSV
+(at least {data["seq_length"]} rows; `y` is the column holding it):
+
+```bash
+python -m lstm_trainer.predict --model {LOCAL_MODEL}{revision_flag} --input series.csv --data_column y --horizon 24 --output forecast.csv
+```
+
+In Python (a Hub id is downloaded once with `snapshot_download`; `HF_HUB_OFFLINE=1` uses the cache):
 
 ```python
+from lstm_trainer.hub import resolve_model
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
 
-model = LSTMForecaster.from_pretrained("path/to/this/folder")  # safetensors, no DeepSpeed needed
-norm = Normalization.load("path/to/this/folder")  # normalization.json: the train split's mean and std
-next_value = norm.invert(model(norm.apply(windows)))  # windows: float32 tensor [batch, {config["data"]["seq_length"]}], data units
+folder = resolve_model("{LOCAL_MODEL}"{revision_arg})  # a local folder is used as it is
+model = LSTMForecaster.from_pretrained(folder)  # safetensors, no DeepSpeed needed
+norm = Normalization.load(folder)  # normalization.json: the train split's mean and std
+next_value = norm.invert(model(norm.apply(windows)))  # windows: float32 tensor [batch, {data["seq_length"]}], data units
 ```
 
 MSEs above are in the data's own units. `normalization.json` holds the z-score fitted on the

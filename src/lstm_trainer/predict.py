@@ -3,6 +3,8 @@
     python -m lstm_trainer.predict --model outputs/model --input series.csv --data_column y \\
         --horizon 24 --output forecast.csv --plot forecast.png
 
+    python -m lstm_trainer.predict --model you/sine-lstm --input series.csv   # a Hub model id
+
 Needs only the model folder (safetensors, config.json, normalization.json): no DeepSpeed,
 no Accelerate, CPU is enough. The series is read and checked as training reads it.
 """
@@ -31,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Forecast the values that follow a series with a model trained by train.py.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model).")
+    parser.add_argument(
+        "--model", required=True,
+        help="Model folder written by train.py (output_dir/model), or a Hub model id user/name (downloaded once, then cached).",
+    )  # fmt: skip
+    parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
     parser.add_argument("--input", required=True, help="CSV, Parquet or JSON Lines file, one row per time step.")
     parser.add_argument("--data_column", default=None, help="Column holding the series (needed if several are numeric).")
     parser.add_argument("--time_column", default=None, help="Column to order the rows by, if they are not in order.")
@@ -65,16 +71,18 @@ def forecast(
 def run(args: argparse.Namespace) -> Path:
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
+    from lstm_trainer.hub import resolve_model
     from lstm_trainer.model import LSTMForecaster
     from lstm_trainer.normalization import Normalization
 
     if args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
-    model = LSTMForecaster.from_pretrained(args.model)
-    norm = Normalization.load(args.model) or Normalization.identity()
+    folder = resolve_model(args.model, args.model_revision)
+    model = LSTMForecaster.from_pretrained(folder)
+    norm = Normalization.load(folder) or Normalization.identity()
     seq_length = model.seq_length
     if seq_length is None:
-        raise UserError(f"{Path(args.model) / 'config.json'} does not say the window length it was trained on; retrain with this version")
+        raise UserError(f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version")
     table, _ = read_table(args.input)
     series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
     if len(series.values) < seq_length:

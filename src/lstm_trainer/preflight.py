@@ -33,6 +33,10 @@ def preflight(config: RunConfig) -> RunLock | None:
         from lstm_trainer.checkpoint import resolve
 
         resolve(Path(config.train.output_dir), config.train.resume_from_checkpoint)  # before the folder is made
+    if config.train.push_to_hub and config.train.hub_model_id is not None:
+        from lstm_trainer.hub import check_push_access
+
+        check_push_access(config.train.hub_model_id)  # a push that cannot work stops the run before it trains
     return claim(config.train.output_dir)
 
 

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, perf, report, reshard, tracking
+from lstm_trainer import checkpoint, hub, perf, report, reshard, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
@@ -44,7 +44,7 @@ BEST, MODEL = "best", "model"
 RESUMABLE_CHANGES = {
     "output_dir", "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size",
     "max_train_steps", "checkpointing_steps", "save_total_limit", "resume_from_checkpoint",
-    "report_to", "project_name", "run_name",
+    "report_to", "project_name", "run_name", "push_to_hub", "hub_model_id", "hub_private_repo", "hub_revision",
 }
 
 
@@ -222,6 +222,10 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
                 (tmp / "README.md").write_text(model_card(config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
     reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET])
+    if train_cfg.push_to_hub and accelerator.is_main_process and (out / MODEL).is_dir():
+        assert train_cfg.hub_model_id is not None  # TrainConfig requires it with --push_to_hub
+        url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
+        accelerator.print(f"model pushed to {url}")
     return results
 
 

@@ -1,0 +1,197 @@
+"""The exported model on the Hugging Face Hub: check before a run, push after it, load by id.
+
+    accelerate launch train.py --push_to_hub --hub_model_id you/sine-lstm       # push at the end
+    python -m lstm_trainer.hub push --model outputs/model --hub_model_id you/sine-lstm
+    python -m lstm_trainer.predict --model you/sine-lstm --input series.csv    # load by id
+
+Everything goes through huggingface_hub's own calls (whoami, create_repo, create_commit,
+snapshot_download). The token comes from HF_TOKEN or a prior `hf auth login` and is handed to
+the client only: it is never printed, logged or written.
+
+Not `PyTorchModelHubMixin`: its save_pretrained writes config.json from the constructor's
+arguments (our window length and normalization.json would not be in it) and its
+from_pretrained replaces the one-line errors of `LSTMForecaster.from_pretrained`. The folder
+layout stays the one train.py writes; this module only moves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lstm_trainer.config import is_hub_id
+from lstm_trainer.errors import UserError
+
+PROG = "python -m lstm_trainer.hub"
+CARD = "README.md"
+# The card's commands name the model by this placeholder until it is pushed under an id.
+LOCAL_MODEL = "path/to/this/folder"
+
+
+def check_push_access(repo_id: str) -> None:
+    """Stop a run that could not push at its end, before it trains: no token, a refused or
+    read-only token, a namespace the token cannot write to, or a Hub out of reach."""
+    from huggingface_hub import HfApi, constants, get_token
+
+    token = get_token()
+    if token is None:
+        raise UserError(
+            "--push_to_hub needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`; "
+            "nothing was written"
+        )
+    if constants.HF_HUB_OFFLINE:
+        raise UserError("--push_to_hub needs the Hub, but HF_HUB_OFFLINE is set; unset it to push; nothing was written")
+    try:
+        me = HfApi().whoami(token=token)
+    except Exception as err:
+        raise UserError(f"cannot push to {repo_id}: {hub_reason(err)}; nothing was written") from None
+    role = me.get("auth", {}).get("accessToken", {}).get("role")
+    if role == "read":  # fine-grained tokens say "fineGrained": their scopes are the Hub's to judge
+        raise UserError(
+            f"cannot push to {repo_id}: the token is read-only; use a token with write access "
+            "(HF_TOKEN or `hf auth login`); nothing was written"
+        )
+    namespace = repo_id.split("/")[0]
+    writable = {me.get("name")} | {org.get("name") for org in me.get("orgs", [])}
+    if namespace not in writable:
+        raise UserError(
+            f"cannot push to {repo_id}: the token belongs to {me.get('name')!r}, who is not {namespace!r} nor in "
+            f"that organization; use --hub_model_id {me.get('name')}/{repo_id.split('/')[1]}; nothing was written"
+        )
+
+
+def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+    """Upload the model folder as one commit; the URL of what was pushed.
+
+    The card's placeholder path becomes the repo id, so its commands work as written. A failure
+    is a `UserError` that says the folder is untouched and how to push it later.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi, constants
+
+    if not (model_dir / "model.safetensors").is_file():
+        raise UserError(f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
+    operations = []
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        name = file.relative_to(model_dir).as_posix()
+        content: Path | bytes = file
+        if name == CARD:
+            content = file.read_text().replace(LOCAL_MODEL, repo_id).encode()
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    api = HfApi()  # built here, so it follows the endpoint in effect now
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        api.create_commit(
+            repo_id, operations, revision=revision, commit_message="Upload the model trained with lstm-trainer"
+        )
+    except Exception as err:
+        revision_flag = f" --hub_revision {revision}" if revision else ""
+        raise UserError(
+            f"could not push the model to {repo_id} ({hub_reason(err)}); it is safe in {model_dir}: push it later "
+            f"with `{PROG} push --model {model_dir} --hub_model_id {repo_id}{revision_flag}`"
+        ) from None
+    return f"{constants.ENDPOINT}/{repo_id}" + (f"/tree/{revision}" if revision else "")
+
+
+def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
+    """A model folder on this machine: `path_or_id` itself if it is a folder, else the Hub
+    repository of that id downloaded into the Hub cache (or found there when HF_HUB_OFFLINE=1).
+
+    Anything that is neither is returned as a path, for the loader to name the missing file.
+    """
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        if revision is not None:
+            raise UserError(f"--model_revision is for a Hub id, and {path_or_id} is a local folder; drop the flag")
+        return path
+    if not is_hub_id(path_or_id):
+        return path
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(snapshot_download(path_or_id, revision=revision))
+    except RevisionNotFoundError:
+        raise UserError(f"model {path_or_id} has no revision {revision!r} on the Hub; check --model_revision") from None
+    except RepositoryNotFoundError:
+        raise UserError(
+            f"model {path_or_id} not found on the Hub ({constants.ENDPOINT}) nor as a local folder; check the id, "
+            "and for a private model log in (`hf auth login`) or set HF_TOKEN"
+        ) from None
+    except LocalEntryNotFoundError:
+        # Raised offline, and online when the Hub cannot be reached and nothing is cached.
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the Hub at {constants.ENDPOINT} cannot be reached"
+        raise UserError(
+            f"model {path_or_id}: {why} and no copy is in the cache; download it once online, or pass a local folder"
+        ) from None
+    except Exception as err:
+        raise UserError(f"model {path_or_id}: {hub_reason(err)}") from None
+
+
+def hub_reason(err: Exception) -> str:
+    """A one-line reason for a failed Hub call that helps the user act (and never shows the token).
+
+    Anything that is neither an answer from the Hub nor a network failure is a bug: re-raised.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from lstm_trainer.data.sources import is_network_error
+
+    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        status = err.response.status_code
+        if status == 401:
+            return "the Hub refused the token (HTTP 401); check HF_TOKEN or run `hf auth login` again"
+        if status == 403:
+            return "the token may not write there (HTTP 403); use a token with write access to that namespace"
+        return f"the Hub answered HTTP {status}: {first_line}"
+    if is_network_error(err):
+        return f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}: {first_line})"
+    raise err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lstm_trainer.cli import OneLineParser
+
+    parser = OneLineParser(prog=PROG, description="Share a model trained by train.py on the Hugging Face Hub.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{push}")
+    push = commands.add_parser(
+        "push", help="upload a model folder (output_dir/model) to a Hub model repository",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    push.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model).")
+    push.add_argument("--hub_model_id", required=True, help="Hub model repository, user/name (created if missing).")
+    push.add_argument("--hub_private_repo", action="store_true", help="Create the repository private.")
+    push.add_argument("--hub_revision", default=None, help="Branch to push to (created if missing; default: main).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if not is_hub_id(args.hub_model_id):
+            raise UserError(f"--hub_model_id must be a Hub repository id user/name, got {args.hub_model_id!r}")
+        model = Path(args.model)
+        if not (model / "model.safetensors").is_file():
+            raise UserError(f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
+        check_push_access(args.hub_model_id)
+        url = push_model(model, args.hub_model_id, args.hub_private_repo, args.hub_revision)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""
+    print(f"pushed {model} to {url}; forecast with: python -m lstm_trainer.predict --model {args.hub_model_id}{revision_flag} --input series.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
