@@ -21,6 +21,7 @@ from typing import Any
 from lstm_trainer.cli import OneLineParser, add_config_flags
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
+from lstm_trainer.hub import hub_reason
 
 PROG = "python -m lstm_trainer.data"
 
@@ -99,7 +100,7 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
         windows.push_to_hub(repo_id, private=private, revision=revision, token=token,
                             commit_message=f"Windows of {config.seq_length} steps from lstm-trainer")  # fmt: skip
     except Exception as err:
-        raise UserError(f"could not push to {repo_id}: {_hub_reason(err)}; nothing was changed there") from None
+        raise UserError(f"could not push to {repo_id}: {hub_reason(err)}; nothing was changed there") from None
     try:
         card = DatasetCard(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)).read_text())
         for key, value in card_metadata(windows, params, license or default_license(params)).items():
@@ -108,7 +109,7 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
         card.push_to_hub(repo_id, token=token, repo_type="dataset", revision=revision, commit_message="Dataset card")
     except Exception as err:
         raise UserError(
-            f"the windows were pushed to {url}, but not the dataset card ({_hub_reason(err)}); run push again to retry"
+            f"the windows were pushed to {url}, but not the dataset card ({hub_reason(err)}); run push again to retry"
         ) from None
     print(_summary(windows))
     revision_flag = f" --dataset_revision {revision}" if revision else ""
@@ -135,27 +136,3 @@ def _summary(windows: Any) -> str:
     params = dataset_params(windows["train"])
     head = f"{source_text(params)}: windows of {window_length(windows['train'])} steps -> the next value"
     return f"{head}\n{summary_table(windows)}"
-
-
-def _hub_reason(err: Exception) -> str:
-    """A one-line reason for a failed Hub call that helps the user act (and never shows the token).
-
-    Anything that is neither an answer from the Hub nor a network failure is a bug: re-raised.
-    """
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from lstm_trainer.data.sources import is_network_error
-
-    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        status = err.response.status_code
-        if status == 401:
-            return "the Hub refused the token (HTTP 401); check HF_TOKEN or run `hf auth login` again"
-        if status == 403:
-            return "the token may not write there (HTTP 403); use a token with write access to that namespace"
-        return f"the Hub answered HTTP {status}: {first_line}"
-    # The HTTP client (httpx, httpx2 or requests, depending on the huggingface_hub version) or the OS.
-    if is_network_error(err):
-        return f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}: {first_line})"
-    raise err
