@@ -95,8 +95,12 @@ class BareLoop:
     first_step_time: float | None = None  # Unix time
 
     @classmethod
-    def build(cls, config: RunConfig, ds: ResolvedDeepSpeed, device: torch.device) -> BareLoop:
-        model = LSTMForecaster(config.model).to(device)
+    def build(
+        cls, config: RunConfig, ds: ResolvedDeepSpeed, device: torch.device, train: dict[str, torch.Tensor]
+    ) -> BareLoop:
+        model = LSTMForecaster(config.model, config.data.seq_length)
+        model.fit_linear_skip(train[INPUTS], train[TARGET])  # as the trainer does, before any device move
+        model = model.to(device)
         optimizer = make_optimizer(model, ds)
         fp16 = ds.config.get("fp16", {})
         # DeepSpeed's dynamic loss scale: start at 2^initial_scale_power, grow after a window.
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     x_train, y_train = train[INPUTS].to(device), train[TARGET].to(device)  # [N, T], [N]
     x_val, y_val = val[INPUTS].to(device), val[TARGET].to(device)
 
-    loop = BareLoop.build(config, ds, device)
+    loop = BareLoop.build(config, ds, device, train)
     sampler = GlobalBatchSampler(len(x_train), ds.micro_batch_size, ds.total_batch_size, seed)
     epoch_seconds: list[float] = []
     epoch_cpu_seconds: list[float] = []
