@@ -42,6 +42,7 @@ from lstm_trainer.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds
 from lstm_trainer.errors import UserError  # noqa: E402
 from lstm_trainer.model import LSTMForecaster  # noqa: E402
 from lstm_trainer.perf import peak_rss_mib  # noqa: E402
+from lstm_trainer.steps import fit_to_data  # noqa: E402
 
 
 def warmup_factor(scheduler: dict[str, Any]) -> Any:
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     built = time.perf_counter()
     data = prepare_data(config.data, seed)  # what the trainer reads: any --dataset, normalised as it is
     dataset_seconds = time.perf_counter() - built
+    ds = fit_to_data(ds, config.train, len(data.model_inputs["train"]), world_size=1)  # as the trainer fits it
     units = data.normalization.mse_in_data_units  # losses on normalised values -> the data's units
     train = data.model_inputs["train"].with_format("torch")[:]
     val = data.model_inputs["validation"].with_format("torch")[:]

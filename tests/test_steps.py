@@ -21,7 +21,11 @@ def test_the_reference_data_keeps_the_reference_values() -> None:
     assert fitted.changes == ds.changes and fitted.notes == []
 
 
-@pytest.mark.parametrize(("windows", "world_size", "micro", "total"), [(167, 1, 16, 16), (167, 2, 8, 16), (1000, 1, 32, 96), (1549, 2, 32, 128)])
+@pytest.mark.parametrize(
+    ("windows", "world_size", "micro", "total"),
+    # The same global batch on 1 and 2 processes, as at full size.
+    [(167, 1, 16, 16), (167, 2, 8, 16), (512, 1, 32, 32), (512, 2, 16, 32), (1000, 1, 32, 64), (1549, 2, 32, 128)],
+)
 def test_few_windows_shrink_the_global_batch(windows: int, world_size: int, micro: int, total: int) -> None:
     train = TrainConfig()
     fitted = fit_to_data(reference(train, world_size), train, windows, world_size)
@@ -48,3 +52,9 @@ def test_the_users_values_are_left_alone_and_few_steps_are_said() -> None:
     assert fitted.total_batch_size == 64 and fitted.config["scheduler"]["params"]["warmup_num_steps"] == 100
     assert len(fitted.notes) == 1 and f"only {4 * 3} optimizer steps" in fitted.notes[0]
     assert planned_steps(300, 64, TrainConfig(num_train_epochs=1000)) >= FEW_STEPS
+
+
+def test_a_micro_batch_the_user_set_stays() -> None:
+    train = TrainConfig(per_device_train_batch_size=8)
+    fitted = fit_to_data(reference(train), train, windows=167, world_size=1)
+    assert (fitted.micro_batch_size, fitted.total_batch_size, fitted.gradient_accumulation_steps) == (8, 16, 2)

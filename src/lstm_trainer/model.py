@@ -17,6 +17,7 @@ from torch import nn
 
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
+from lstm_trainer.evaluate import LinearAR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -105,11 +106,11 @@ class LSTMForecaster(nn.Module):
             return
         z, loc, scale = self.window_units(inputs.double())
         goal = (targets.double() - loc) / scale - (z[:, -1, 0] if self.config.head == "delta" else 0)  # [N]
-        lags = z[:, -self.skip_length :, 0]
-        design = torch.cat([lags, torch.ones_like(lags[:, :1])], dim=1)  # [N, k + 1]
-        solution = torch.linalg.lstsq(design, goal[:, None]).solution[:, 0]  # [k + 1]
-        self.skip.weight.copy_(solution[:-1][None])
-        self.skip.bias.copy_(solution[-1])
+        # NumPy's SVD-based solver: the windows of a smooth series are nearly collinear, and
+        # torch's default CPU driver (gelsy) gave fits that differed from call to call there.
+        fit = LinearAR.fit(z[:, -self.skip_length :, 0].numpy(), goal.numpy())
+        self.skip.weight.copy_(torch.from_numpy(fit.weights)[None])
+        self.skip.bias.fill_(fit.intercept)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]

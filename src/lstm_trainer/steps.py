@@ -42,11 +42,9 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
     changes, notes = list(ds.changes), list(ds.notes)
     micro, total = ds.micro_batch_size, ds.total_batch_size
     cap = max(1, windows // MIN_STEPS_PER_EPOCH)
+    fixed_micro = train.per_device_train_batch_size is not None
     if total > cap and train.total_batch_size is None and not ds.accumulation_from_launcher:
-        if micro * world_size > cap and train.per_device_train_batch_size is None:
-            micro = max(1, cap // world_size)
-        per_step = micro * world_size
-        total = per_step * max(1, cap // per_step)  # a whole accumulation count, as DeepSpeed needs
+        total, micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
         why = f"{windows} training windows: at least {MIN_STEPS_PER_EPOCH} optimizer steps an epoch"
         if micro != ds.micro_batch_size:
             changes.append(f"train_micro_batch_size_per_gpu: {ds.micro_batch_size} (ds_config) -> {micro} ({why})")
@@ -79,6 +77,25 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
         ds, config=config, micro_batch_size=micro, total_batch_size=total, gradient_accumulation_steps=accumulation,
         changes=changes, notes=notes,
     )
+
+
+def _smaller_batch(total: int, micro: int, cap: int, world_size: int, fixed_micro: bool) -> tuple[int, int]:
+    """(global batch, micro batch) with the global batch at most `cap`.
+
+    The global batch is halved, not cut to fit the process count, so a run on 1, 2 or 4
+    processes keeps the same one, as it does at full size; only a process count that does not
+    divide it rounds it down to a multiple. The micro batch is the largest (at most the
+    configured one) that makes it whole: micro x processes x accumulation.
+    """
+    while total > cap and total > 1:
+        total //= 2
+    if total % world_size:
+        total = world_size * max(1, total // world_size)
+    if fixed_micro:  # the user's micro batch stays; the global batch is the nearest whole multiple
+        per_step = micro * world_size
+        return per_step * max(1, total // per_step), micro
+    micro = next(m for m in range(min(micro, total // world_size), 0, -1) if total % (m * world_size) == 0)
+    return total, micro
 
 
 def apply_to_accelerator(accelerator: Accelerator, ds: ResolvedDeepSpeed) -> None:
