@@ -103,7 +103,7 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict
                 f"  - Loss Reduction: {_number(results['train_loss_reduction_percent'], '.2f%')}",
                 "",
                 "Validation Summary:",
-                f"  - Initial Val MSE (untrained): {_number(results['initial_val_mse'])}",
+                f"  - Initial Val MSE (before training): {_number(results['initial_val_mse'])}",
                 f"  - Final Val MSE: {_number(results['final_val_mse'])}",
                 f"  - Best Val MSE: {_number(results['best_val_mse'])}",
                 f"  - Val MSE Reduction: {_number(results['val_mse_reduction_percent'], '.2f%')}",
