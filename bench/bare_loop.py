@@ -42,6 +42,7 @@ from lstm_trainer.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds
 from lstm_trainer.errors import UserError  # noqa: E402
 from lstm_trainer.model import LSTMForecaster  # noqa: E402
 from lstm_trainer.perf import peak_rss_mib  # noqa: E402
+from lstm_trainer.steps import fit_to_data  # noqa: E402
 
 
 def warmup_factor(scheduler: dict[str, Any]) -> Any:
@@ -95,8 +96,12 @@ class BareLoop:
     first_step_time: float | None = None  # Unix time
 
     @classmethod
-    def build(cls, config: RunConfig, ds: ResolvedDeepSpeed, device: torch.device) -> BareLoop:
-        model = LSTMForecaster(config.model).to(device)
+    def build(
+        cls, config: RunConfig, ds: ResolvedDeepSpeed, device: torch.device, train: dict[str, torch.Tensor]
+    ) -> BareLoop:
+        model = LSTMForecaster(config.model, config.data.seq_length)
+        model.fit_linear_skip(train[INPUTS], train[TARGET])  # as the trainer does, before any device move
+        model = model.to(device)
         optimizer = make_optimizer(model, ds)
         fp16 = ds.config.get("fp16", {})
         # DeepSpeed's dynamic loss scale: start at 2^initial_scale_power, grow after a window.
@@ -185,13 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     built = time.perf_counter()
     data = prepare_data(config.data, seed)  # what the trainer reads: any --dataset, normalised as it is
     dataset_seconds = time.perf_counter() - built
+    ds = fit_to_data(ds, config.train, len(data.model_inputs["train"]), world_size=1)  # as the trainer fits it
     units = data.normalization.mse_in_data_units  # losses on normalised values -> the data's units
     train = data.model_inputs["train"].with_format("torch")[:]
     val = data.model_inputs["validation"].with_format("torch")[:]
     x_train, y_train = train[INPUTS].to(device), train[TARGET].to(device)  # [N, T], [N]
     x_val, y_val = val[INPUTS].to(device), val[TARGET].to(device)
 
-    loop = BareLoop.build(config, ds, device)
+    loop = BareLoop.build(config, ds, device, train)
     sampler = GlobalBatchSampler(len(x_train), ds.micro_batch_size, ds.total_batch_size, seed)
     epoch_seconds: list[float] = []
     epoch_cpu_seconds: list[float] = []

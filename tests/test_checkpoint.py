@@ -41,10 +41,11 @@ def all_checkpoints_load(out: Path) -> list[str]:
     return names
 
 
-# 4 optimizer steps an epoch, 3 epochs, a checkpoint every 2 steps: mid-epoch saves at steps
-# 2, 6, 10 and epoch-end saves at 4, 8, 12; every step's loss is logged.
+# 4 optimizer steps an epoch (the global batch named, so it is not fitted to the 512 windows),
+# 3 epochs, a checkpoint every 2 steps: mid-epoch saves at steps 2, 6, 10 and epoch-end saves
+# at 4, 8, 12; every step's loss is logged.
 EVERY_STEP = [
-    *TINY, "--num_train_samples", "512", "--num_val_samples", "256", "--checkpointing_steps", "2",
+    *TINY, "--num_train_samples", "512", "--num_val_samples", "256", "--total_batch_size", "128", "--checkpointing_steps", "2",
     "--save_total_limit", "100", "--logging_steps", "1", "--early_stopping_patience", "100",
 ]
 CHECKPOINTS = [f"step-{step:07d}" for step in range(2, 13, 2)]

@@ -57,9 +57,10 @@ CASES = [
     (["--dataset", "{d}/twice.csv", "--data_column", "close", "--time_column", "date"],
      "twice.csv: --time_column 'date' holds '2024-01-01T03:00' twice (rows 4 and 8)"),
     (["--dataset", "{d}/good.csv", "--data_column", "close", "--time_column", "when"], "good.csv has no column 'when' (--time_column)"),
-    (["--dataset", "{d}/short.jsonl", "--data_column", "close"],
-     "short.jsonl: the series has 100 values, too short for --seq_length 50: the validation split gets 15 values "
-     "and needs at least 51 (seq_length + 1); give at least 337 values"),
+    # Validation and test read their first inputs from the split before, so only training needs a whole window.
+    (["--dataset", "{d}/short.jsonl", "--data_column", "close", "--seq_length", "80"],
+     "short.jsonl: the series has 100 values, too short for --seq_length 80: the train split gets 70 values "
+     "and needs at least 81 (seq_length + 1); give at least 115 values"),
     (["--dataset", "{d}/good.csv", "--data_column", "close", "--fill_missing", "guess"], "argument --fill_missing: invalid choice: 'guess'"),
     (["--dataset", "{d}/good.csv", "--val_fraction", "0.6", "--test_fraction", "0.4"], "leave nothing to train on"),
 ]
@@ -89,7 +90,8 @@ def test_build_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys: 
     for _ in range(2):
         assert data_main(["build", "--dataset", str(good), "--data_column", "open", "--output_dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| train | 230 | 280 |" in printed and "| test | 10 | 60 |" in printed, printed
+    # Every test value is a target; its windows also cover the 50 values before the split.
+    assert "| train | 230 | 280 |" in printed and "| test | 60 | 110 |" in printed, printed
     assert f"written to {out}" in printed
 
 

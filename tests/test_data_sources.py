@@ -59,8 +59,10 @@ def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Pat
     # The series is the column itself, in file order, cut 70 / 15 / 15 before windowing.
     price = frame["price"].to_numpy(np.float32)
     assert np.array_equal(expected["train"][0][0], price[:SEQ])
-    assert np.array_equal(expected["test"][1], price[170 + SEQ :])
-    assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30 - SEQ, 30 - SEQ]
+    # Every validation and test value is a target; their first inputs are the values before the split.
+    assert np.array_equal(expected["test"][1], price[170:])
+    assert np.array_equal(expected["test"][0][0], price[170 - SEQ : 170])
+    assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30, 30]
     params = dataset_params(got[".parquet"]["test"])
     assert params["split_rows"]["test"] == {"first_row": 171, "last_row": 200, "values": 30,
                                             "first_time": "2024-06-19", "last_time": "2024-07-18"}  # fmt: skip
@@ -88,10 +90,13 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     values = level + rng.normal(0, 1, 200)
     data = prepare_data(config(write(pd.DataFrame({"y": values}), tmp_path / "regimes.parquet")), 0)
     raw = arrays(data.windows)
-    # Each split's windows use only its own part of the series: inputs and targets stay in regime.
-    for split, centre in (("train", 0.0), ("validation", 50.0), ("test", 100.0)):
+    # Targets stay in their split's regime; inputs are the values just before each target, so a
+    # later split's first windows read the end of the split before it, and never anything later.
+    for split, centre, start in (("train", 0.0, SEQ), ("validation", 50.0, 140), ("test", 100.0, 170)):
         inputs, targets = raw[split]
-        assert np.abs(inputs - centre).max() < 6 and np.abs(targets - centre).max() < 6, split
+        assert np.abs(targets - centre).max() < 6, split
+        assert np.allclose(targets, values[start : start + len(targets)], atol=1e-4), split
+        assert np.allclose(inputs, np.stack([values[t - SEQ : t] for t in range(start, start + len(targets))]), atol=1e-4), split
     # The z-score is the train part's: its mean and std, not the series'.
     norm = data.normalization
     assert norm.mean == pytest.approx(values[:140].mean()) and norm.std == pytest.approx(values[:140].std())
@@ -99,8 +104,10 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     model = arrays(data.model_inputs)
     assert model["train"][1].mean() == pytest.approx(norm.apply(values[SEQ:140]).mean(), abs=1e-5)
     assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
-    # Baselines stay in data units: a jump-free naive forecast scores the noise, about 2 * 1^2.
-    assert data.persistence_mse("test") == pytest.approx(2.0, rel=0.6)
+    # Baselines stay in data units, over every test target: the first follows the jump from 50 to
+    # 100 (about 50^2 / 30 of the mean), the others score the noise (about 2 * 1^2).
+    assert data.persistence_mse("test") == pytest.approx(float(np.mean((values[169:199] - values[170:200]) ** 2)), rel=1e-5)
+    assert data.persistence_mse("test") == pytest.approx(2.0 + 2500 / 30, rel=0.1)
     assert data.noise_floor is None
 
 

@@ -39,9 +39,10 @@ def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:
     res = results(out)
     assert res["world_size"] == 2 and done.stdout.count("Test Summary") == 1
 
-    # The same flags in this process give the windows the run used (3000 rows -> 2100 / 450 / 450 values).
+    # The same flags in this process give the windows the run used (3000 rows -> 2100 / 450 / 450 values):
+    # every validation and test value is a target, its inputs read from the values before it.
     data = prepare_data(DataConfig(**{f[2:]: v for f, v in zip(data_flags[::2], data_flags[1::2], strict=True)}), 42)
-    assert [len(w) for w in data.windows.values()] == [2050, 400, 400]
+    assert [len(w) for w in data.windows.values()] == [2050, 450, 450]
     assert res["persistence_val_mse"] == data.persistence_mse("validation")
     assert res["persistence_test_mse"] == data.persistence_mse("test")
     assert res["noise_floor"] is None

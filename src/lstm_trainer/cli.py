@@ -14,12 +14,14 @@ from typing import Any, NoReturn
 from lstm_trainer.config import (
     CELLS,
     FILL_POLICIES,
+    HEADS,
     NORMALIZATIONS,
     PRECISIONS,
     REPORT_TO,
     DataConfig,
     ModelConfig,
     RunConfig,
+    WINDOW_NORMS,
     TrainConfig,
 )
 from lstm_trainer.errors import UserError
@@ -32,6 +34,8 @@ CHOICES = {
     "report_to": REPORT_TO,
     "fill_missing": FILL_POLICIES,
     "normalization": NORMALIZATIONS,
+    "window_norm": WINDOW_NORMS,
+    "head": HEADS,
 }
 TYPES = {"int": int, "float": float, "str": str}
 

@@ -20,6 +20,8 @@ NORMALIZATIONS = ("auto", "zscore", "none")
 # The Hub's repo id rule, namespace required: letters, digits, '-', '_', '.'; no '--' or '..';
 # 96 characters at most. Checked here so a typo stops the run before it trains, not after.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WINDOW_NORMS = ("window", "none")
+HEADS = ("delta", "level")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -63,6 +65,11 @@ class DataConfig:
         default="auto",
     )
     seq_length: int = _help("Input window length in time steps (reference: 50).", default=50)
+    season: int | None = _help(
+        "Season length in time steps (e.g. 12 for monthly data with a yearly cycle), for the seasonal naive "
+        "baseline 'next = the value one season before'; None: no seasonal baseline.",
+        default=None,
+    )
     num_train_samples: int = _help("Synthetic data: training windows (reference: 8,000).", default=8000)
     num_val_samples: int = _help("Synthetic data: validation windows (reference: 2,000).", default=2000)
     noise_std: float = _help(
@@ -71,6 +78,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "seq_length", "num_train_samples", "num_val_samples")
+        _positive_or_none(self, "season")
         if self.noise_std < 0:
             raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")
         if not self.dataset.strip():
@@ -105,6 +113,23 @@ class ModelConfig:
     hidden_size: int = _help("Hidden units per layer (reference: 64).", default=64)
     num_layers: int = _help("Stacked recurrent layers (reference: 2).", default=2)
     dropout: float = _help("Dropout between recurrent layers (reference: 0.2).", default=0.2)
+    window_norm: str = _help(
+        "window: each input window is scaled by its own mean and std inside the model and the forecast scaled "
+        "back (instance normalisation, as RevIN), so a level or spread never seen in training looks familiar. "
+        "none: the values as the data pipeline gives them.",
+        default="window",
+    )
+    head: str = _help(
+        "delta: the head predicts the change from the last observed value and starts at zero, so an untrained "
+        "model forecasts next = last. level: it predicts the value itself (the reference).",
+        default="delta",
+    )
+    linear_skip: int | None = _help(
+        "Also add a linear autoregression on the last N inputs, learned jointly with the RNN (LSTNet's highway "
+        "component), so the model is at least as good as a linear AR on what it learns. None: the whole input "
+        "window (--seq_length); 0: none.",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -112,14 +137,21 @@ class ModelConfig:
         _positive(self, "input_size", "hidden_size", "num_layers")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.window_norm not in WINDOW_NORMS:
+            raise UserError(f"--window_norm must be one of {', '.join(WINDOW_NORMS)}, got {self.window_norm!r}")
+        if self.head not in HEADS:
+            raise UserError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.linear_skip is not None and self.linear_skip < 0:
+            raise UserError(f"--linear_skip must be >= 0, got {self.linear_skip}")
 
-    def num_parameters(self) -> int:
-        """Weights and biases of the recurrent layers and the head, from the shape alone."""
+    def num_parameters(self, seq_length: int) -> int:
+        """Weights and biases of the recurrent layers, the head and the linear skip, from the shape alone."""
         gates = 4 if self.cell == "lstm" else 3
         h = self.hidden_size
         first = gates * h * (self.input_size + h + 2)  # input and hidden weights, two biases
         later = gates * h * (h + h + 2)
-        return first + (self.num_layers - 1) * later + h + 1
+        skip = seq_length if self.linear_skip is None else self.linear_skip
+        return first + (self.num_layers - 1) * later + h + 1 + (skip + 1 if skip else 0)
 
 
 @dataclass
@@ -220,6 +252,18 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.linear_skip is not None and self.model.linear_skip > self.data.seq_length:
+            raise UserError(
+                f"--linear_skip {self.model.linear_skip} reaches past the window of --seq_length "
+                f"{self.data.seq_length}; use at most {self.data.seq_length}"
+            )
+        if self.data.season is not None and self.data.season > self.data.seq_length:
+            raise UserError(
+                f"--season {self.data.season} is longer than the window (--seq_length {self.data.seq_length}), so "
+                f"the seasonal naive forecast cannot see a season back; pass --seq_length {self.data.season} or more"
+            )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _as_dict(getattr(self, f.name)) for f in fields(self)}

@@ -47,6 +47,9 @@ class ResolvedDeepSpeed:
     mixed_precision: str  # "no", "fp16" or "bf16"
     changes: list[str] = field(default_factory=list)  # one line per value not taken from the JSON
     source: str = DEFAULT_DS_CONFIG  # which JSON, and who chose it
+    # The launcher fixed the accumulation count (the micro batch follows from it): steps.py leaves the batch alone.
+    accumulation_from_launcher: bool = False
+    notes: list[str] = field(default_factory=list)  # one line per thing a user should know about the plan
 
     def identity(self) -> dict[str, Any]:
         """The values a checkpoint depends on, wherever they came from (JSON, accelerate config, flags)."""
@@ -196,7 +199,9 @@ def resolve(
         put(zero, "contiguous_gradients", False, "zero_optimization.contiguous_gradients", "no CUDA")
     # DeepSpeed's own step printing duplicates ours; Accelerate silences it the same way.
     config["steps_per_print"] = 10**9
-    return ResolvedDeepSpeed(config, micro, total, accumulation, precision, changes, source.label)
+    return ResolvedDeepSpeed(
+        config, micro, total, accumulation, precision, changes, source.label, accumulation_from_launcher=launch.accumulation is not None
+    )
 
 
 def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:

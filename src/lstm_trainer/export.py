@@ -46,13 +46,24 @@ def save_model(
         # Building a model draws its initial weights from the global RNG, which also drives
         # dropout: without the fork, each save would shift the rest of the run's dropout masks.
         with torch.random.fork_rng(devices=[]):
-            export = LSTMForecaster(accelerator.unwrap_model(model).config)
+            export = LSTMForecaster(accelerator.unwrap_model(model).config, seq_length)
         export.load_state_dict(state)
-        export.seq_length = seq_length
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)
             normalization.save(tmp)  # the model predicts normalised values: useless without it
     accelerator.wait_for_everyone()
+
+
+def baseline_rows(results: dict[str, Any]) -> str:
+    """The model and each baseline on validation and test (MSE, MAE, MASE), as a Markdown table."""
+    rows = ["| split | forecast | MSE | MAE | MASE |", "|---|---|---:|---:|---:|"]
+    for split in ("val", "test"):
+        for name, prefix in (("model", ""), ("persistence", "persistence_"), ("seasonal naive", "seasonal_naive_"), ("linear AR", "linear_")):
+            figures = [results.get(f"{prefix}{split}_{metric}") for metric in ("mse", "mae", "mase")]
+            if figures[0] is not None:
+                rows.append(f"| {split} | {name} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+    verdict = results.get("verdict")
+    return "\n".join(["", *rows, *([f"\nVerdict: {verdict}."] if verdict else [])]) if len(rows) > 2 else ""
 
 
 def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int) -> str:
@@ -92,8 +103,10 @@ pipeline_tag: time-series-forecasting
 # {model["cell"].upper()} next-step forecaster
 
 A {model["num_layers"]}-layer {model["cell"].upper()} (hidden size {model["hidden_size"]}, dropout {model["dropout"]})
-with a linear head on the last step, trained with lstm-trainer on Accelerate + DeepSpeed
-ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values; output: the next one.
+with a linear head on the last step (window scaling `{model.get("window_norm")}`, head `{model.get("head")}`,
+linear skip over {model.get("linear_skip") if model.get("linear_skip") is not None else "all"} input steps), trained with
+lstm-trainer on Accelerate + DeepSpeed ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values;
+output: the next one.
 
 | metric | value |
 |---|---|
@@ -102,8 +115,9 @@ ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values; outp
 | noise floor | {number("noise_floor")} |
 | test MSE (held out, scored once) | {number("test_mse")} |
 | persistence on the test split | {number("persistence_test_mse")} |
-| quality (reference grade) | {results.get("quality")} |
+| quality | {results.get("quality")} |
 | epochs | {results.get("epochs_completed")} |
+{baseline_rows(results)}
 
 ## How to load and predict
 

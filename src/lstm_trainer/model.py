@@ -1,4 +1,10 @@
-"""The forecaster: a stacked LSTM (or GRU) with a linear head on the last time step."""
+"""The forecaster: a stacked LSTM (or GRU) with a linear head on the last time step.
+
+Options (ModelConfig) that make it robust on real series, all inside `forward` so a saved
+model forecasts the same wherever it is loaded: each window scaled by its own statistics
+(`window_norm`), a head that predicts the change from the last value (`head`), and a
+linear autoregression learned beside the RNN (`linear_skip`).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,15 @@ from torch import nn
 
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
+from lstm_trainer.evaluate import LinearAR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# A config.json written before these options existed describes a model without them.
+LEGACY_OPTIONS = {"window_norm": "none", "head": "level", "linear_skip": 0}
+# Variance floor for a window's own scale, in the model's units (z-scored data has variance
+# ~1): a flat window is then shifted but not blown up.
+WINDOW_VAR_EPS = 1e-4
 
 
 class LSTMForecaster(nn.Module):
@@ -23,10 +35,10 @@ class LSTMForecaster(nn.Module):
     Outputs: the predicted next value, shape [B].
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, seq_length: int | None = None) -> None:
         super().__init__()
         self.config = config
-        self.seq_length: int | None = None  # the window it was trained on, where known
+        self.seq_length = seq_length  # the window it is trained on, where known
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
             input_size=config.input_size,
@@ -37,7 +49,16 @@ class LSTMForecaster(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
         self.head = nn.Linear(config.hidden_size, 1)
+        self.skip = nn.Linear(self.skip_length, 1) if self.skip_length else None
         self.reset_parameters()
+
+    @property
+    def skip_length(self) -> int:
+        """Inputs the linear skip reads: linear_skip, or the whole window where that is None."""
+        if self.config.linear_skip is not None:
+            return self.config.linear_skip
+        assert self.seq_length is not None, "a linear skip over the whole window needs seq_length"
+        return self.seq_length
 
     def reset_parameters(self) -> None:
         """The reference initialisation, which keeps early gradients in a healthy range."""
@@ -53,12 +74,53 @@ class LSTMForecaster(nn.Module):
                     # makes the cell remember by default, so gradients flow from the start.
                     n = param.size(0)
                     nn.init.ones_(param[n // 4 : n // 2])
+        # The residual parts start at zero, so training starts from "next = last" and
+        # learns only what improves on it.
+        residual = [self.skip] if self.skip is not None else []
+        if self.config.head == "delta":
+            residual.append(self.head)
+        for layer in residual:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def window_units(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The windows as the RNN sees them, and the (loc, scale) that map its output back: [B, T, 1], [B], [B]."""
         if x.dim() == 2:
             x = x.unsqueeze(-1)  # [B, T] -> [B, T, 1]
-        out, _ = self.rnn(x)  # [B, T, hidden]
-        return self.head(out[:, -1]).squeeze(-1)  # [B]
+        if self.config.window_norm == "window":
+            loc = x.mean(dim=(1, 2))  # [B]
+            scale = torch.sqrt(x.var(dim=(1, 2), unbiased=False) + WINDOW_VAR_EPS)  # [B]
+        else:
+            loc, scale = x.new_zeros(len(x)), x.new_ones(len(x))
+        return (x - loc[:, None, None]) / scale[:, None, None], loc, scale
+
+    @torch.no_grad()
+    def fit_linear_skip(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Start the linear skip at the least-squares autoregression on these windows (in the RNN's units).
+
+        Trained by Adam from zero, its weights move about one learning rate a step: thousands of
+        steps to reach the linear AR, more than a short series offers. Fitted in closed form,
+        training starts at the linear baseline and the RNN learns what it misses.
+        """
+        if self.skip is None:
+            return
+        z, loc, scale = self.window_units(inputs.double())
+        goal = (targets.double() - loc) / scale - (z[:, -1, 0] if self.config.head == "delta" else 0)  # [N]
+        # NumPy's SVD-based solver: the windows of a smooth series are nearly collinear, and
+        # torch's default CPU driver (gelsy) gave fits that differed from call to call there.
+        fit = LinearAR.fit(z[:, -self.skip_length :, 0].numpy(), goal.numpy())
+        self.skip.weight.copy_(torch.from_numpy(fit.weights)[None])
+        self.skip.bias.fill_(fit.intercept)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]
+        out, _ = self.rnn(z)  # [B, T, hidden]
+        y = self.head(out[:, -1]).squeeze(-1)  # [B], in the window's units
+        if self.skip is not None:
+            y = y + self.skip(z[:, -self.skip_length :, 0]).squeeze(-1)
+        if self.config.head == "delta":
+            y = y + z[:, -1, 0]
+        return y * scale + loc  # [B]
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write fp32 weights (safetensors, no pickle) and config.json to `path`.
@@ -91,11 +153,10 @@ class LSTMForecaster(nn.Module):
         try:
             record = json.loads(config_file.read_text())
             seq_length = record.pop("seq_length", None)
-            config = ModelConfig(**record)
+            config = ModelConfig(**{**LEGACY_OPTIONS, **record})
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
-        model = cls(config)
-        model.seq_length = seq_length
+        model = cls(config, seq_length)
         try:
             model.load_state_dict(load_file(weights_file))
         except (SafetensorError, OSError) as err:

@@ -69,7 +69,7 @@ def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
     train, val = results["train_loss_history"], results["val_mse_history"]
     epochs = np.arange(1, len(train) + 1)
     ax.plot(epochs, train, marker="o", markersize=3, label="train loss (mean over the epoch)")
-    # Epoch 0 is the untrained model, so the curve starts where training did.
+    # Epoch 0 is the model before training, so the curve starts where training did.
     initial = [] if results.get("initial_val_mse") is None else [results["initial_val_mse"]]
     ax.plot(np.arange(1 - len(initial), len(val) + 1), [*initial, *val], marker="o", markersize=3, label="validation MSE")
     best = int(np.argmin(val)) + 1

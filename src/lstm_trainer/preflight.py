@@ -26,7 +26,7 @@ def preflight(config: RunConfig) -> RunLock | None:
     The main process takes the output_dir's lock, so a second run on the same folder stops
     here with its files untouched; other processes leave the folder to it.
     """
-    check_fits_in_memory(config.model)
+    check_fits_in_memory(config.model, config.data.seq_length)
     if not is_main_process():
         return None
     if config.train.resume_from_checkpoint:
@@ -40,13 +40,13 @@ def preflight(config: RunConfig) -> RunLock | None:
     return claim(config.train.output_dir)
 
 
-def check_fits_in_memory(model: ModelConfig) -> None:
+def check_fits_in_memory(model: ModelConfig, seq_length: int) -> None:
     """Stop a model whose weights, gradients and Adam moments (16 bytes a parameter) exceed this machine's memory."""
-    needed = model.num_parameters() * 16
+    needed = model.num_parameters(seq_length) * 16
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
         raise UserError(
-            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {model.num_parameters():.3g} "
+            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {model.num_parameters(seq_length):.3g} "
             f"parameters, {needed / 2**30:.3g} GiB to train, more than this machine's {available / 2**30:.3g} GiB; "
             "use a smaller --hidden_size or --num_layers"
         )

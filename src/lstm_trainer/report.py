@@ -17,6 +17,7 @@ from accelerate import Accelerator
 from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
+from lstm_trainer.evaluate import Verdict
 from lstm_trainer.loop import EpochStats, StepLog
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
@@ -50,6 +51,7 @@ def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, st
         f"  gradient clipping {ds.config.get('gradient_clipping', 'none')}, epochs up to "
         f"{config.train.num_train_epochs}, early stopping patience {config.train.early_stopping_patience}",
         *(f"  changed: {change}" for change in ds.changes),
+        *(f"  note: {note}" for note in ds.notes),
         f"  values in force written to {out / 'run_config.json'}",
     ]
     _print(accelerator, "\n".join(lines))
@@ -81,7 +83,7 @@ def _number(value: Any, spec: str = ".6f") -> str:
     return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
 
 
-def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None:
+def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None) -> None:
     floor_text = _number(results["noise_floor"]) if results["noise_floor"] is not None else "unknown"
     if results["stopped_early"]:
         stop = "early stopping"
@@ -101,17 +103,20 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
                 f"  - Loss Reduction: {_number(results['train_loss_reduction_percent'], '.2f%')}",
                 "",
                 "Validation Summary:",
-                f"  - Initial Val MSE (untrained): {_number(results['initial_val_mse'])}",
+                f"  - Initial Val MSE (before training): {_number(results['initial_val_mse'])}",
                 f"  - Final Val MSE: {_number(results['final_val_mse'])}",
                 f"  - Best Val MSE: {_number(results['best_val_mse'])}",
                 f"  - Val MSE Reduction: {_number(results['val_mse_reduction_percent'], '.2f%')}",
                 f"  - Persistence baseline (next = last value): {_number(results['persistence_val_mse'])}",
                 f"  - Noise floor (noise_std^2): {floor_text}",
                 *_test_lines(results),
+                *baseline_table(results),
                 "",
                 f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
                 f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
-                f"persistence {_number(results['persistence_val_mse'])}, floor {floor_text})",
+                f"persistence {_number(results['persistence_val_mse'])}, floor {floor_text})"
+                if verdict is None
+                else f"Model Quality (relative): {verdict.text}",
                 # Printed once per machine; files are written by the first machine only.
                 f"Best model: {out / 'best'}; results: {out / 'all_results.json'}"
                 if accelerator.is_main_process
@@ -119,6 +124,23 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path) -> None
             ]
         ),
     )
+
+
+BASELINE_ROWS = (("model", ""), ("persistence", "persistence_"), ("seasonal naive", "seasonal_naive_"), ("linear AR", "linear_"))
+
+
+def baseline_table(results: dict[str, Any]) -> list[str]:
+    """The model beside every baseline on each split: MSE, MAE and MASE (rows without figures left out)."""
+    lines = ["", "Model and baselines (MASE: MAE / the training split's one-step naive MAE):"]
+    for split, label in (("val", "validation"), ("test", "test")):
+        for name, prefix in BASELINE_ROWS:
+            if results.get(f"{prefix}{split}_mse") is None:
+                continue
+            lines.append(
+                f"  - {label:10s} {name:15s} MSE {_number(results[f'{prefix}{split}_mse'], '.6g'):>12s} | "
+                f"MAE {_number(results[f'{prefix}{split}_mae'], '.6g'):>10s} | MASE {_number(results[f'{prefix}{split}_mase'], '.4f')}"
+            )
+    return lines if len(lines) > 2 else []
 
 
 class Reporter:
@@ -167,17 +189,22 @@ class Reporter:
         if self.bars is not None:
             self.bars.end_epoch(number, stats.train_loss, val_mse, best)
 
-    def finish(self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray) -> None:
+    def finish(
+        self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray, verdict: Verdict | None = None
+    ) -> None:
         """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets` [N]."""
         if self.bars is not None:
             self.bars.close()
-        finish(self.accelerator, results, self.out)
+        finish(self.accelerator, results, self.out, verdict)
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
             predictions = predict(best_model, inputs, self.config.train.eval_batch_size, self.accelerator.device)
             pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets)
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
+        if verdict is not None and verdict.warning:
+            # Last, so a run worse than a baseline does not end on a line that reads as success.
+            _print(self.accelerator, verdict.warning)
 
 
 @torch.no_grad()

@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, hub, perf, report, reshard, tracking
+from lstm_trainer import checkpoint, hub, perf, report, reshard, scoring, steps, tracking
 from lstm_trainer.config import RunConfig
-from lstm_trainer.data import INPUTS, TARGET, PreparedData, prepare_data
+from lstm_trainer.data import INPUTS, TARGET, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
 from lstm_trainer.distributed import (
     engine_settings,
@@ -98,8 +97,12 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     built = time.perf_counter()
     data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
     timings.dataset_seconds = time.perf_counter() - built
+    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
+    steps.apply_to_accelerator(accelerator, ds)
     dataset, norm = data.model_inputs, data.normalization  # the model sees normalised values
-    model = LSTMForecaster(config.model)
+    model = LSTMForecaster(config.model, config.data.seq_length)
+    train_rows = dataset["train"].with_format("torch")[:]  # normalised, as the model sees them
+    model.fit_linear_skip(train_rows[INPUTS], train_rows[TARGET])
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
     val_dl = eval_loader(dataset["validation"], train_cfg.eval_batch_size)
@@ -107,11 +110,6 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
 
     validation = data.windows["validation"].with_format("numpy")[:]  # data units
-    baselines = {
-        "persistence_val_mse": data.persistence_mse("validation"),
-        "persistence_test_mse": data.persistence_mse("test"),
-        "noise_floor": data.noise_floor,
-    }
     run_info = {
         "config": config.to_dict(),
         "world_size": accelerator.num_processes,
@@ -209,9 +207,12 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
     train_seconds = time.perf_counter() - started
 
-    baselines["test_mse"] = score_test(accelerator, data, out / BEST, train_cfg.eval_batch_size)
+    scores = scoring.score_run(accelerator, data, out / BEST, train_cfg.eval_batch_size, config.data.season)
+    baselines = {**scores.results(), "noise_floor": data.noise_floor}
     results = {**_results(state, stopper, baselines, accelerator, ds, train_seconds), **perf.results(accelerator, timings)}
     results["stopped_at_max_steps"] = hit_step_limit
+    if scores.verdict is not None:  # a series other than the reference's is graded against its baselines
+        results["quality"] = scores.verdict.grade
     results["deepspeed"] = engine_settings(model)  # what the engine ran with, beside what was asked
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
@@ -221,11 +222,12 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
                 zero_stage = ds.config["zero_optimization"].get("stage", 0)
                 (tmp / "README.md").write_text(model_card(config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET])
     if train_cfg.push_to_hub and accelerator.is_main_process and (out / MODEL).is_dir():
         assert train_cfg.hub_model_id is not None  # TrainConfig requires it with --push_to_hub
         url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
         accelerator.print(f"model pushed to {url}")
+    # Last, so that the verdict (and a warning where the model loses to a baseline) ends the output.
+    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET], scores.verdict)
     return results
 
 
@@ -332,20 +334,3 @@ def _optimizer_and_scheduler(
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate or 5e-4)
     scheduler = DummyScheduler(optimizer) if "scheduler" in ds.config else None
     return optimizer, scheduler
-
-
-def score_test(accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int) -> float | None:
-    """The test split's MSE in data units, scored once with the best model exactly as saved.
-
-    The saved folder is loaded as a user would load it (fp32 weights, normalization.json) and
-    run on the main process, which wrote it: no ZeRO stage or second machine is involved.
-    """
-    if "test" not in data.windows:
-        return None
-    mse = None
-    if accelerator.is_main_process and (best / "model.safetensors").is_file():
-        test = data.windows["test"].with_format("numpy")[:]  # data units
-        predictions = report.predict(best, test[INPUTS], batch_size, accelerator.device)
-        mse = float(np.mean((predictions - test[TARGET].astype(np.float64)) ** 2))
-    accelerator.wait_for_everyone()
-    return mse

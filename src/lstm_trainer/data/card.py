@@ -36,7 +36,11 @@ def default_license(params: dict[str, Any]) -> str:
 
 
 def split_summary(windows: DatasetDict) -> list[dict[str, Any]]:
-    """Per split: windows, the series values they cover, and their mean, std, min and max."""
+    """Per split: windows, the series values they cover, and their mean, std, min and max.
+
+    Windows of a validation or test split cut from a table also cover the seq_length values
+    before the split, which their first inputs read (sources.py): those are counted here too.
+    """
     rows = []
     for split, data in windows.items():
         values = split_values(data)

@@ -64,18 +64,24 @@ def extract_series(
 
 
 def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: int, name: str) -> Splits:
-    """Train first, then validation, then test; each long enough for at least one window."""
+    """Train first, then validation, then test.
+
+    Validation and test windows take their inputs from the values before their split (see
+    `context_bounds`), so only the training split needs a whole window (seq_length + 1 values)
+    and every later value is a target; the others need one value each.
+    """
     lengths = _split_lengths(n, val_fraction, test_fraction)
-    need = seq_length + 1
-    short = [split for split, length in lengths.items() if length < need]
+    needs = {split: (seq_length + 1 if split == "train" else 1) for split in lengths}
+    short = [split for split, length in lengths.items() if length < needs[split]]
     if short:
         minimum = n
-        while any(length < need for length in _split_lengths(minimum, val_fraction, test_fraction).values()):
+        while any(length < needs[s] for s, length in _split_lengths(minimum, val_fraction, test_fraction).items()):
             minimum += 1
         split = short[0]
         raise UserError(
             f"{name}: the series has {n} values, too short for --seq_length {seq_length}: the {split} split "
-            f"gets {lengths[split]} values and needs at least {need} (seq_length + 1); give at least {minimum} "
+            f"gets {lengths[split]} values and needs at least {needs[split]}"
+            f"{' (seq_length + 1)' if split == 'train' else ''}; give at least {minimum} "
             f"values, or lower --seq_length, or change --val_fraction / --test_fraction"
         )
     bounds, start = {}, 0
@@ -83,6 +89,14 @@ def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: 
         bounds[split] = (start, start + length)
         start += length
     return Splits(bounds)
+
+
+def context_bounds(split: str, bounds: tuple[int, int], seq_length: int) -> tuple[int, int]:
+    """The stretch of series a split's windows are cut from: its own values, and for the splits
+    after training the seq_length values before them as inputs only. Every value of a later
+    split is then a target, and inputs still always precede their target."""
+    start, stop = bounds
+    return (start, stop) if split == "train" else (start - seq_length, stop)
 
 
 def _split_lengths(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:

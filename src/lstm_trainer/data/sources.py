@@ -16,7 +16,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data.series import extract_series, split_series
+from lstm_trainer.data.series import context_bounds, extract_series, split_series
 from lstm_trainer.data.synthetic import build_synthetic
 from lstm_trainer.data.windows import (
     ALL_SPLITS,
@@ -241,8 +241,8 @@ def _windows_from_table(table: Dataset, config: DataConfig, source: dict[str, An
     info = params_info(params, config.seq_length)
     return DatasetDict(
         {
-            split: windows_to_dataset(series.values[start:stop], config.seq_length, info.copy())
-            for split, (start, stop) in splits.bounds.items()
+            split: windows_to_dataset(series.values[slice(*context_bounds(split, span, config.seq_length))], config.seq_length, info.copy())
+            for split, span in splits.bounds.items()
         }
     )
 
