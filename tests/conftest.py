@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
     launcher's report of it after, so a tail shows only the launcher's side.
     """
     return f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def hub_client(env: dict[str, str], script: str) -> dict[str, Any]:
+    """Run `script` with the real Hub clients in a fresh interpreter (they read HF_ENDPOINT once,
+    at import); it prints one JSON line as its last output, which is returned."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, output(done)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def free_port() -> int:

@@ -6,11 +6,9 @@ and the real `load_dataset` run unchanged in subprocesses pointed at the local s
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY, child_env, output, results, run_train
+from conftest import ROOT, TINY, child_env, hub_client, output, results, run_train
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 
@@ -50,14 +48,6 @@ def data_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
-def client(env: dict[str, str], script: str) -> dict:  # type: ignore[type-arg]
-    """Run `script` with the real clients; it prints one JSON line as its last output."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, output(done)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -> None:
     env = hub_env(hub)
     pushed = data_command(env, "push", "--repo_id", "test-user/sine", "--private", *SYNTHETIC)
@@ -66,7 +56,7 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     assert "| train | 2048 |" in pushed.stdout and "--dataset test-user/sine" in pushed.stdout
     assert hub.unhandled == []
 
-    loaded = client(env, """
+    loaded = hub_client(env, """
         import json
         import numpy as np
         from datasets import load_dataset
@@ -120,7 +110,7 @@ def test_push_a_csv_series_to_a_revision(hub: HubServer, tmp_path: Path) -> None
     built = data_command(env, "build", *flags, "--output_dir", str(tmp_path / "local"))
     assert built.returncode == 0, output(built)
 
-    loaded = client(env, f"""
+    loaded = hub_client(env, f"""
         import json
         import numpy as np
         from datasets import load_dataset, load_from_disk

@@ -7,17 +7,15 @@ points its module constants at the local server (HfApi objects are built per cal
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, child_env, output, results, train_in_process
+from conftest import ROOT, TINY, child_env, hub_client, output, results, train_in_process
 
 from lstm_trainer.cli import main as train_main
 from lstm_trainer.cli import parse_config
@@ -72,14 +70,6 @@ def run_module(env: dict[str, str], module: str, *args: str) -> subprocess.Compl
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
-def client(env: dict[str, str], script: str) -> dict:  # type: ignore[type-arg]
-    """Run `script` with the real client; it prints one JSON line as its last output."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, output(done)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def write_series(path: Path) -> Path:
     values = np.sin(np.arange(120) / 8.0) * 1.5
     path.write_text("t,y\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(values)))
@@ -106,7 +96,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     assert [r for r in hub.unhandled if "/api/agent-harnesses" not in r] == []
 
     env = hub_env(hub)
-    pushed = client(env, """
+    pushed = hub_client(env, """
         import json
         from huggingface_hub import HfApi, ModelCard, hf_hub_download
         files = HfApi().list_repo_files("test-user/sine-lstm")
@@ -175,7 +165,7 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
     done = run_module(hub_env(hub), "lstm_trainer.hub", *args, "--hub_revision", "v1")
     assert done.returncode == 0, output(done)
     assert "--model test-user/later --model_revision v1" in done.stdout and TOKEN not in done.stdout + done.stderr
-    listed = client(hub_env(hub), """
+    listed = hub_client(hub_env(hub), """
         import json
         from huggingface_hub import HfApi
         print(json.dumps({"v1": HfApi().list_repo_files("test-user/later", revision="v1")}))
