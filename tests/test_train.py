@@ -56,11 +56,19 @@ def test_accelerate_launch_one_process(tiny: list[str], tmp_path: Path) -> None:
 def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "two"
     # Plain `--num_processes 2` on a CPU machine: train.py must end up with two ranks.
-    done = run_train([*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"])
+    # An empty extensions folder, as on a fresh machine: nothing may be compiled on the way
+    # (DeepSpeed's shared-memory op took ~30 s of g++ on a first run).
+    extensions = tmp_path / "torch_extensions"
+    extensions.mkdir()
+    done = run_train(
+        [*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"],
+        TORCH_EXTENSIONS_DIR=str(extensions),
+    )
     assert done.returncode == 0, output(done)
     res = check_learned(out)
     assert (res["world_size"], res["gradient_accumulation_steps"]) == (2, 2)
     assert done.stdout.count("Training Summary:") == 1  # only the main process reports
+    assert not any(extensions.iterdir()) and "built successfully" not in done.stdout + done.stderr, output(done)
 
 
 def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:

@@ -123,6 +123,8 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     # deprecates; only a DeepSpeed upgrade can act on that, and it prints at every step.
     warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
     _hide_scheduler_start_warning()
+    if not cuda:
+        _skip_shm_inference_op()
     plugin = DeepSpeedPlugin(hf_ds_config=resolved.config)
     # Without CUDA, Accelerate leaves the backend unset and DeepSpeed then believes it
     # runs alone (its batch check fails with 2+ processes); gloo is the CPU backend.
@@ -137,6 +139,20 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     )
     assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
     return accelerator, resolved
+
+
+def _skip_shm_inference_op() -> None:
+    """Keep DeepSpeed from compiling its shared-memory C++ op when it sets up the CPU backend.
+
+    Its TorchBackend builds `deepspeed_shm_comm` (about 30 s of g++ on the first run of a
+    machine, cached in ~/.cache/torch_extensions) for one use only: the tensor-parallel
+    inference all-reduce. ZeRO's training collectives go through torch.distributed (gloo)
+    with or without it. DeepSpeed builds only ops marked compatible in this dict, which it
+    caches in the module so that such edits persist.
+    """
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
 class _NotSchedulerStart(logging.Filter):
