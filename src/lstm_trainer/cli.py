@@ -15,13 +15,13 @@ from lstm_trainer.config import (
     CELLS,
     FILL_POLICIES,
     HEADS,
+    MIXED_PRECISION_CHOICES,
     NORMALIZATIONS,
-    PRECISIONS,
     REPORT_TO,
+    WINDOW_NORMS,
     DataConfig,
     ModelConfig,
     RunConfig,
-    WINDOW_NORMS,
     TrainConfig,
 )
 from lstm_trainer.errors import UserError
@@ -30,7 +30,7 @@ from lstm_trainer.preflight import preflight, quiet_accelerator_detection
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 CHOICES = {
     "cell": CELLS,
-    "mixed_precision": PRECISIONS,
+    "mixed_precision": MIXED_PRECISION_CHOICES,
     "report_to": REPORT_TO,
     "fill_missing": FILL_POLICIES,
     "normalization": NORMALIZATIONS,

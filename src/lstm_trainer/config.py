@@ -13,7 +13,9 @@ from typing import Any
 from lstm_trainer.errors import UserError
 
 CELLS = ("lstm", "gru")
-PRECISIONS = ("auto", "no", "fp16", "bf16")
+# What DeepSpeed trains in; --mixed_precision also takes "auto" (fp16 with CUDA, else fp32).
+PRECISIONS = ("no", "fp16", "bf16")
+MIXED_PRECISION_CHOICES = ("auto", *PRECISIONS)
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
 FILL_POLICIES = ("ffill", "interpolate", "drop")
 NORMALIZATIONS = ("auto", "zscore", "none")
@@ -230,8 +232,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UserError(f"--{name} must be >= 0, got {value}")
-        if self.mixed_precision not in PRECISIONS:
-            raise UserError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise UserError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}")
         if self.report_to not in REPORT_TO:
             raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):

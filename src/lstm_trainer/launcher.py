@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lstm_trainer.config import PRECISIONS
 from lstm_trainer.errors import UserError
 
 
@@ -56,7 +57,6 @@ USE_CPU = "ACCELERATE_USE_CPU"
 # Taken out of the environment once read (see the module docstring). The precision stays:
 # the Accelerator is always given one explicitly, which it prefers to the environment's.
 CONSUMED = (*FIELDS, ACCUMULATION, CONFIG_FILE, FROM_CONFIG_FILE, USE_CPU)
-PRECISIONS = ("no", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
