@@ -192,6 +192,15 @@ def test_changed_settings_stop_a_resume(tmp_path: Path, monkeypatch: pytest.Monk
     train_in_process([*TINY, "--output_dir", str(out), "--num_train_epochs", "1"])
     with pytest.raises(UserError, match="--hidden_size 32 -> 16"):
         train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest", "--hidden_size", "16"])
+    # The same flags, and an accelerate config naming a JSON with another weight decay: what
+    # the run resolved is compared, not only the flags.
+    other = json.loads((ROOT / "accelerate_configs" / "ds_zero2.json").read_text())
+    other["optimizer"]["params"]["weight_decay"] = 0.01
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(tmp_path / "other.json"))
+    with pytest.raises(UserError, match="weight_decay 1e-05 -> 0.01"):
+        train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"])
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", raising=False)
     # A value only an accelerate config (here its environment variable) sets counts as well.
     monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
     with pytest.raises(UserError, match="gradient_accumulation_steps 4 -> 1"):

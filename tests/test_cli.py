@@ -15,6 +15,11 @@ def test_help_is_fast_and_shows_defaults() -> None:
     assert done.returncode == 0
     assert "--hidden_size" in done.stdout and "(default: 64)" in done.stdout
     assert "--mixed_precision {auto,no,fp16,bf16}" in done.stdout
+    # The reference's optimizer and batch values are real defaults, shown here.
+    for flag, default in (("learning_rate", "0.0005"), ("weight_decay", "1e-05"), ("num_warmup_steps", "100"),
+                          ("per_device_train_batch_size", "32"), ("total_batch_size", "128")):  # fmt: skip
+        entry = " ".join(done.stdout.split(f"--{flag} ")[-1].split("\n  --")[0].split())  # its help, rewrapped
+        assert f"(default: {default})" in entry, (flag, entry)
     assert "--report_to {none,wandb,tensorboard,all}" in done.stdout and "(default: none)" in done.stdout
     # No torch import on the way: a generous bound that a torch import (seconds) would break.
     assert elapsed < 5, elapsed

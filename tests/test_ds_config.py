@@ -62,6 +62,26 @@ def test_cli_overrides_are_applied_and_reported() -> None:
     assert REFERENCE["optimizer"]["params"]["lr"] == 5e-4  # the loaded JSON itself is untouched
 
 
+def test_precedence_flag_then_json_then_default() -> None:
+    """The documented order: a typed flag > the JSON's value > the default; "auto" takes the default."""
+    from lstm_trainer.cli import parse_config
+
+    json_lr = {**REFERENCE, "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "weight_decay": "auto"}}}
+    defaults = parse_config([]).train
+    assert (defaults.learning_rate, defaults.weight_decay, defaults.num_warmup_steps) == (5e-4, 1e-5, 100)
+    assert (defaults.per_device_train_batch_size, defaults.total_batch_size) == (32, 128)
+    from_json = resolve(defaults, json_lr, world_size=1, cuda=False)
+    assert from_json.config["optimizer"]["params"]["lr"] == 1e-3  # the JSON beats the default
+    assert from_json.config["scheduler"]["params"]["warmup_max_lr"] == 5e-4  # the reference JSON's own peak
+    assert from_json.config["optimizer"]["params"]["weight_decay"] == 1e-5  # "auto": the default
+    # A flag typed with the default's value still beats the JSON.
+    typed = parse_config(["--learning_rate", "5e-4"]).train
+    assert typed.typed == {"learning_rate"}
+    assert resolve(typed, json_lr, world_size=1, cuda=False).config["optimizer"]["params"]["lr"] == 5e-4
+    # In code, a value other than the default counts as chosen.
+    assert resolve(TrainConfig(learning_rate=2e-3), json_lr, 1, False).config["optimizer"]["params"]["lr"] == 2e-3
+
+
 def test_missing_and_broken_files_are_user_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError, match="no such file"):
         load_ds_config(str(tmp_path / "nope.json"))

@@ -46,7 +46,8 @@ def test_warmup_is_at_most_a_tenth_of_the_planned_steps() -> None:
 
 
 def test_the_users_values_are_left_alone_and_few_steps_are_said() -> None:
-    train = TrainConfig(total_batch_size=64, num_warmup_steps=100, num_train_epochs=3)
+    # 100 is also the default: typed on the command line, it is the user's choice all the same.
+    train = TrainConfig(total_batch_size=64, num_warmup_steps=100, num_train_epochs=3, typed=frozenset({"num_warmup_steps"}))
     ds = reference(train)
     fitted = fit_to_data(ds, train, windows=300, world_size=1)
     assert fitted.total_batch_size == 64 and fitted.config["scheduler"]["params"]["warmup_num_steps"] == 100

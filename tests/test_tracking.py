@@ -53,7 +53,7 @@ def test_flat_config_is_what_tensorboard_hparams_accepts() -> None:
     flat = tracking.flat_config(RUN_INFO)
     assert flat["model.hidden_size"] == 64 and flat["train.report_to"] == "none"
     assert flat["deepspeed.zero_optimization.stage"] == 2 and flat["world_size"] == 1
-    assert flat["train.learning_rate"] == "null" and flat["deepspeed.x"] == "[1, 2]"
+    assert flat["train.max_train_steps"] == "null" and flat["deepspeed.x"] == "[1, 2]"
     assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
     hparams(flat, {})  # TensorBoard's own check: raises on a value it cannot take
 

@@ -6,9 +6,10 @@ Heavy libraries are imported only after parsing, so `--help` and bad flags answe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from typing import Any, NoReturn
 
 from lstm_trainer.config import (
@@ -23,6 +24,7 @@ from lstm_trainer.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    config_fields,
 )
 from lstm_trainer.errors import UserError
 from lstm_trainer.preflight import preflight, quiet_accelerator_detection
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[str, ...] = ()) -> None:
     """One `--flag` per dataclass field (but those in `skip`), with its type, default, choices and help."""
-    for f in fields(cls):
+    for f in config_fields(cls):
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None
@@ -80,10 +82,19 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
 
 
 def parse_config(argv: list[str] | None = None) -> RunConfig:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    # argparse fills in a default only where the namespace lacks the attribute: pre-filled
+    # with a marker, whatever still holds it afterwards was not typed.
+    untyped = object()
+    marked = argparse.Namespace(**{action.dest: untyped for action in parser._actions if action.dest != "help"})
+    args = vars(parser.parse_args(argv, namespace=marked))
+    typed = frozenset(name for name, value in args.items() if value is not untyped)
+    defaults = {action.dest: action.default for action in parser._actions}
+    values = {name: defaults[name] if value is untyped else value for name, value in args.items()}
     parts: dict[str, Any] = {
-        group: cls(**{f.name: args[f.name] for f in fields(cls)}) for group, cls in GROUPS.items()
+        group: cls(**{f.name: values[f.name] for f in config_fields(cls)}) for group, cls in GROUPS.items()
     }
+    parts["train"] = dataclasses.replace(parts["train"], typed=typed)
     return RunConfig(**parts)
 
 

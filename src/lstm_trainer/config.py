@@ -156,9 +156,16 @@ class ModelConfig:
         return first + (self.num_layers - 1) * later + h + 1 + (skip + 1 if skip else 0)
 
 
+# Values a DeepSpeed JSON may also set. The precedence, highest first: a flag (or, for a
+# TrainConfig built in code, a value other than the default), the accelerate config, the
+# DeepSpeed JSON, the default here. ds_config.resolve applies it; is_set tells a chosen
+# value from a default.
+DEEPSPEED_SETTINGS = ("per_device_train_batch_size", "total_batch_size", "learning_rate", "weight_decay", "num_warmup_steps")
+
+
 @dataclass
 class TrainConfig:
-    """How to train. Optimizer and batch values left at None come from --ds_config."""
+    """How to train. Batch and optimizer values set in a --ds_config JSON win over these defaults; a flag wins over the JSON."""
 
     output_dir: str = _help("Where results, the best model and logs are written.", default="outputs")
     ds_config: str | None = _help(
@@ -170,19 +177,13 @@ class TrainConfig:
     early_stopping_patience: int = _help(
         "Stop after this many epochs without a better validation MSE (reference: 10).", default=10
     )
-    per_device_train_batch_size: int | None = _help(
-        "Micro batch per process (default: the ds_config's train_micro_batch_size_per_gpu, 32).", default=None
+    per_device_train_batch_size: int = _help("Micro batch per process (reference: 32).", default=32)
+    total_batch_size: int = _help(
+        "Global batch per optimizer step, kept whatever the process count (reference: 128).", default=128
     )
-    total_batch_size: int | None = _help(
-        "Global batch per optimizer step, kept whatever the process count (default: the ds_config's "
-        "train_batch_size, 128).",
-        default=None,
-    )
-    learning_rate: float | None = _help("Peak learning rate (default: the ds_config's, 5e-4).", default=None)
-    weight_decay: float | None = _help("Adam weight decay (default: the ds_config's, 1e-5).", default=None)
-    num_warmup_steps: int | None = _help(
-        "WarmupLR steps from 0 to the peak rate (default: the ds_config's, 100).", default=None
-    )
+    learning_rate: float = _help("Peak learning rate (reference: 5e-4).", default=5e-4)
+    weight_decay: float = _help("Adam weight decay (reference: 1e-5).", default=1e-5)
+    num_warmup_steps: int = _help("WarmupLR steps from 0 to the peak rate (reference: 100).", default=100)
     mixed_precision: str = _help(
         "auto: fp16 where CUDA is present (reference), else fp32. Or no, fp16, bf16.", default="auto"
     )
@@ -222,16 +223,17 @@ class TrainConfig:
         "Create the Hub repository private (an existing one keeps its visibility).", default=False
     )
     hub_revision: str | None = _help("Branch to push the model to (created if missing); None means main.", default=None)
+    # The flags typed on the command line (cli.parse_config fills it): a flag given with the
+    # default's value still wins over the JSON. Not a flag, and not part of the saved config.
+    typed: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"flag": False})
 
     def __post_init__(self) -> None:
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
-        _positive(self, "save_total_limit")
-        _positive_or_none(self, "per_device_train_batch_size", "total_batch_size", "learning_rate")
+        _positive(self, "save_total_limit", "per_device_train_batch_size", "total_batch_size", "learning_rate")
         _positive_or_none(self, "max_train_steps", "checkpointing_steps")
         for name in ("weight_decay", "num_warmup_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise UserError(f"--{name} must be >= 0, got {value}")
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise UserError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}")
         if self.report_to not in REPORT_TO:
@@ -271,6 +273,12 @@ class RunConfig:
         return {f.name: _as_dict(getattr(self, f.name)) for f in fields(self)}
 
 
+def is_set(train: TrainConfig, name: str) -> bool:
+    """Whether `name` was chosen (a flag typed, or a value other than its default) rather than left at its default."""
+    default = next(f.default for f in fields(train) if f.name == name)
+    return name in train.typed or getattr(train, name) != default
+
+
 def gradient_accumulation_steps(total_batch_size: int, micro_batch_size: int, world_size: int) -> int:
     """Micro batches per optimizer step that keep the global batch whatever the process count.
 
@@ -291,8 +299,13 @@ def is_hub_id(name: str) -> bool:
     return len(name) <= 96 and bool(HUB_ID.match(name)) and "--" not in name and ".." not in name
 
 
+def config_fields(cls: Any) -> list[Any]:
+    """The fields of a config dataclass that are flags (and saved with a run)."""
+    return [f for f in fields(cls) if f.metadata.get("flag", True)]
+
+
 def _as_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return {f.name: getattr(obj, f.name) for f in config_fields(obj)}
 
 
 def _positive(obj: Any, *names: str) -> None:

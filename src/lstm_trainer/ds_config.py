@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstm_trainer.config import TrainConfig, gradient_accumulation_steps
+from lstm_trainer.config import TrainConfig, gradient_accumulation_steps, is_set
 from lstm_trainer.errors import UserError
 from lstm_trainer.launcher import LaunchRequest, Requested
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
-# The reference's global and micro batch, used when the JSON leaves them to us.
-DEFAULT_TOTAL_BATCH, DEFAULT_MICRO_BATCH = 128, 32
 _ABSENT = object()
 
 
@@ -53,11 +51,17 @@ class ResolvedDeepSpeed:
 
     def identity(self) -> dict[str, Any]:
         """The values a checkpoint depends on, wherever they came from (JSON, accelerate config, flags)."""
+        optimizer = self.config.get("optimizer", {}).get("params", {})
+        scheduler = self.config.get("scheduler", {}).get("params", {})
         return {
             "zero_stage": self.config["zero_optimization"].get("stage", 0),
             "train_micro_batch_size_per_gpu": self.micro_batch_size,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "train_batch_size": self.total_batch_size,
+            # As resolved: the same flags over another JSON train otherwise.
+            "lr": optimizer.get("lr"),
+            "weight_decay": optimizer.get("weight_decay"),
+            "warmup_num_steps": scheduler.get("warmup_num_steps"),
         }
 
 
@@ -143,20 +147,24 @@ def resolve(
 
     optimizer = config.get("optimizer", {}).get("params")
     scheduler = config.get("scheduler", {}).get("params")
-    if train.learning_rate is not None:
-        if optimizer is None:
-            raise UserError("--learning_rate needs an \"optimizer\" section in --ds_config")
-        put(optimizer, "lr", train.learning_rate, "optimizer.params.lr", "--learning_rate")
-        if scheduler is not None and "warmup_max_lr" in scheduler:
-            put(scheduler, "warmup_max_lr", train.learning_rate, "scheduler.params.warmup_max_lr", "--learning_rate")
-    if train.weight_decay is not None:
-        if optimizer is None:
-            raise UserError("--weight_decay needs an \"optimizer\" section in --ds_config")
-        put(optimizer, "weight_decay", train.weight_decay, "optimizer.params.weight_decay", "--weight_decay")
-    if train.num_warmup_steps is not None:
-        if scheduler is None:
-            raise UserError("--num_warmup_steps needs a \"scheduler\" section in --ds_config")
-        put(scheduler, "warmup_num_steps", train.num_warmup_steps, "scheduler.params.warmup_num_steps", "--num_warmup_steps")
+    # A typed flag replaces the JSON's value; the default fills a value the JSON leaves "auto".
+    for flag, name, section, key in (
+        ("learning_rate", "optimizer", optimizer, "lr"),
+        ("weight_decay", "optimizer", optimizer, "weight_decay"),
+        ("num_warmup_steps", "scheduler", scheduler, "warmup_num_steps"),
+    ):
+        chosen = is_set(train, flag)
+        if section is None:
+            if chosen:
+                raise UserError(f"--{flag} needs an \"{name}\" section in --ds_config")
+        elif chosen or section.get(key) == "auto":
+            put(section, key, getattr(train, flag), f"{name}.params.{key}", f"--{flag}" if chosen else "default")
+    if scheduler is not None and "warmup_max_lr" in scheduler and (
+        is_set(train, "learning_rate") or scheduler["warmup_max_lr"] == "auto"
+    ):
+        # WarmupLR climbs to the optimizer's rate, whichever source set it.
+        peak = optimizer["lr"] if optimizer is not None and "lr" in optimizer else train.learning_rate
+        put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", "--learning_rate")
 
     for requested in launch.values:
         current = _get(config, requested.key)
@@ -281,11 +289,11 @@ def _batch_sizes(
     the launcher asks for a count; then the micro batch is derived instead.
     """
     micro_in_json = _int_or(config.get("train_micro_batch_size_per_gpu"), None)
-    micro = micro_in_json or DEFAULT_MICRO_BATCH
-    total = _int_or(config.get("train_batch_size"), None) or DEFAULT_TOTAL_BATCH
-    if train.total_batch_size is not None:
+    micro = micro_in_json or train.per_device_train_batch_size
+    total = _int_or(config.get("train_batch_size"), None) or train.total_batch_size
+    if is_set(train, "total_batch_size"):
         total = train.total_batch_size
-    if train.per_device_train_batch_size is not None:
+    if is_set(train, "per_device_train_batch_size"):
         micro = train.per_device_train_batch_size
     if requested is None:
         accumulation = gradient_accumulation_steps(total, micro, world_size)
@@ -305,7 +313,7 @@ def _batch_sizes(
     needed = total // per_step
     why_micro = f"global batch {total} / (accumulation {accumulation} from {requested.origin} x {world_size} processes)"
     if needed != micro:
-        if train.per_device_train_batch_size is not None:
+        if is_set(train, "per_device_train_batch_size"):
             raise UserError(
                 f"--per_device_train_batch_size {micro} x gradient_accumulation_steps {accumulation} ({requested.origin}) x "
                 f"processes {world_size} is {micro * per_step}, not the global batch {total}; drop one of the two "

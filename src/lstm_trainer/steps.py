@@ -18,7 +18,7 @@ import dataclasses
 
 from accelerate import Accelerator
 
-from lstm_trainer.config import TrainConfig
+from lstm_trainer.config import TrainConfig, is_set
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 
 # A global batch of at most windows / 10: ten optimizer steps an epoch, so early stopping's
@@ -42,8 +42,8 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
     changes, notes = list(ds.changes), list(ds.notes)
     micro, total = ds.micro_batch_size, ds.total_batch_size
     cap = max(1, windows // MIN_STEPS_PER_EPOCH)
-    fixed_micro = train.per_device_train_batch_size is not None
-    if total > cap and train.total_batch_size is None and not ds.accumulation_from_launcher:
+    fixed_micro = is_set(train, "per_device_train_batch_size")
+    if total > cap and not is_set(train, "total_batch_size") and not ds.accumulation_from_launcher:
         total, micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
         why = f"{windows} training windows: at least {MIN_STEPS_PER_EPOCH} optimizer steps an epoch"
         if micro != ds.micro_batch_size:
@@ -61,7 +61,7 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
     scheduler = config.get("scheduler", {}).get("params", {})
     warmup = scheduler.get("warmup_num_steps")
     longest = max(1, int(planned * WARMUP_SHARE))
-    if train.num_warmup_steps is None and isinstance(warmup, int) and warmup > longest:
+    if not is_set(train, "num_warmup_steps") and isinstance(warmup, int) and warmup > longest:
         scheduler["warmup_num_steps"] = longest
         changes.append(
             f"scheduler.params.warmup_num_steps: {warmup} (ds_config) -> {longest} "

@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
 from lstm_trainer import checkpoint, hub, perf, report, reshard, scoring, steps, tracking
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import DEEPSPEED_SETTINGS, RunConfig
 from lstm_trainer.data import INPUTS, TARGET, prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
 from lstm_trainer.distributed import (
@@ -249,6 +249,8 @@ def _resume(
         for group in now
         for key in now[group]
         if key not in RESUMABLE_CHANGES and saved.get(group, {}).get(key) != now[group][key]
+        # Older checkpoints hold None for a value the JSON decided; the resolved values are compared below.
+        and not (key in DEEPSPEED_SETTINGS and saved.get(group, {}).get(key) is None)
     ]
     # Values an accelerate config can set, which no flag shows (absent in older checkpoints).
     saved_ds = shared.get("deepspeed", {})
@@ -325,12 +327,12 @@ def _results(
 
 
 def _optimizer_and_scheduler(
-    model: torch.nn.Module, ds: ResolvedDeepSpeed, learning_rate: float | None
+    model: torch.nn.Module, ds: ResolvedDeepSpeed, learning_rate: float
 ) -> tuple[torch.optim.Optimizer, Any]:
     """DeepSpeed builds what the JSON names; Accelerate's placeholders stand in until prepare."""
     if "optimizer" in ds.config:
         optimizer: torch.optim.Optimizer = DummyOptim(model.parameters())
     else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate or 5e-4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     scheduler = DummyScheduler(optimizer) if "scheduler" in ds.config else None
     return optimizer, scheduler
