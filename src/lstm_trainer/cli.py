@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from lstm_trainer.config import (
     CELLS,
+    DISTRIBUTIONS,
     FILL_POLICIES,
     HEADS,
     NORMALIZATIONS,
@@ -36,6 +37,7 @@ CHOICES = {
     "normalization": NORMALIZATIONS,
     "window_norm": WINDOW_NORMS,
     "head": HEADS,
+    "distribution": DISTRIBUTIONS,
 }
 TYPES = {"int": int, "float": float, "str": str}
 
@@ -73,7 +75,12 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         if f.type == "bool":  # a switch, as the Transformers examples' --push_to_hub: present means True
             group.add_argument(f"--{f.name}", action="store_true", default=default, help=f.metadata["help"])
             continue
-        kind = TYPES[str(f.type).replace(" | None", "")]
+        kind_name = str(f.type).replace(" | None", "")
+        if kind_name.startswith("tuple["):  # tuple[float, ...]: one or more values after the flag
+            item = TYPES[kind_name[len("tuple[") :].split(",")[0]]
+            group.add_argument(f"--{f.name}", type=item, nargs="+", default=default, help=f.metadata["help"])
+            continue
+        kind = TYPES[kind_name]
         group.add_argument(
             f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
         )
@@ -82,9 +89,14 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
 def parse_config(argv: list[str] | None = None) -> RunConfig:
     args = vars(build_parser().parse_args(argv))
     parts: dict[str, Any] = {
-        group: cls(**{f.name: args[f.name] for f in fields(cls)}) for group, cls in GROUPS.items()
+        group: cls(**{f.name: _as_field(args[f.name]) for f in fields(cls)}) for group, cls in GROUPS.items()
     }
     return RunConfig(**parts)
+
+
+def _as_field(value: Any) -> Any:
+    """argparse gives nargs values as a list; the dataclasses hold tuples (immutable, hashable)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def main(argv: list[str] | None = None) -> int:
