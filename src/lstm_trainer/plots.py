@@ -77,8 +77,10 @@ def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
     ax.axhline(results["persistence_val_mse"], color="grey", linestyle="--", label="persistence (next = last value)")
     if results.get("noise_floor"):
         ax.axhline(results["noise_floor"], color="grey", linestyle=":", label="noise floor")
-    ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="MSE (log scale)", title="Loss curves")
+    # A negative log-likelihood (a distribution head's loss) can be below zero: no log axis then.
+    logarithmic = min([*train, *val]) > 0
+    ax.set_yscale("log" if logarithmic else "linear")
+    ax.set(xlabel="epoch", ylabel="MSE (log scale)" if logarithmic else "loss / MSE", title="Loss curves")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
