@@ -12,7 +12,9 @@ z-score, see normalization.py), per kind:
     quantile   [B, H, K]  one value per level of ModelConfig.quantiles, in level order, never crossing
 
 Scales are carried as logs: a scale of 1e-4 is 0 in fp16 while its log is -9.2, and the
-loss (float32) works from the log, so a half-precision forward gives no inf or NaN.
+loss (float32) works from the log, so a half-precision forward gives no inf or NaN. The
+parameters of a distribution or quantile head are formed in float32 even under fp16/bf16
+(a few values per window): in fp16, 2 + softplus(-12) is exactly 2, a Student-t without variance.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from lstm_trainer.config import ModelConfig
 # thousandth of the window's spread is a model that claims to know the future exactly, and
 # its NLL (which falls without bound as the scale shrinks on a lucky fit) would swamp the rest.
 LOG_SCALE_FLOOR = math.log(1e-3)
-# Student-t degrees of freedom are 2 + softplus(raw + DF_OFFSET): the variance exists (df > 2),
-# and an untrained head (raw = 0) starts at df ~ 10, near the normal, not at the heavy-tailed 2.7.
-MIN_DF = 2.0
+# Student-t degrees of freedom are MIN_DF + softplus(raw + DF_OFFSET): the variance exists and
+# stays within 21 scale^2 (df / (df - 2) at df = 2.1; float32 rounds 2 + 1e-8 to 2, so the margin
+# is not left to softplus), and an untrained head (raw = 0) starts at df ~ 10, near the normal.
+MIN_DF = 2.1
 DF_OFFSET = math.log(math.expm1(8.0))
 
 
@@ -55,6 +58,8 @@ class OutputHead:
         """The parameters in the model's units from `location` [B, H] (the centre in the window's units,
         skip and delta added), the raw head output [B, H, P] and the window's `loc`, `scale` [B]."""
         loc, scale = loc[:, None], scale[:, None]  # [B, 1]: the same window statistics for every step
+        if self.kind != "point":
+            location, raw, loc, scale = location.float(), raw.float(), loc.float(), scale.float()
         centre = location * scale + loc  # [B, H]
         if self.kind == "point":
             return centre if self.horizon > 1 else centre.squeeze(-1)
