@@ -150,9 +150,8 @@ def interval_lines(results: dict[str, Any]) -> list[str]:
     for split, label in (("val", "validation"), ("test", "test")):
         if results.get(f"{split}_crps") is None:
             continue
-        coverage = ", ".join(
-            f"{level}% {_number(results.get(f'{split}_coverage_{level}'), '.1%')}" for level in COVERAGES
-        )
+        shares = {level: results.get(f"{split}_coverage_{level}") for level in COVERAGES}
+        coverage = ", ".join(f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items())
         lines.append(f"  - {label:10s} CRPS {_number(results[f'{split}_crps'], '.6g')} | coverage {coverage}")
     return lines if len(lines) > 2 else []
 
