@@ -159,3 +159,25 @@ def test_backtest_span_too_short_is_a_user_error(horizon_run: Path) -> None:
     predictor = Predictor.load(horizon_run / "model")
     with pytest.raises(UserError, match="fewer than the model's window \\(20\\) \\+ --horizon 30"):
         backtest.run_backtest(predictor, validation_values()[:40], validation_values(), horizon=30)
+
+
+@pytest.mark.e2e
+def test_two_processes_zero3_bf16_distribution_and_horizon(tmp_path: Path) -> None:
+    """The Student-t head over 3 steps under what DeepSpeed changes most: 2 processes, ZeRO-3, bf16."""
+    from conftest import output, run_train
+
+    out = tmp_path / "run"
+    done = run_train(
+        [*TINY, *SEQ, "--num_train_samples", "1280", "--num_val_samples", "256", "--num_train_epochs", "2",
+         "--distribution", "studentt", "--horizon", "3", "--mixed_precision", "bf16",
+         "--ds_config", "accelerate_configs/ds_zero3.json", "--output_dir", str(out)],
+        launcher=["accelerate", "launch", "--config_file", "accelerate_configs/cpu_2proc.yaml"],
+        HF_HOME=str(tmp_path / "hf_home"),
+    )  # fmt: skip
+    assert done.returncode == 0, output(done)
+    res = results(out)
+    assert res["world_size"] == 2 and res["deepspeed"]["zero_stage"] == 3 and res["mixed_precision"] == "bf16"
+    assert all(np.isfinite(res["train_loss_history"])) and np.isfinite(res["val_crps"])
+    assert res["val_coverage_80"] == pytest.approx(0.8, abs=0.15) and len(res["val_mse_by_step"]) == 3
+    assert res["val_mse"] < res["persistence_val_mse"]
+    assert Predictor.load(out / "model").horizon == 3
