@@ -170,8 +170,9 @@ def test_two_processes_zero3_bf16_distribution_and_horizon(tmp_path: Path) -> No
     done = run_train(
         [*TINY, *SEQ, "--num_train_samples", "1280", "--num_val_samples", "256", "--num_train_epochs", "2",
          "--distribution", "studentt", "--horizon", "3", "--mixed_precision", "bf16",
-         "--ds_config", "accelerate_configs/ds_zero3.json", "--output_dir", str(out)],
-        launcher=["accelerate", "launch", "--config_file", "accelerate_configs/cpu_2proc.yaml"],
+         "--output_dir", str(out)],
+        launcher=["accelerate", "launch", "--config_file", "accelerate_configs/cpu_2proc.yaml",
+                  "--deepspeed_config_file", "accelerate_configs/ds_zero3.json"],
         HF_HOME=str(tmp_path / "hf_home"),
     )  # fmt: skip
     assert done.returncode == 0, output(done)
