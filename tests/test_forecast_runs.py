@@ -182,3 +182,19 @@ def test_two_processes_zero3_bf16_distribution_and_horizon(tmp_path: Path) -> No
     assert res["val_coverage_80"] == pytest.approx(0.8, abs=0.15) and len(res["val_mse_by_step"]) == 3
     assert res["val_mse"] < res["persistence_val_mse"]
     assert Predictor.load(out / "model").horizon == 3
+
+
+def test_own_series_with_a_test_split_gets_test_interval_scores(tmp_path: Path) -> None:
+    """A file's series (z-scored, with a test split): CRPS and coverage for test too, in the data's units."""
+    rng = np.random.default_rng(3)
+    t = np.arange(3000)
+    values = 100 + 20 * np.sin(t / 15) + rng.normal(0, 2.0, len(t))  # noise sd 2 in the data's units
+    source = write_series(tmp_path / "series.csv", values)
+    res = train_in_process([*TINY, *SEQ, "--dataset", str(source), "--output_dir", str(tmp_path / "run"),
+                            "--distribution", "normal", "--horizon", "2"])  # fmt: skip
+    for split in ("val", "test"):
+        assert res[f"{split}_coverage_80"] == pytest.approx(0.8, abs=0.1), split
+        # A calibrated normal's CRPS is about its sd / sqrt(pi), the sd about the RMSE: in the
+        # data's units (~1.3 here), not the z-score's (~0.1).
+        assert res[f"{split}_crps"] == pytest.approx(np.sqrt(res[f"{split}_mse"] / np.pi), rel=0.2), split
+        assert len(res[f"{split}_crps_by_step"]) == len(res[f"{split}_coverage_95_by_step"]) == 2
