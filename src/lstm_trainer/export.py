@@ -76,7 +76,7 @@ def distribution_rows(results: dict[str, Any]) -> str:
         if figures[0] is not None:
             rows.append(f"| {split} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
     note = "\nCoverage is the share of targets inside the forecast's central interval: calibrated, it is close to the interval's level."
-    return "\n".join(["", *rows, note]) if len(rows) > 2 else ""
+    return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
 
 
 def describe_output(model: dict[str, Any], horizon: int) -> str:
@@ -158,14 +158,17 @@ In Python (a Hub id is downloaded once with `snapshot_download`; `HF_HUB_OFFLINE
 
 ```python
 from lstm_trainer.hub import resolve_model
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.inference import Predictor
 
 folder = resolve_model("{LOCAL_MODEL}"{revision_arg})  # a local folder is used as it is
-model = LSTMForecaster.from_pretrained(folder)  # safetensors, no DeepSpeed needed
-norm = Normalization.load(folder)  # normalization.json: the train split's mean and std
-next_value = norm.invert(model(norm.apply(windows)))  # windows: float32 tensor [batch, {data["seq_length"]}], data units
+predictor = Predictor.load(folder)  # safetensors and normalization.json, no DeepSpeed needed
+forecast = predictor.forecast(windows, steps=24)  # windows: NumPy [batch, {data["seq_length"]}], data units
+forecast.point  # [batch, 24]: direct up to the model's horizon ({horizon}), recursive beyond
+{"forecast.quantiles((0.1, 0.5, 0.9))  # [batch, 24, 3]" if model.get("distribution", "none") != "none" or model.get("quantiles") else "# a point forecaster: no quantiles (train with --distribution or --quantiles)"}
 ```
+
+`LSTMForecaster.from_pretrained(folder)` gives the bare network: it works on values
+z-scored with `normalization.json` and returns what `lstm_trainer/heads.py` describes.
 
 MSEs above are in the data's own units. `normalization.json` holds the z-score fitted on the
 training split (mean 0, std 1 where the data was not normalised).

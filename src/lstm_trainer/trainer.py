@@ -305,7 +305,8 @@ def _results(
         "initial_train_loss": train[0] if train else None,
         "final_train_loss": train[-1] if train else None,
         "best_train_loss": min(train) if train else None,
-        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train else None,
+        # A negative log-likelihood can start below zero, where a reduction in percent means nothing.
+        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train and train[0] > 0 else None,
         "initial_val_mse": initial_val,
         "final_val_mse": val[-1] if val else None,
         "best_val_mse": stopper.best if val else None,
