@@ -138,7 +138,7 @@ def test_windows_with_a_horizon() -> None:
     inputs, targets = make_windows(series, 3, horizon=4)
     assert inputs.shape == (4, 3) and targets.shape == (4, 4)
     assert inputs[1].tolist() == [1, 2, 3] and targets[1].tolist() == [4, 5, 6, 7]
-    one_inputs, one_targets = make_windows(series, 3)
+    _, one_targets = make_windows(series, 3)
     assert one_targets.shape == (7,) and one_targets[1] == 4  # horizon 1: as before
     data = windows_to_dataset(series, 3, params_info({}, 3, 4), horizon=4)
     assert split_values(data).tolist() == series.tolist()

@@ -52,7 +52,8 @@ class OutputHead:
         self.levels: tuple[float, ...] | None = tuple(config.quantiles) if config.quantiles is not None else None
         self.params_per_step = config.params_per_step
         # The output the linear skip and the delta head add to: the location, or the level nearest the median.
-        self.center = 0 if self.levels is None else min(range(len(self.levels)), key=lambda i: abs(self.levels[i] - 0.5))
+        levels = self.levels or (0.5,)
+        self.center = min(range(len(levels)), key=lambda i: abs(levels[i] - 0.5))
 
     def to_model_units(self, location: torch.Tensor, raw: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The parameters in the model's units from `location` [B, H] (the centre in the window's units,

@@ -158,11 +158,12 @@ def interval_lines(results: dict[str, Any]) -> list[str]:
 
 def step_lines(results: dict[str, Any]) -> list[str]:
     """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
-    model, naive = results.get("val_mse_by_step"), results.get("persistence_val_mse_by_step")
+    model = results.get("val_mse_by_step")
     if not model:
         return []
+    naive = results.get("persistence_val_mse_by_step") or [None] * len(model)
     lines = ["", "Validation MSE per step ahead (model | persistence):"]
-    lines += [f"  - step {h:3d}: {m:.6g} | {p:.6g}" for h, (m, p) in enumerate(zip(model, naive), start=1)]
+    lines += [f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}" for h, (m, p) in enumerate(zip(model, naive), start=1)]
     return lines
 
 

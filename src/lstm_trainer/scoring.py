@@ -103,7 +103,8 @@ def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, f
         steps = targets.reshape(len(targets), -1)  # [N, H]
         result.intervals = interval_scores(forecast, steps)
         if multi:
-            result.intervals_by_step = [interval_scores(forecast.step(h), steps[:, h : h + 1]) for h in range(steps.shape[1])]
+            by_step = [interval_scores(forecast.step(h), steps[:, h : h + 1]) for h in range(steps.shape[1])]
+            result.intervals_by_step = [s for s in by_step if s is not None]
     return result
 
 

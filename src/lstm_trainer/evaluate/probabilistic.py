@@ -59,11 +59,11 @@ class Forecast:
             return p[..., :1] + np.exp(p[..., 1:2]) * t
         if self.kind == "quantile":
             assert self.levels is not None
-            index = [_level_index(self.levels, q) for q in levels]
-            missing = [q for q, i in zip(levels, index) if i is None]
+            found = [_level_index(self.levels, q) for q in levels]
+            missing = [q for q, i in zip(levels, found) if i is None]
             if missing:
                 raise ValueError(f"levels {missing} are not among the quantile head's {list(self.levels)}")
-            return p[..., index]
+            return p[..., [i for i in found if i is not None]]
         raise ValueError("a point forecast has no quantiles")
 
     def interval(self, coverage: int) -> tuple[np.ndarray, np.ndarray] | None:
