@@ -188,3 +188,15 @@ def test_quantiles_flag_parses_to_a_sorted_tuple() -> None:
     config = parse_config(["--quantiles", "0.9", "0.1", "0.5", "--horizon", "6"])
     assert config.model.quantiles == (0.1, 0.5, 0.9) and config.data.horizon == 6
     assert config.to_dict()["model"]["quantiles"] == [0.1, 0.5, 0.9]  # as config.json and checkpoints hold it
+
+
+def test_quantile_head_crps_approaches_the_exact_one() -> None:
+    """Quantiles of a calibrated N(0, 1) at 19 levels: the trapezoid CRPS is within 1% of the exact 1 / sqrt(pi)."""
+    from scipy import special
+
+    levels = tuple(float(q) for q in np.arange(1, 20) / 20)
+    n = 200_000
+    q = np.broadcast_to(special.ndtri(np.asarray(levels)), (n, 1, 19))
+    forecast = Forecast("quantile", q[..., 9], q, levels)
+    crps = forecast.crps(np.random.default_rng(4).standard_normal((n, 1)))
+    assert crps is not None and float(np.mean(crps)) == pytest.approx(1 / math.sqrt(math.pi), rel=0.01)
