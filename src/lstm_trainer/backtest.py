@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id.")
     parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
-    parser.add_argument("--horizon", type=int, default=None, help="Steps ahead from each origin (default: the model's horizon).")
+    parser.add_argument("--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon.")
     parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
     parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
     parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")

@@ -79,6 +79,18 @@ def distribution_rows(results: dict[str, Any]) -> str:
     return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
 
 
+def step_rows(results: dict[str, Any]) -> str:
+    """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
+    model, naive = results.get("val_mse_by_step"), results.get("persistence_val_mse_by_step") or []
+    if not model:
+        return ""
+    rows = ["| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |", "|---|" + "---:|" * len(model)]
+    rows.append("| model val MSE | " + " | ".join(f"{v:.4g}" for v in model) + " |")
+    if naive:
+        rows.append("| persistence val MSE | " + " | ".join(f"{v:.4g}" for v in naive) + " |")
+    return "\n".join(["", "", *rows])
+
+
 def describe_output(model: dict[str, Any], horizon: int) -> str:
     """What the model forecasts, in words, from its config.json."""
     steps = "the next value" if horizon == 1 else f"the next {horizon} values at once (a direct multi-step head)"
@@ -143,7 +155,7 @@ output: {describe_output(model, horizon)}.
 | persistence on the test split | {number("persistence_test_mse")} |
 | quality | {results.get("quality")} |
 | epochs | {results.get("epochs_completed")} |
-{baseline_rows(results)}{distribution_rows(results)}
+{baseline_rows(results)}{distribution_rows(results)}{step_rows(results)}
 
 ## How to load and predict
 
