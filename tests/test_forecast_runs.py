@@ -198,3 +198,17 @@ def test_own_series_with_a_test_split_gets_test_interval_scores(tmp_path: Path) 
         # data's units (~1.3 here), not the z-score's (~0.1).
         assert res[f"{split}_crps"] == pytest.approx(np.sqrt(res[f"{split}_mse"] / np.pi), rel=0.2), split
         assert len(res[f"{split}_crps_by_step"]) == len(res[f"{split}_coverage_95_by_step"]) == 2
+
+
+def test_backtest_calls_the_model_once_per_model_horizon(horizon_run: Path) -> None:
+    """All origins in one batch: 1 call for steps within the head's 4, 3 for 10 steps, whatever the origin count."""
+    predictor = Predictor.load(horizon_run / "model")
+    calls: list[int] = []
+    forward = predictor.model.forward
+    predictor.model.forward = lambda x: (calls.append(len(x)), forward(x))[1]  # type: ignore[method-assign]
+    values = validation_values()
+    backtest.run_backtest(predictor, values, values, horizon=4)
+    assert calls == [len(values) - 20 - 4 + 1]
+    calls.clear()
+    backtest.run_backtest(predictor, values, values, horizon=10)
+    assert calls == [len(values) - 20 - 10 + 1] * 3

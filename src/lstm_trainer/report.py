@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from accelerate import Accelerator
 
 from lstm_trainer import plots, tracking
@@ -223,23 +222,18 @@ class Reporter:
         finish(self.accelerator, results, self.out, verdict)
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
-            predictions = predict(best_model, inputs, self.config.train.eval_batch_size, self.accelerator.device)
+            # The model as saved (fp32, no DeepSpeed): the pictures show exactly what a user gets.
+            predictor = Predictor.load(best_model, self.accelerator.device)
+            forecast = predictor.forecast(inputs, steps=1, batch_size=self.config.train.eval_batch_size)
+            bounds = forecast.interval(80)
+            interval = (bounds[0][:, 0], bounds[1][:, 0]) if bounds is not None else None
             first = targets if targets.ndim == 1 else targets[:, 0]
-            pictures = plots.save_all(self.out, results, self.learning_rates, predictions, first)
+            pictures = plots.save_all(self.out, results, self.learning_rates, forecast.point[:, 0], first, interval)
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.
             _print(self.accelerator, verdict.warning)
-
-
-def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """The saved model's next-step point forecasts for every window, in order: [N, T] -> [N].
-
-    It reads the model as saved (fp32, no DeepSpeed), so the pictures show exactly the model
-    a user gets, whether it was found in this run or before a resume.
-    """
-    return Predictor.load(model_dir, device).forecast(inputs, steps=1, batch_size=batch_size).point[:, 0]
 
 
 def _test_lines(results: dict[str, Any]) -> list[str]:
