@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from lstm_trainer.config import (
     CELLS,
+    DISTRIBUTIONS,
     FILL_POLICIES,
     HEADS,
     MIXED_PRECISION_CHOICES,
@@ -38,6 +39,7 @@ CHOICES = {
     "normalization": NORMALIZATIONS,
     "window_norm": WINDOW_NORMS,
     "head": HEADS,
+    "distribution": DISTRIBUTIONS,
 }
 TYPES = {"int": int, "float": float, "str": str}
 
@@ -75,7 +77,12 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         if f.type == "bool":  # a switch, as the Transformers examples' --push_to_hub: present means True
             group.add_argument(f"--{f.name}", action="store_true", default=default, help=f.metadata["help"])
             continue
-        kind = TYPES[str(f.type).replace(" | None", "")]
+        kind_name = str(f.type).replace(" | None", "")
+        if kind_name.startswith("tuple["):  # tuple[float, ...]: one or more values after the flag
+            item = TYPES[kind_name[len("tuple[") :].split(",")[0]]
+            group.add_argument(f"--{f.name}", type=item, nargs="+", default=default, help=f.metadata["help"])
+            continue
+        kind = TYPES[kind_name]
         group.add_argument(
             f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
         )
@@ -92,10 +99,15 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
     defaults = {action.dest: action.default for action in parser._actions}
     values = {name: defaults[name] if value is untyped else value for name, value in args.items()}
     parts: dict[str, Any] = {
-        group: cls(**{f.name: values[f.name] for f in config_fields(cls)}) for group, cls in GROUPS.items()
+        group: cls(**{f.name: _as_field(values[f.name]) for f in config_fields(cls)}) for group, cls in GROUPS.items()
     }
     parts["train"] = dataclasses.replace(parts["train"], typed=typed)
     return RunConfig(**parts)
+
+
+def _as_field(value: Any) -> Any:
+    """argparse gives nargs values as a list; the dataclasses hold tuples (immutable, hashable)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def main(argv: list[str] | None = None) -> int:

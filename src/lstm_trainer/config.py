@@ -24,6 +24,7 @@ NORMALIZATIONS = ("auto", "zscore", "none")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WINDOW_NORMS = ("window", "none")
 HEADS = ("delta", "level")
+DISTRIBUTIONS = ("none", "normal", "studentt")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -67,6 +68,10 @@ class DataConfig:
         default="auto",
     )
     seq_length: int = _help("Input window length in time steps (reference: 50).", default=50)
+    horizon: int = _help(
+        "Steps ahead forecast from each window (direct multi-output head); 1 is the reference's next-step forecast.",
+        default=1,
+    )
     season: int | None = _help(
         "Season length in time steps (e.g. 12 for monthly data with a yearly cycle), for the seasonal naive "
         "baseline 'next = the value one season before'; None: no seasonal baseline.",
@@ -79,7 +84,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _positive(self, "seq_length", "num_train_samples", "num_val_samples")
+        _positive(self, "seq_length", "num_train_samples", "num_val_samples", "horizon")
         _positive_or_none(self, "season")
         if self.noise_std < 0:
             raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")
@@ -132,6 +137,17 @@ class ModelConfig:
         "window (--seq_length); 0: none.",
         default=None,
     )
+    distribution: str = _help(
+        "none: a point forecast trained on MSE (the reference). normal or studentt: the head outputs the "
+        "distribution's parameters (scale on a log scale) and trains on its negative log-likelihood; the point "
+        "forecast is its mean (normal) or median (studentt, degrees of freedom kept above 2).",
+        default="none",
+    )
+    quantiles: tuple[float, ...] | None = _help(
+        "With --distribution none: levels in (0, 1) of a quantile head trained on the pinball loss (e.g. "
+        "0.1 0.5 0.9); its point forecast is the level nearest 0.5. None: no quantile head.",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -145,15 +161,45 @@ class ModelConfig:
             raise UserError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.linear_skip is not None and self.linear_skip < 0:
             raise UserError(f"--linear_skip must be >= 0, got {self.linear_skip}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise UserError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
+        if self.quantiles is not None:
+            levels = tuple(float(q) for q in self.quantiles)
+            if not levels or not all(0 < q < 1 for q in levels):
+                raise UserError(f"--quantiles must be levels strictly between 0 and 1 (e.g. 0.1 0.5 0.9), got {list(levels)}")
+            if len(set(levels)) != len(levels):
+                raise UserError(f"--quantiles must not repeat a level, got {list(levels)}")
+            if self.distribution != "none":
+                raise UserError(
+                    f"--quantiles trains a quantile head and --distribution {self.distribution} a parametric one; "
+                    "pick one (predict --quantiles chooses the levels written for a distribution)"
+                )
+            # Sorted once here, so the head's outputs are in level order wherever it is loaded.
+            self.quantiles = tuple(sorted(levels))
 
-    def num_parameters(self, seq_length: int) -> int:
+    @property
+    def output_kind(self) -> str:
+        """What the head predicts: point, normal, studentt or quantile."""
+        if self.quantiles is not None:
+            return "quantile"
+        return "point" if self.distribution == "none" else self.distribution
+
+    def num_parameters(self, seq_length: int, horizon: int = 1) -> int:
         """Weights and biases of the recurrent layers, the head and the linear skip, from the shape alone."""
         gates = 4 if self.cell == "lstm" else 3
         h = self.hidden_size
         first = gates * h * (self.input_size + h + 2)  # input and hidden weights, two biases
         later = gates * h * (h + h + 2)
         skip = seq_length if self.linear_skip is None else self.linear_skip
-        return first + (self.num_layers - 1) * later + h + 1 + (skip + 1 if skip else 0)
+        outputs = horizon * self.params_per_step
+        return first + (self.num_layers - 1) * later + (h + 1) * outputs + ((skip + 1) * horizon if skip else 0)
+
+    @property
+    def params_per_step(self) -> int:
+        """Head outputs per forecast step: 1 value, (loc, log scale), (loc, log scale, df) or one per quantile."""
+        if self.quantiles is not None:
+            return len(self.quantiles)
+        return {"none": 1, "normal": 2, "studentt": 3}[self.distribution]
 
 
 # Values a DeepSpeed JSON may also set. The precedence, highest first: a flag (or, for a
@@ -305,7 +351,8 @@ def config_fields(cls: Any) -> list[Any]:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in config_fields(obj)}
+    # Tuples as lists, as JSON gives them back, so a saved config compares equal on resume.
+    return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v for f in config_fields(obj)}
 
 
 def _positive(obj: Any, *names: str) -> None:

@@ -9,6 +9,7 @@ import torch
 from accelerate import Accelerator
 
 from lstm_trainer.config import is_hub_id
+from lstm_trainer.evaluate import COVERAGES
 from lstm_trainer.files import replace_dir
 from lstm_trainer.hub import LOCAL_MODEL
 from lstm_trainer.model import LSTMForecaster
@@ -46,7 +47,8 @@ def save_model(
         # Building a model draws its initial weights from the global RNG, which also drives
         # dropout: without the fork, each save would shift the rest of the run's dropout masks.
         with torch.random.fork_rng(devices=[]):
-            export = LSTMForecaster(accelerator.unwrap_model(model).config, seq_length)
+            trained = accelerator.unwrap_model(model)
+            export = LSTMForecaster(trained.config, seq_length, trained.horizon)
         export.load_state_dict(state)
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)
@@ -66,12 +68,48 @@ def baseline_rows(results: dict[str, Any]) -> str:
     return "\n".join(["", *rows, *([f"\nVerdict: {verdict}."] if verdict else [])]) if len(rows) > 2 else ""
 
 
+def distribution_rows(results: dict[str, Any]) -> str:
+    """A probabilistic model's CRPS and central-interval coverage per split, as a Markdown table."""
+    rows = ["| split | CRPS | coverage 50% | coverage 80% | coverage 95% |", "|---|---:|---:|---:|---:|"]
+    for split in ("val", "test"):
+        figures = [results.get(f"{split}_crps"), *(results.get(f"{split}_coverage_{level}") for level in COVERAGES)]
+        if figures[0] is not None:
+            rows.append(f"| {split} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+    note = "\nCoverage is the share of targets inside the forecast's central interval: calibrated, it is close to the interval's level."
+    return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
+
+
+def step_rows(results: dict[str, Any]) -> str:
+    """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
+    model, naive = results.get("val_mse_by_step"), results.get("persistence_val_mse_by_step") or []
+    if not model:
+        return ""
+    rows = ["| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |", "|---|" + "---:|" * len(model)]
+    rows.append("| model val MSE | " + " | ".join(f"{v:.4g}" for v in model) + " |")
+    if naive:
+        rows.append("| persistence val MSE | " + " | ".join(f"{v:.4g}" for v in naive) + " |")
+    return "\n".join(["", "", *rows])
+
+
+def describe_output(model: dict[str, Any], horizon: int) -> str:
+    """What the model forecasts, in words, from its config.json."""
+    steps = "the next value" if horizon == 1 else f"the next {horizon} values at once (a direct multi-step head)"
+    if model.get("quantiles"):
+        return f"{steps}, as the quantiles {', '.join(f'{q:g}' for q in model['quantiles'])} (pinball loss)"
+    distribution = model.get("distribution", "none")
+    if distribution != "none":
+        point = "mean" if distribution == "normal" else "median"
+        return f"{steps}, as a {distribution} distribution (trained on its negative log-likelihood; point forecast: its {point})"
+    return steps
+
+
 def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int) -> str:
     """README.md for the model folder: Hub metadata, what it is, how well it does, how to load it.
 
     The commands name the model `LOCAL_MODEL`; a push replaces it with the repo id.
     """
     model, data = config["model"], config["data"]
+    horizon = data.get("horizon", 1)
     revision = config["train"].get("hub_revision")
     revision_flag = f" --model_revision {revision}" if revision else ""
     revision_arg = f", revision={revision!r}" if revision else ""
@@ -100,13 +138,13 @@ pipeline_tag: time-series-forecasting
 - accelerate
 ---
 
-# {model["cell"].upper()} next-step forecaster
+# {model["cell"].upper()} {"next-step" if horizon == 1 else f"{horizon}-step"} forecaster
 
 A {model["num_layers"]}-layer {model["cell"].upper()} (hidden size {model["hidden_size"]}, dropout {model["dropout"]})
 with a linear head on the last step (window scaling `{model.get("window_norm")}`, head `{model.get("head")}`,
 linear skip over {model.get("linear_skip") if model.get("linear_skip") is not None else "all"} input steps), trained with
 lstm-trainer on Accelerate + DeepSpeed ZeRO-{zero_stage} on {source}. Input: the last {data["seq_length"]} values;
-output: the next one.
+output: {describe_output(model, horizon)}.
 
 | metric | value |
 |---|---|
@@ -117,7 +155,7 @@ output: the next one.
 | persistence on the test split | {number("persistence_test_mse")} |
 | quality | {results.get("quality")} |
 | epochs | {results.get("epochs_completed")} |
-{baseline_rows(results)}
+{baseline_rows(results)}{distribution_rows(results)}{step_rows(results)}
 
 ## How to load and predict
 
@@ -132,14 +170,17 @@ In Python (a Hub id is downloaded once with `snapshot_download`; `HF_HUB_OFFLINE
 
 ```python
 from lstm_trainer.hub import resolve_model
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.inference import Predictor
 
 folder = resolve_model("{LOCAL_MODEL}"{revision_arg})  # a local folder is used as it is
-model = LSTMForecaster.from_pretrained(folder)  # safetensors, no DeepSpeed needed
-norm = Normalization.load(folder)  # normalization.json: the train split's mean and std
-next_value = norm.invert(model(norm.apply(windows)))  # windows: float32 tensor [batch, {data["seq_length"]}], data units
+predictor = Predictor.load(folder)  # safetensors and normalization.json, no DeepSpeed needed
+forecast = predictor.forecast(windows, steps=24)  # windows: NumPy [batch, {data["seq_length"]}], data units
+forecast.point  # [batch, 24]: direct up to the model's horizon ({horizon}), recursive beyond
+{"forecast.quantiles((0.1, 0.5, 0.9))  # [batch, 24, 3]" if model.get("distribution", "none") != "none" or model.get("quantiles") else "# a point forecaster: no quantiles (train with --distribution or --quantiles)"}
 ```
+
+`LSTMForecaster.from_pretrained(folder)` gives the bare network: it works on values
+z-scored with `normalization.json` and returns what `lstm_trainer/heads.py` describes.
 
 MSEs above are in the data's own units. `normalization.json` holds the z-score fitted on the
 training split (mean 0, std 1 where the data was not normalised).

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
+from lstm_trainer.heads import OutputHead
 from lstm_trainer.metrics import gradient_health
 
 
@@ -143,6 +143,7 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: object,
     loader: DataLoader,
+    head: OutputHead,
     state: TrainState,
     progress: EpochProgress,
     logging_steps: int,
@@ -152,6 +153,8 @@ def train_epoch(
 ) -> EpochStats | None:
     """Train over `loader` (the rest of the epoch when resuming); None if `after_step` asked to stop.
 
+    The loss is `head`'s: MSE for a point forecast, the NLL of a distribution, the pinball loss.
+
     `on_log` runs every `logging_steps` optimizer steps; `on_step(step, lr)` after every one,
     with host values only (no device sync), for progress bars and the learning-rate picture.
     """
@@ -159,8 +162,8 @@ def train_epoch(
     dtype = model_dtype(model)
     for batch in loader:
         with accelerator.accumulate(model):
-            prediction = model(batch[INPUTS].to(dtype))  # [B]
-            loss = F.mse_loss(prediction.float(), batch[TARGET].float())
+            output = model(batch[INPUTS].to(dtype))  # [B], [B, H] or [B, H, P]: see heads.py
+            loss = head.loss(output, batch[TARGET])  # in float32 whatever the model's precision
             accelerator.backward(loss)
             # No-ops under DeepSpeed (its engine steps inside backward); kept so the loop
             # reads, and runs, the same with any Accelerate backend.
@@ -195,14 +198,14 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader) -> float:
-    """MSE over every window of the split, whatever the process count."""
+def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, head: OutputHead) -> float:
+    """MSE of the point forecast over every window (and step ahead) of the split, whatever the process count."""
     model.eval()
     dtype = model_dtype(model)
     squared_error = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     count = 0
     for batch in loader:
-        prediction = model(batch[INPUTS].to(dtype)).float()
+        prediction = head.point(model(batch[INPUTS].to(dtype))).float()
         prediction, target = accelerator.gather_for_metrics((prediction, batch[TARGET].float()))
         squared_error += ((prediction - target).double() ** 2).sum()
         count += target.numel()

@@ -32,7 +32,9 @@ def gradient_health(grad_norm: float) -> str:
 
 def persistence_mse(inputs: np.ndarray, targets: np.ndarray) -> float:
     """MSE of the naive forecast 'next value = last value': the bar a model must clear."""
-    return float(np.mean((inputs[:, -1].astype(np.float64) - targets.astype(np.float64)) ** 2))
+    last = inputs[:, -1].astype(np.float64)
+    targets = targets.astype(np.float64)
+    return float(np.mean(((last[:, None] if targets.ndim == 2 else last) - targets) ** 2))
 
 
 def reduction_percent(initial: float, final: float) -> float:

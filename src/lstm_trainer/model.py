@@ -3,7 +3,8 @@
 Options (ModelConfig) that make it robust on real series, all inside `forward` so a saved
 model forecasts the same wherever it is loaded: each window scaled by its own statistics
 (`window_norm`), a head that predicts the change from the last value (`head`), and a
-linear autoregression learned beside the RNN (`linear_skip`).
+linear autoregression learned beside the RNN (`linear_skip`). The head forecasts `horizon`
+steps at once (a direct multi-output head), as a value, a distribution or quantiles (heads.py).
 """
 
 from __future__ import annotations
@@ -18,27 +19,31 @@ from torch import nn
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import LinearAR
+from lstm_trainer.heads import OutputHead
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # A config.json written before these options existed describes a model without them.
-LEGACY_OPTIONS = {"window_norm": "none", "head": "level", "linear_skip": 0}
+LEGACY_OPTIONS = {"window_norm": "none", "head": "level", "linear_skip": 0, "distribution": "none", "quantiles": None}
 # Variance floor for a window's own scale, in the model's units (z-scored data has variance
 # ~1): a flat window is then shifted but not blown up.
 WINDOW_VAR_EPS = 1e-4
 
 
 class LSTMForecaster(nn.Module):
-    """Next-step forecaster.
+    """Forecaster of the `horizon` values after a window.
 
     Inputs: `x` of shape [B, T] (univariate) or [B, T, input_size].
-    Outputs: the predicted next value, shape [B].
+    Outputs (heads.py): the next value [B] (the reference), [B, H] for a horizon H > 1, or a
+    distribution's parameters / quantiles [B, H, P].
     """
 
-    def __init__(self, config: ModelConfig, seq_length: int | None = None) -> None:
+    def __init__(self, config: ModelConfig, seq_length: int | None = None, horizon: int = 1) -> None:
         super().__init__()
         self.config = config
         self.seq_length = seq_length  # the window it is trained on, where known
+        self.horizon = horizon
+        self.output_head = OutputHead(config, horizon)
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
             input_size=config.input_size,
@@ -48,8 +53,9 @@ class LSTMForecaster(nn.Module):
             # PyTorch warns about (and ignores) dropout with a single layer.
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(config.hidden_size, 1)
-        self.skip = nn.Linear(self.skip_length, 1) if self.skip_length else None
+        self.head = nn.Linear(config.hidden_size, horizon * config.params_per_step)
+        # The skip forecasts the centre of each step: the value, the location, the median level.
+        self.skip = nn.Linear(self.skip_length, horizon) if self.skip_length else None
         self.reset_parameters()
 
     @property
@@ -105,22 +111,25 @@ class LSTMForecaster(nn.Module):
         if self.skip is None:
             return
         z, loc, scale = self.window_units(inputs.double())
-        goal = (targets.double() - loc) / scale - (z[:, -1, 0] if self.config.head == "delta" else 0)  # [N]
+        goal = (targets.double().reshape(len(z), -1) - loc[:, None]) / scale[:, None]  # [N, H]
+        if self.config.head == "delta":
+            goal = goal - z[:, -1, :1]
         # NumPy's SVD-based solver: the windows of a smooth series are nearly collinear, and
         # torch's default CPU driver (gelsy) gave fits that differed from call to call there.
-        fit = LinearAR.fit(z[:, -self.skip_length :, 0].numpy(), goal.numpy())
-        self.skip.weight.copy_(torch.from_numpy(fit.weights)[None])
-        self.skip.bias.fill_(fit.intercept)
+        fit = LinearAR.fit(z[:, -self.skip_length :, 0].numpy(), goal.numpy())  # one AR per step
+        self.skip.weight.copy_(torch.from_numpy(fit.weights.reshape(self.skip_length, -1).T))  # [H, L]
+        self.skip.bias.copy_(torch.as_tensor(fit.intercept).reshape(-1))  # [H]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]
         out, _ = self.rnn(z)  # [B, T, hidden]
-        y = self.head(out[:, -1]).squeeze(-1)  # [B], in the window's units
+        raw = self.head(out[:, -1]).view(len(z), self.horizon, -1)  # [B, H, P], in the window's units
+        y = raw[..., self.output_head.center]  # [B, H]: the centre the skip and the delta add to
         if self.skip is not None:
-            y = y + self.skip(z[:, -self.skip_length :, 0]).squeeze(-1)
+            y = y + self.skip(z[:, -self.skip_length :, 0])
         if self.config.head == "delta":
-            y = y + z[:, -1, 0]
-        return y * scale + loc  # [B]
+            y = y + z[:, -1, :1]
+        return self.output_head.to_model_units(y, raw, loc, scale)  # see heads.py for the shape
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write fp32 weights (safetensors, no pickle) and config.json to `path`.
@@ -133,7 +142,7 @@ class LSTMForecaster(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         save_file(state, path / WEIGHTS_FILE)
-        record = {**asdict(self.config), **({"seq_length": self.seq_length} if self.seq_length else {})}
+        record = {**asdict(self.config), **({"seq_length": self.seq_length} if self.seq_length else {}), "horizon": self.horizon}
         (path / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     @classmethod
@@ -153,10 +162,11 @@ class LSTMForecaster(nn.Module):
         try:
             record = json.loads(config_file.read_text())
             seq_length = record.pop("seq_length", None)
+            horizon = int(record.pop("horizon", 1))  # models from before horizons forecast one step
             config = ModelConfig(**{**LEGACY_OPTIONS, **record})
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ValueError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
-        model = cls(config, seq_length)
+        model = cls(config, seq_length, horizon)
         try:
             model.load_state_dict(load_file(weights_file))
         except (SafetensorError, OSError) as err:

@@ -32,16 +32,18 @@ def save_all(
     learning_rates: Sequence[tuple[int, float]],
     predictions: np.ndarray,
     targets: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
 
     `results` is the run's all_results dict; `learning_rates` holds (optimizer step, rate) for
-    each step trained; `predictions` and `targets` are one per validation window, in order.
+    each step trained; `predictions` and `targets` are one per validation window, in order, and
+    `interval` (a probabilistic model's) the low and high ends of its central 80% interval.
     """
     drawers = {
         "loss_curves": lambda ax: _loss_curves(ax, results),
         "learning_rate": lambda ax: _learning_rate(ax, learning_rates),
-        "predictions": lambda ax: _predictions(ax, predictions, targets),
+        "predictions": lambda ax: _predictions(ax, predictions, targets, interval),
         "residuals": lambda ax: _residuals(ax, predictions - targets, results.get("noise_floor")),
     }
     paths = {}
@@ -77,8 +79,10 @@ def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
     ax.axhline(results["persistence_val_mse"], color="grey", linestyle="--", label="persistence (next = last value)")
     if results.get("noise_floor"):
         ax.axhline(results["noise_floor"], color="grey", linestyle=":", label="noise floor")
-    ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="MSE (log scale)", title="Loss curves")
+    # A negative log-likelihood (a distribution head's loss) can be below zero: no log axis then.
+    logarithmic = min([*train, *val]) > 0
+    ax.set_yscale("log" if logarithmic else "linear")
+    ax.set(xlabel="epoch", ylabel="MSE (log scale)" if logarithmic else "loss / MSE", title="Loss curves")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
@@ -93,11 +97,15 @@ def _learning_rate(ax: Axes, learning_rates: Sequence[tuple[int, float]]) -> Non
     ax.grid(True, alpha=0.3)
 
 
-def _predictions(ax: Axes, predictions: np.ndarray, targets: np.ndarray) -> None:
+def _predictions(
+    ax: Axes, predictions: np.ndarray, targets: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None = None
+) -> None:
     n = min(STRETCH, len(targets))
     steps = np.arange(n)
     ax.plot(steps, targets[:n], label="actual", linewidth=1.5)
     ax.plot(steps, predictions[:n], label="predicted", linewidth=1.2, linestyle="--")
+    if interval is not None:
+        ax.fill_between(steps, interval[0][:n], interval[1][:n], alpha=0.25, color="tab:orange", linewidth=0, label="80% interval")
     mse = float(np.mean((predictions[:n].astype(np.float64) - targets[:n]) ** 2))
     ax.set(
         xlabel="validation window (time step)", ylabel="value",

@@ -11,16 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from accelerate import Accelerator
 
 from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
-from lstm_trainer.evaluate import Verdict
+from lstm_trainer.evaluate import COVERAGES, Verdict
+from lstm_trainer.inference import Predictor
 from lstm_trainer.loop import EpochStats, StepLog
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
 from lstm_trainer.progress import ProgressBars, say
 
 
@@ -111,6 +109,8 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict
                 f"  - Noise floor (noise_std^2): {floor_text}",
                 *_test_lines(results),
                 *baseline_table(results),
+                *interval_lines(results),
+                *step_lines(results),
                 "",
                 f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
                 f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
@@ -141,6 +141,29 @@ def baseline_table(results: dict[str, Any]) -> list[str]:
                 f"MAE {_number(results[f'{prefix}{split}_mae'], '.6g'):>10s} | MASE {_number(results[f'{prefix}{split}_mase'], '.4f')}"
             )
     return lines if len(lines) > 2 else []
+
+
+def interval_lines(results: dict[str, Any]) -> list[str]:
+    """A probabilistic model's CRPS and interval coverage per split (nothing for a point forecast)."""
+    lines = ["", "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):"]
+    for split, label in (("val", "validation"), ("test", "test")):
+        if results.get(f"{split}_crps") is None:
+            continue
+        shares = {level: results.get(f"{split}_coverage_{level}") for level in COVERAGES}
+        coverage = ", ".join(f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items())
+        lines.append(f"  - {label:10s} CRPS {_number(results[f'{split}_crps'], '.6g')} | coverage {coverage}")
+    return lines if len(lines) > 2 else []
+
+
+def step_lines(results: dict[str, Any]) -> list[str]:
+    """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
+    model = results.get("val_mse_by_step")
+    if not model:
+        return []
+    naive = results.get("persistence_val_mse_by_step") or [None] * len(model)
+    lines = ["", "Validation MSE per step ahead (model | persistence):"]
+    lines += [f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}" for h, (m, p) in enumerate(zip(model, naive), start=1)]
+    return lines
 
 
 class Reporter:
@@ -192,36 +215,25 @@ class Reporter:
     def finish(
         self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray, verdict: Verdict | None = None
     ) -> None:
-        """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets` [N]."""
+        """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets`
+        [N] (or [N, H]: the pictures show the first step ahead)."""
         if self.bars is not None:
             self.bars.close()
         finish(self.accelerator, results, self.out, verdict)
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
-            predictions = predict(best_model, inputs, self.config.train.eval_batch_size, self.accelerator.device)
-            pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets)
+            # The model as saved (fp32, no DeepSpeed): the pictures show exactly what a user gets.
+            predictor = Predictor.load(best_model, self.accelerator.device)
+            forecast = predictor.forecast(inputs, steps=1, batch_size=self.config.train.eval_batch_size)
+            bounds = forecast.interval(80)
+            interval = (bounds[0][:, 0], bounds[1][:, 0]) if bounds is not None else None
+            first = targets if targets.ndim == 1 else targets[:, 0]
+            pictures = plots.save_all(self.out, results, self.learning_rates, forecast.point[:, 0], first, interval)
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.
             _print(self.accelerator, verdict.warning)
-
-
-@torch.no_grad()
-def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """The saved model's forecasts for every window, in order: [N, T] -> [N].
-
-    It reads the model as saved (fp32, no DeepSpeed), so the pictures show exactly the model
-    a user gets, whether it was found in this run or before a resume.
-    """
-    model = LSTMForecaster.from_pretrained(model_dir).to(device).eval()
-    # The model works on normalised values; inputs and forecasts are in the data's units.
-    norm = Normalization.load(model_dir) or Normalization.identity()
-    batches = []
-    for i in range(0, len(inputs), batch_size):
-        windows = norm.apply(torch.from_numpy(inputs[i : i + batch_size]).double())  # [B, T]
-        batches.append(norm.invert(model(windows.to(device, torch.float32)).double().cpu()))  # [B]
-    return torch.cat(batches).numpy()
 
 
 def _test_lines(results: dict[str, Any]) -> list[str]:

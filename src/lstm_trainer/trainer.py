@@ -100,7 +100,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
     steps.apply_to_accelerator(accelerator, ds)
     dataset, norm = data.model_inputs, data.normalization  # the model sees normalised values
-    model = LSTMForecaster(config.model, config.data.seq_length)
+    model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
+    head = model.output_head  # the loss and the point forecast; holds no weights, so prepare leaves it be
     train_rows = dataset["train"].with_format("torch")[:]  # normalised, as the model sees them
     model.fit_linear_skip(train_rows[INPUTS], train_rows[TARGET])
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
@@ -123,8 +124,11 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
     accelerator.print(data.describe())
-    # Losses are measured on normalised values; every MSE reported is in the data's units.
+    # Losses are measured on normalised values; every MSE (and NLL, pinball loss) reported is in the data's units.
     units = norm.mse_in_data_units
+
+    def loss_units(loss: float) -> float:
+        return head.loss_in_data_units(loss, norm.std)
 
     state = TrainState()
     stopper = EarlyStopping(train_cfg.early_stopping_patience)
@@ -137,7 +141,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         best_checkpoint = shared["best_checkpoint"]
         accelerator.print(f"resumed from {resume_from}: epoch {state.epoch + 1}, step {state.global_step}")
     else:
-        state.initial_val_mse = units(evaluate(accelerator, model, val_dl))
+        state.initial_val_mse = units(evaluate(accelerator, model, val_dl, head))
 
     def save_checkpoint() -> str:
         shared = {
@@ -165,7 +169,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         return at_limit
 
     def on_log(log: StepLog) -> None:
-        log.loss = units(log.loss)
+        log.loss = loss_units(log.loss)
         state.logged_losses.append([log.step, log.loss])
         reporter.step(log)
 
@@ -180,7 +184,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
         epoch_started, cpu_started = time.perf_counter(), time.process_time()
         stats = train_epoch(
-            accelerator, model, optimizer, scheduler, loader, state, progress, train_cfg.logging_steps, on_log, after_step,
+            accelerator, model, optimizer, scheduler, loader, head, state, progress, train_cfg.logging_steps, on_log, after_step,
             on_step=reporter.optimizer_step,
         )
         if stats is None:
@@ -188,8 +192,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
             break
         timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
         timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
-        stats.train_loss = units(stats.train_loss)
-        val_mse = units(evaluate(accelerator, model, val_dl))
+        stats.train_loss = loss_units(stats.train_loss)
+        val_mse = units(evaluate(accelerator, model, val_dl, head))
         state.train_losses.append(stats.train_loss)
         state.val_mses.append(val_mse)
         improved = stopper.update(val_mse)
@@ -227,7 +231,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
         accelerator.print(f"model pushed to {url}")
     # Last, so that the verdict (and a warning where the model loses to a baseline) ends the output.
-    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET], scores.verdict)
+    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET], scores.verdict)  # target [N] or [N, H]
     return results
 
 
@@ -303,7 +307,8 @@ def _results(
         "initial_train_loss": train[0] if train else None,
         "final_train_loss": train[-1] if train else None,
         "best_train_loss": min(train) if train else None,
-        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train else None,
+        # A negative log-likelihood can start below zero, where a reduction in percent means nothing.
+        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train and train[0] > 0 else None,
         "initial_val_mse": initial_val,
         "final_val_mse": val[-1] if val else None,
         "best_val_mse": stopper.best if val else None,

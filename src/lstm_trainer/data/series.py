@@ -63,7 +63,7 @@ def extract_series(
     return Series(values, column, rows[keep], times, repaired, dropped=int((~keep).sum()))
 
 
-def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: int, name: str) -> Splits:
+def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: int, name: str, horizon: int = 1) -> Splits:
     """Train first, then validation, then test.
 
     Validation and test windows take their inputs from the values before their split (see
@@ -71,7 +71,7 @@ def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: 
     and every later value is a target; the others need one value each.
     """
     lengths = _split_lengths(n, val_fraction, test_fraction)
-    needs = {split: (seq_length + 1 if split == "train" else 1) for split in lengths}
+    needs = {split: (seq_length + horizon if split == "train" else horizon) for split in lengths}
     short = [split for split, length in lengths.items() if length < needs[split]]
     if short:
         minimum = n
@@ -81,7 +81,7 @@ def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: 
         raise UserError(
             f"{name}: the series has {n} values, too short for --seq_length {seq_length}: the {split} split "
             f"gets {lengths[split]} values and needs at least {needs[split]}"
-            f"{' (seq_length + 1)' if split == 'train' else ''}; give at least {minimum} "
+            f"{f' (seq_length + {horizon})' if split == 'train' else ''}; give at least {minimum} "
             f"values, or lower --seq_length, or change --val_fraction / --test_fraction"
         )
     bounds, start = {}, 0

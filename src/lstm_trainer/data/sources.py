@@ -25,6 +25,7 @@ from lstm_trainer.data.windows import (
     dataset_params,
     features,
     params_info,
+    target_horizon,
     window_length,
     windows_to_dataset,
 )
@@ -219,7 +220,7 @@ def _to_windows(
 def _windows_from_table(table: Dataset, config: DataConfig, source: dict[str, Any]) -> DatasetDict:
     name = config.dataset
     series = extract_series(table, name, config.data_column, config.time_column, config.fill_missing)
-    splits = split_series(len(series.values), config.val_fraction, config.test_fraction, config.seq_length, name)
+    splits = split_series(len(series.values), config.val_fraction, config.test_fraction, config.seq_length, name, config.horizon)
     params: dict[str, Any] = {
         **{k: v for k, v in source.items() if v is not None},
         "data_column": series.column,
@@ -238,10 +239,12 @@ def _windows_from_table(table: Dataset, config: DataConfig, source: dict[str, An
         if series.times is not None:
             span.update(first_time=series.times[start], last_time=series.times[stop - 1])
         params["split_rows"][split] = span
-    info = params_info(params, config.seq_length)
+    info = params_info(params, config.seq_length, config.horizon)
     return DatasetDict(
         {
-            split: windows_to_dataset(series.values[slice(*context_bounds(split, span, config.seq_length))], config.seq_length, info.copy())
+            split: windows_to_dataset(
+                series.values[slice(*context_bounds(split, span, config.seq_length))], config.seq_length, info.copy(), config.horizon
+            )
             for split, span in splits.bounds.items()
         }
     )
@@ -263,12 +266,17 @@ def _windowed(loaded: DatasetDict, config: DataConfig, params: dict[str, Any] | 
         if len(data) == 0:
             raise UserError(f"{name}: the {split} split holds no windows")
         data = data.select_columns([INPUTS, TARGET])
-        if data.features != features(length):  # in memory: never write cache files into the user's folder
-            data = data.cast(features(length), keep_in_memory=True)
+        if target_horizon(data) != config.horizon:
+            raise UserError(
+                f"{name} holds windows with {target_horizon(data)} target value(s) but --horizon is {config.horizon}; "
+                f"pass --horizon {target_horizon(data)}, or build the windows with --horizon {config.horizon}"
+            )
+        if data.features != features(length, config.horizon):  # in memory: never write cache files into the user's folder
+            data = data.cast(features(length, config.horizon), keep_in_memory=True)
         rows = data.with_format("numpy")[:]
-        finite = np.isfinite(rows[INPUTS]).all(axis=1) & np.isfinite(rows[TARGET])
+        finite = np.isfinite(rows[INPUTS]).all(axis=1) & np.isfinite(rows[TARGET].reshape(len(data), -1)).all(axis=1)
         if not finite.all():
             raise UserError(f"{name}: the {split} split has NaN or inf values in window {int(np.argmin(finite)) + 1}; rebuild it from clean data")
-        data.info.description = params_info(params, length).description
+        data.info.description = params_info(params, length, config.horizon).description
         out[split] = data
     return DatasetDict(out)

@@ -41,10 +41,10 @@ def build_synthetic(config: DataConfig, seed: int) -> DatasetDict:
     """The reference data set; its generation parameters travel in each split's DatasetInfo."""
     series = synthetic_series(config, seed)
     cut = config.num_train_samples + config.seq_length
-    info = params_info(synthetic_params(config, seed), config.seq_length)
+    info = params_info(synthetic_params(config, seed), config.seq_length, config.horizon)
     return DatasetDict(
         {
-            "train": windows_to_dataset(series[:cut], config.seq_length, info.copy()),
-            "validation": windows_to_dataset(series[cut:], config.seq_length, info.copy()),
+            "train": windows_to_dataset(series[:cut], config.seq_length, info.copy(), config.horizon),
+            "validation": windows_to_dataset(series[cut:], config.seq_length, info.copy(), config.horizon),
         }
     )

@@ -1,4 +1,4 @@
-"""MSE, MAE and MASE of next-step forecasts, in the data's own units."""
+"""MSE, MAE and MASE of forecasts, in the data's own units: over every step ahead, or per step."""
 
 from __future__ import annotations
 
@@ -25,8 +25,16 @@ def naive_scale(train_values: np.ndarray) -> float:
 
 
 def score(predictions: np.ndarray, targets: np.ndarray, scale: float) -> Scores:
-    """Scores of `predictions` [N] against `targets` [N], MASE relative to `scale` (see naive_scale)."""
-    error = np.asarray(predictions, dtype=np.float64) - np.asarray(targets, dtype=np.float64)
-    assert error.ndim == 1 and len(error) > 0, error.shape
+    """Scores of `predictions` against `targets` ([N] or [N, H], every value counted once), MASE
+    relative to `scale` (see naive_scale: the one-step naive MAE, for every step ahead, as M4 does)."""
+    predictions, targets = np.asarray(predictions, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    assert predictions.shape == targets.shape, (predictions.shape, targets.shape)
+    error = (predictions - targets).reshape(-1)
+    assert len(error) > 0, error.shape
     mae = float(np.mean(np.abs(error)))
     return Scores(mse=float(np.mean(error**2)), mae=mae, mase=mae / scale if scale > 0 else None)
+
+
+def score_by_step(predictions: np.ndarray, targets: np.ndarray, scale: float) -> list[Scores]:
+    """One `Scores` per step ahead, for `predictions` and `targets` [N, H]."""
+    return [score(predictions[:, h], targets[:, h], scale) for h in range(targets.shape[1])]
