@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import latency as forecast_latency  # noqa: E402  (bench/latency.py, beside this file)
 from lstm_trainer.errors import UserError  # noqa: E402
 
 # The targets of issue 7, checked in every report.
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:
             for run in runs:
                 run_one(run, args, passthrough, Path(tmp))
+            # The model the one-process run exported, forecasting on the CPU whatever the device.
+            latency = forecast_latency.measure(Path(tmp) / runs[1].key / "model", env=child_env(args.threads))
         help_time = help_seconds()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -333,10 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": [load_before, os.getloadavg()[0]],
         "runs": summary,
         "targets": assess(summary, help_time),
+        "latency": latency,
     }
     output.mkdir(parents=True, exist_ok=True)
     (output / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
+    table = markdown(report) + "\n" + forecast_latency.markdown(latency)
     (output / "bench.md").write_text(table)
     print(table)
     print(f"bench: wrote {output / 'bench.json'} and {output / 'bench.md'}")

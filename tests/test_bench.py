@@ -68,6 +68,11 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
                   "peak RSS per process", "dataset build", "time to val MSE <= 0.0115", "`python train.py --help` < 1 s"):  # fmt: skip
         assert label in table, label
     assert "not in 2 epochs" in table
+    # Forecasting latency of the model (b) exported: every figure there and positive.
+    latency = report["latency"]
+    assert latency["one_window_ms_median"] > 0 and latency["predict_command_seconds"] > 0
+    assert latency["many_series"] == 10_000 and latency["many_series_seconds"] > 0
+    assert "| one window, in a running process (median) |" in table and "10,000 series" in table
 
 
 def test_gpu_benchmark_refuses_without_cuda(tmp_path: Path) -> None:
