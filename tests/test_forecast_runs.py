@@ -148,11 +148,13 @@ def test_backtest_command_writes_json_table_and_picture(horizon_run: Path, tmp_p
 
 def test_backtest_of_a_distribution_reports_crps_and_coverage(normal_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "bt"
+    # No --horizon: the model's own (1).
     assert backtest.main(["--model", str(normal_run / "model"), "--num_train_samples", "2048", "--num_val_samples", "512",
-                          "--horizon", "2", "--output_dir", str(out)]) == 0  # fmt: skip
+                          "--output_dir", str(out)]) == 0  # fmt: skip
     record = json.loads((out / "backtest.json").read_text())
     assert {"crps", "coverage_50", "coverage_80", "coverage_95"} <= set(record)
-    assert len(record["by_step"]["coverage_80"]) == 2 and record["coverage_80"] == pytest.approx(0.8, abs=0.08)
+    assert record["horizon"] == record["model_horizon"] == 1 and len(record["by_step"]["coverage_80"]) == 1
+    assert record["coverage_80"] == pytest.approx(0.8, abs=0.08)
 
 
 def test_backtest_span_too_short_is_a_user_error(horizon_run: Path) -> None:

@@ -241,12 +241,13 @@ def backtest_command(args: argparse.Namespace) -> Path:
     seq_length = predictor.model.seq_length
     if seq_length is None:
         raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
+    horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
-    windows = load_windows(DataConfig(**data, seq_length=seq_length), args.seed)
+    windows = load_windows(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
     split = "test" if "test" in windows else "validation"
     values = split_values(windows[split])  # the split's values after seq_length values of context
     result = run_backtest(
-        predictor, values, split_values(windows["train"]), args.horizon or predictor.horizon, args.stride, args.season, split,
+        predictor, values, split_values(windows["train"]), horizon, args.stride, args.season, split,
         args.batch_size,
     )  # fmt: skip
     record = to_json(result)
