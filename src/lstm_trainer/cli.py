@@ -73,9 +73,12 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         if f.type == "bool":  # a switch, as the Transformers examples' --push_to_hub: present means True
             group.add_argument(f"--{f.name}", action="store_true", default=default, help=f.metadata["help"])
             continue
-        kind = TYPES[str(f.type).replace(" | None", "")]
+        name = str(f.type).replace(" | None", "")
+        many = name.startswith("list[")  # --data_column a b c
+        kind = TYPES[name[5:-1] if many else name]
         group.add_argument(
-            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
+            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"],
+            **({"nargs": "+"} if many else {}),
         )
 
 

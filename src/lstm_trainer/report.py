@@ -83,7 +83,9 @@ def _number(value: Any, spec: str = ".6f") -> str:
     return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
 
 
-def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None) -> None:
+def finish(
+    accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None, data: str | None = None
+) -> None:
     floor_text = _number(results["noise_floor"]) if results["noise_floor"] is not None else "unknown"
     if results["stopped_early"]:
         stop = "early stopping"
@@ -96,6 +98,7 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict
         "\n".join(
             [
                 "",
+                *([f"Data: {data}"] if data else []),
                 "Training Summary:",
                 f"  - Initial Loss: {_number(results['initial_train_loss'])}",
                 f"  - Final Loss: {_number(results['final_train_loss'])}",
@@ -156,6 +159,8 @@ class Reporter:
         run_info: dict[str, Any],
     ) -> None:
         self.accelerator, self.config, self.out, self.steps_per_epoch = accelerator, config, out, steps_per_epoch
+        data = run_info.get("data", {})
+        self.data_line = f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
         start(accelerator, config, ds, steps_per_epoch, out)
         tracking.start(accelerator, config.train, run_info)
         self.bars: ProgressBars | None = None
@@ -190,15 +195,15 @@ class Reporter:
             self.bars.end_epoch(number, stats.train_loss, val_mse, best)
 
     def finish(
-        self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray, verdict: Verdict | None = None
+        self, results: dict[str, Any], forecast: tuple[np.ndarray, np.ndarray] | None, verdict: Verdict | None = None
     ) -> None:
-        """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets` [N]."""
+        """The summary, then the pictures: the best model's validation `forecast` (predictions [N], targets [N])."""
         if self.bars is not None:
             self.bars.close()
-        finish(self.accelerator, results, self.out, verdict)
+        finish(self.accelerator, results, self.out, verdict, self.data_line)
         pictures: dict[str, Path] = {}
-        if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
-            predictions = predict(best_model, inputs, self.config.train.eval_batch_size, self.accelerator.device)
+        if self.accelerator.is_main_process and results["val_mse_history"] and forecast is not None:
+            predictions, targets = forecast
             pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets)
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
@@ -208,19 +213,31 @@ class Reporter:
 
 
 @torch.no_grad()
-def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+def predict(
+    model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device,
+    loc: np.ndarray | None = None, scale: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
     """The saved model's forecasts for every window, in order: [N, T] -> [N].
 
     It reads the model as saved (fp32, no DeepSpeed), so the pictures show exactly the model
-    a user gets, whether it was found in this run or before a resume.
+    a user gets, whether it was found in this run or before a resume. `loc` and `scale` [N]
+    are each window's own series statistics where they are per series (the same numbers
+    normalization.json holds by item_id); without them the saved transform applies to all.
     """
     model = LSTMForecaster.from_pretrained(model_dir).to(device).eval()
     # The model works on normalised values; inputs and forecasts are in the data's units.
     norm = Normalization.load(model_dir) or Normalization.identity()
     batches = []
     for i in range(0, len(inputs), batch_size):
-        windows = norm.apply(torch.from_numpy(inputs[i : i + batch_size]).double())  # [B, T]
-        batches.append(norm.invert(model(windows.to(device, torch.float32)).double().cpu()))  # [B]
+        if loc is None or scale is None:
+            windows = norm.apply(torch.from_numpy(inputs[i : i + batch_size]).double())  # [B, T]
+            batches.append(norm.invert(model(windows.to(device, torch.float32)).double().cpu()))  # [B]
+            continue
+        m = torch.from_numpy(loc[i : i + batch_size])[:, None]  # [B, 1]
+        s = torch.from_numpy(scale[i : i + batch_size])[:, None]
+        windows = (torch.from_numpy(inputs[i : i + batch_size]).double() - m) / s  # [B, T]
+        out = model(windows.to(device, torch.float32)).double().cpu()  # [B] (or [B, H])
+        batches.append(out * (s if out.dim() == 2 else s[:, 0]) + (m if out.dim() == 2 else m[:, 0]))
     return torch.cat(batches).numpy()
 
 

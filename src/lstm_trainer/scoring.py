@@ -2,7 +2,10 @@
 
 Runs once at the end of training with the model exactly as saved (see report.predict), so
 the figures are those a user of output_dir/model gets. The baselines see the same windows;
-the linear AR and MASE's scale are fitted on the training split only.
+the linear AR and MASE's scale are fitted on the training split only. Every split is read a
+chunk of windows at a time (data/windows.py), so scoring holds one figure per window, never
+the windows themselves; with several series, each window is normalised with its own series'
+statistics and every score is over all series' windows, in the data's units.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import numpy as np
 from accelerate import Accelerator
 
 from lstm_trainer import report
-from lstm_trainer.data import INPUTS, TARGET, PreparedData, split_values
+from lstm_trainer.data import PreparedData, Windows
 from lstm_trainer.evaluate import LinearAR, Scores, Verdict, naive_scale, persistence, relative_verdict, score, seasonal_naive
 
 # all_results.json names the splits short: val_mse, persistence_test_mase, ...
 SPLIT_KEYS = {"validation": "val", "test": "test"}
+# Training windows the linear AR (and the model's linear skip) is fitted on: all of them up to
+# here, evenly spaced ones beyond (1 M windows of 50 lags: 400 MB of float64 for the solver).
+MAX_LINEAR_FIT_WINDOWS = 1_000_000
 
 
 @dataclass
@@ -35,6 +41,9 @@ class RunScores:
     splits: dict[str, SplitScores]
     mase_scale: float
     verdict: Verdict | None  # None for the synthetic reference, graded by its absolute thresholds
+    # The saved model's validation forecasts and their targets, in data units (for the pictures);
+    # None where no model was scored.
+    validation_forecast: tuple[np.ndarray, np.ndarray] | None = None
 
     def results(self) -> dict[str, Any]:
         """Flat keys for all_results.json: val_mae, linear_test_mase, seasonal_naive_val_mse, ..."""
@@ -50,30 +59,61 @@ class RunScores:
         return flat
 
 
+def linear_fit_windows(windows: Windows) -> np.ndarray:
+    """The training windows the linear fits read: every one, or evenly spaced ones past the cap."""
+    if len(windows) <= MAX_LINEAR_FIT_WINDOWS:
+        return np.arange(len(windows), dtype=np.int64)
+    return np.linspace(0, len(windows) - 1, MAX_LINEAR_FIT_WINDOWS).astype(np.int64)
+
+
 def score_run(
     accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int, season: int | None
 ) -> RunScores:
     """Every split after training, scored for the saved model (main process) and the baselines (all)."""
-    train = data.windows["train"].with_format("numpy")[:]
-    scale = naive_scale(split_values(data.windows["train"]))
-    linear = LinearAR.fit(train[INPUTS], train[TARGET])
+    train = data.windows["train"]
+    total, count = train.naive_mae_parts()
+    scale = total / count
+    inputs, targets = train.gather(linear_fit_windows(train), normalised=False)
+    linear = LinearAR.fit(inputs, targets)
+    del inputs, targets
+    with_model = accelerator.is_main_process and (best / "model.safetensors").is_file()
     splits: dict[str, SplitScores] = {}
+    forecast = None
     for split in SPLIT_KEYS:
         if split not in data.windows:
             continue
-        rows = data.windows[split].with_format("numpy")[:]  # data units
-        inputs, targets = rows[INPUTS], rows[TARGET].astype(np.float64)
-        model = None
-        if accelerator.is_main_process and (best / "model.safetensors").is_file():
-            model = score(report.predict(best, inputs, batch_size, accelerator.device), targets, scale)
+        windows = data.windows[split]
+        parts: dict[str, list[np.ndarray]] = {"model": [], "persistence": [], "linear": [], "seasonal_naive": [], "target": []}
+        for index in windows.chunks():
+            inputs, targets = windows.gather(index, normalised=False)  # data units
+            parts["target"].append(targets.astype(np.float64))
+            parts["persistence"].append(persistence(inputs))
+            parts["linear"].append(linear.predict(inputs))
+            if season:
+                parts["seasonal_naive"].append(seasonal_naive(inputs, season))
+            if with_model:
+                loc, spread = _window_statistics(windows, index)
+                parts["model"].append(report.predict(best, inputs, batch_size, accelerator.device, loc, spread))
+        joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
+        targets = joined["target"]
         splits[split] = SplitScores(
-            model=model,
-            persistence=score(persistence(inputs), targets, scale),
-            linear=score(linear.predict(inputs), targets, scale),
-            seasonal_naive=score(seasonal_naive(inputs, season), targets, scale) if season else None,
+            model=score(joined["model"], targets, scale) if with_model else None,
+            persistence=score(joined["persistence"], targets, scale),
+            linear=score(joined["linear"], targets, scale),
+            seasonal_naive=score(joined["seasonal_naive"], targets, scale) if season else None,
         )
+        if split == "validation" and with_model:
+            forecast = (joined["model"], targets)
     accelerator.wait_for_everyone()
-    return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits))
+    return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits), forecast)
+
+
+def _window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Each window's series (mean, std) where statistics are per series; None: the model's saved one."""
+    if windows.loc is None or windows.scale is None:
+        return None, None
+    series = windows.series_of(index)
+    return windows.loc[series], windows.scale[series]
 
 
 def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
