@@ -24,8 +24,9 @@ from lstm_trainer.evaluate import LinearAR, Scores, Verdict, naive_scale, persis
 # all_results.json names the splits short: val_mse, persistence_test_mase, ...
 SPLIT_KEYS = {"validation": "val", "test": "test"}
 # Training windows the linear AR (and the model's linear skip) is fitted on: all of them up to
-# here, evenly spaced ones beyond (1 M windows of 50 lags: 400 MB of float64 for the solver).
-MAX_LINEAR_FIT_WINDOWS = 1_000_000
+# here, evenly spaced ones beyond: 200 K windows of 50 lags are ~80 MB of float64 per copy the
+# solver makes and about a second of SVD, where all windows of a 50 M-point series would be 20 GB.
+MAX_LINEAR_FIT_WINDOWS = 200_000
 
 
 @dataclass
