@@ -120,3 +120,17 @@ def test_parameters_travel_with_the_built_rows(tmp_path) -> None:  # type: ignor
     assert loaded["train"].column_names == ["item_id", "start", "target"]
     train, whole = loaded["train"][0]["target"], loaded["validation"][0]["target"]
     assert len(train) == 310 and len(whole) == 420 and whole[:310] == train
+
+
+def test_default_windows_are_the_materialised_ones_bit_for_bit() -> None:
+    # Before windows were arithmetic, each split was sliding_window_view over its part of the
+    # series; the default run trains on these same windows in the same order (its all_results.json
+    # was compared key by key when the change was made).
+    series = synthetic_series(SMALL, seed=42)
+    data = prepare_data(SMALL, seed=42)
+    cut = SMALL.num_train_samples + SMALL.seq_length
+    for split, part in (("train", series[:cut]), ("validation", series[cut:])):
+        old_inputs = np.lib.stride_tricks.sliding_window_view(part[:-1], SMALL.seq_length)
+        inputs, targets = data.windows[split].every(normalised=True)
+        assert inputs.tobytes() == np.ascontiguousarray(old_inputs).tobytes()
+        assert targets.tobytes() == part[SMALL.seq_length :].tobytes()
