@@ -78,7 +78,7 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         kind = TYPES[name[5:-1] if many else name]
         group.add_argument(
             f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"],
-            **({"nargs": "+"} if many else {}),
+            nargs="+" if many else None,
         )
 
 

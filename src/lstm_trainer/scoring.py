@@ -19,7 +19,7 @@ from accelerate import Accelerator
 
 from lstm_trainer import report
 from lstm_trainer.data import PreparedData, Windows
-from lstm_trainer.evaluate import LinearAR, Scores, Verdict, naive_scale, persistence, relative_verdict, score, seasonal_naive
+from lstm_trainer.evaluate import LinearAR, Scores, Verdict, persistence, relative_verdict, score, seasonal_naive
 
 # all_results.json names the splits short: val_mse, persistence_test_mase, ...
 SPLIT_KEYS = {"validation": "val", "test": "test"}

@@ -168,7 +168,7 @@ def _pooled(values: np.ndarray, spans: np.ndarray) -> tuple[float, float]:
 
 def _split_rows(plan: SplitPlan, spans: dict[str, Any]) -> dict[str, Any]:
     """For one series read from a table: the source rows (and times) each split covers, for the card."""
-    rows, times = spans.get("rows"), spans.get("times")
+    rows, times = spans["rows"], spans.get("times")
     out = {}
     for split, bounds in plan.bounds.items():
         start, stop = int(bounds[0, 0]), int(bounds[0, 1])

@@ -20,7 +20,7 @@ import pyarrow as pa
 from datasets import Dataset
 
 from lstm_trainer.data.rows import NO_CLOCK, SeriesSet, from_values
-from lstm_trainer.data.series import _choose_column, _handle_missing, _is_numeric, _numbers, extract_series
+from lstm_trainer.data.series import _handle_missing, _is_numeric, _numbers, extract_series
 from lstm_trainer.errors import UserError
 
 
