@@ -85,16 +85,17 @@ def score_run(
             continue
         windows = data.windows[split]
         parts: dict[str, list[np.ndarray]] = {"model": [], "persistence": [], "linear": [], "seasonal_naive": [], "target": []}
+        horizon = windows.horizon
         for index in windows.chunks():
             inputs, targets = windows.gather(index, normalised=False)  # data units
-            parts["target"].append(targets.astype(np.float64))
-            parts["persistence"].append(persistence(inputs))
-            parts["linear"].append(linear.predict(inputs))
+            parts["target"].append(targets.astype(np.float64).ravel())
+            parts["persistence"].append(_ahead(persistence, inputs, horizon))
+            parts["linear"].append(_ahead(linear.predict, inputs, horizon))
             if season:
-                parts["seasonal_naive"].append(seasonal_naive(inputs, season))
+                parts["seasonal_naive"].append(_ahead(lambda x: seasonal_naive(x, season), inputs, horizon))
             if with_model:
                 loc, spread = _window_statistics(windows, index)
-                parts["model"].append(report.predict(best, inputs, batch_size, accelerator.device, loc, spread))
+                parts["model"].append(report.predict(best, inputs, batch_size, accelerator.device, loc, spread).ravel())
         joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
         targets = joined["target"]
         splits[split] = SplitScores(
@@ -107,6 +108,18 @@ def score_run(
             forecast = (joined["model"], targets)
     accelerator.wait_for_everyone()
     return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits), forecast)
+
+
+def _ahead(one_step: Any, inputs: np.ndarray, horizon: int) -> np.ndarray:
+    """A next-step forecaster run `horizon` steps, each forecast fed back as the newest input:
+    [N, T] -> [N] (horizon 1, the forecaster itself) or [N * H], window after window, as targets are flattened."""
+    if horizon == 1:
+        return one_step(inputs)
+    window, steps = np.asarray(inputs, dtype=np.float64), []
+    for _ in range(horizon):
+        steps.append(one_step(window))
+        window = np.concatenate([window[:, 1:], steps[-1][:, None]], axis=1)
+    return np.stack(steps, axis=1).ravel()  # [N, H] -> [N * H]
 
 
 def _window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -101,6 +101,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     steps.apply_to_accelerator(accelerator, ds)
     dataset, norm = data.windows, data.normalization  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length)
+    _check_horizon(model, config.data.seq_length, config.data.horizon)
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
     fit_inputs, fit_targets = dataset["train"].gather(scoring.linear_fit_windows(dataset["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
@@ -326,6 +327,20 @@ def _results(
         "val_mse_history": val,
         "logged_train_losses": state.logged_losses,
     }
+
+
+def _check_horizon(model: torch.nn.Module, seq_length: int, horizon: int) -> None:
+    """The data gives [B, H] targets for --horizon H; a model must then forecast [B, H]."""
+    if horizon == 1:
+        return
+    with torch.no_grad():
+        shape = tuple(model(torch.zeros(2, seq_length)).shape)
+    if shape != (2, horizon):
+        raise UserError(
+            f"--horizon {horizon} needs a model that forecasts {horizon} steps from each window, and this one "
+            f"forecasts {shape[1] if len(shape) == 2 else 1}; use --horizon 1 (or predict.py --horizon, which feeds "
+            "next-step forecasts back)"
+        )
 
 
 def _optimizer_and_scheduler(
