@@ -116,3 +116,27 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     assert "'d' (15 values)" in run_info["data"]["dropped_series"][0]
     saved = json.loads((out / "model" / "normalization.json").read_text())
     assert sorted(saved["series"]) == ["a", "b", "c"] and saved["series"]["c"]["std"] > 10 * saved["series"]["a"]["std"]
+    # predict --id_column: every series in one call, each with its own statistics, as a user runs it.
+    from lstm_trainer.model import LSTMForecaster
+    from lstm_trainer.normalization import Normalization
+    from lstm_trainer.predict import main as predict_main
+
+    forecast = tmp_path / "forecast.csv"
+    assert predict_main([
+        "--model", str(out / "model"), "--input", str(tmp_path / "stores.csv"), "--id_column", "store",
+        "--time_column", "hour", "--data_column", "sales", "--horizon", "3", "--output", str(forecast),
+    ]) == 0  # fmt: skip
+    table = pd.read_csv(forecast)
+    assert list(table.columns) == ["store", "step", "forecast"]
+    assert sorted(set(table["store"])) == ["a", "b", "c", "d"] and len(table) == 12  # d is long enough to forecast from
+    model, norm = LSTMForecaster.from_pretrained(out / "model"), Normalization.load(out / "model")
+    assert norm is not None
+    frame = pd.read_csv(tmp_path / "stores.csv")
+    history = frame[frame.store == "c"].sort_values("hour")["sales"].to_numpy(np.float32).astype(np.float64)[-SEQ:]
+    import torch
+
+    with torch.no_grad():
+        c = norm.for_series("c")
+        expected = c.invert(float(model(torch.tensor(c.apply(history), dtype=torch.float32)[None])[0]))
+    got = table[(table.store == "c") & (table.step == 1)]["forecast"].item()
+    assert got == pytest.approx(expected, rel=1e-6) and 100 < got < 1000  # c's own scale, not a's
