@@ -32,11 +32,13 @@ def save_all(
     learning_rates: Sequence[tuple[int, float]],
     predictions: np.ndarray,
     targets: np.ndarray,
+    data: str | None = None,
 ) -> dict[str, Path]:
     """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
 
     `results` is the run's all_results dict; `learning_rates` holds (optimizer step, rate) for
-    each step trained; `predictions` and `targets` are one per validation window, in order.
+    each step trained; `predictions` and `targets` are one per validation window, in order
+    (series after series); `data` ("3 series, 1,050 points") goes under each picture's title.
     """
     drawers = {
         "loss_curves": lambda ax: _loss_curves(ax, results),
@@ -48,6 +50,8 @@ def save_all(
     for name in NAMES:
         figure = _figure()
         drawers[name](figure.add_subplot())
+        if data:
+            figure.suptitle(f"data: {data}", fontsize="small", y=0.995)
         figure.tight_layout()
         paths[name] = Path(out) / f"{name}.png"
         figure.savefig(paths[name], dpi=DPI)  # no bbox_inches="tight": the size stays PIXELS

@@ -204,7 +204,7 @@ class Reporter:
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results["val_mse_history"] and forecast is not None:
             predictions, targets = forecast
-            pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets)
+            pictures = plots.save_all(self.out, results, self.learning_rates, predictions, targets, self.data_line)
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
         if verdict is not None and verdict.warning:
