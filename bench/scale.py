@@ -7,8 +7,8 @@ Each cell is fresh processes on series rows written once with `save_to_disk` (th
 cut into `series` equal series), read as train.py reads a folder: `prepare_data`, the linear
 skip's fit, the train loader. Then 20 optimizer steps of the default model (micro batch 128,
 after 3 warm-up steps) give windows per second. Two processes read the same folder at once,
-as two ranks on one machine do: RSS counts the memory-mapped series in each, `private` is
-what each holds on its own (the series pages are shared, in the page cache once).
+as two ranks on one machine do: RSS counts the memory-mapped series in each; PSS (measured
+while both are alive) splits shared pages between them, so the series counts once in total.
 Writes bench/results/scale.md and scale.json.
 """
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,13 +49,21 @@ def write_rows(folder: Path, points: int, series: int) -> None:
     DatasetDict({"train": rows.to_dataset()}).save_to_disk(str(folder))
 
 
-def private_mib() -> float:
-    """This process's own memory (not shared with another): Private_Clean + Private_Dirty."""
+def pss_mib() -> float:
+    """Proportional set size: this process's pages, each shared page divided among its sharers."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:])
-    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
+    return int(fields["Pss"].split()[0]) / 1024
 
 
-def one(folder: str) -> dict[str, float]:
+def meet(barrier: Path, name: str, processes: int) -> None:
+    """Wait until every measured process got here (a marker file each), so PSS sees them all alive."""
+    (barrier / f"{name}.{os.getpid()}").touch()
+    deadline = time.time() + 300
+    while len(list(barrier.glob(f"{name}.*"))) < processes and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
     """What one process of a run does with the data, measured."""
     import numpy as np
     import torch
@@ -87,23 +96,26 @@ def one(folder: str) -> dict[str, float]:
         optimizer.step()
     rate = STEPS * BATCH / (time.perf_counter() - timed)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"setup_seconds": setup, "windows_per_second": rate, "peak_rss_mib": peak, "private_mib": private_mib(),
+    meet(barrier, "measure", processes)
+    pss = pss_mib()
+    meet(barrier, "measured", processes)  # nobody exits (unmapping its pages) before all have measured
+    return {"setup_seconds": setup, "windows_per_second": rate, "peak_rss_mib": peak, "pss_mib": pss,
             "train_windows": len(train), "series": data.rows.num_series, "points": data.rows.num_points,
             "values_bytes": int(np.asarray(data.rows.values).nbytes)}  # fmt: skip
 
 
 def cell(folder: Path, processes: int) -> list[dict[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    runs = [
-        subprocess.Popen([sys.executable, __file__, "--one", str(folder)], env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(processes)
-    ]
+    barrier = Path(tempfile.mkdtemp(prefix="barrier_"))
+    command = [sys.executable, __file__, "--one", str(folder), "--barrier", str(barrier), "--processes", str(processes)]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
     out = []
     for run in runs:
         stdout, _ = run.communicate()
         if run.returncode != 0:
             raise SystemExit(f"a measured process failed ({run.returncode}) on {folder}")
         out.append(json.loads(stdout.strip().splitlines()[-1]))
+    shutil.rmtree(barrier)
     return out
 
 
@@ -113,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, nargs="+", default=[1, 100, 10_000])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--barrier", help=argparse.SUPPRESS)
     parser.add_argument("--output_dir", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, Path(args.barrier), args.processes[0])))
         return 0
-    rows = ["| points | series | processes | peak RSS / process (MiB) | private / process (MiB) | data set-up (s) | windows/s (train) |",
+    rows = ["| points | series | processes | peak RSS / process (MiB) | PSS / process (MiB) | data set-up (s) | windows/s (train) |",
             "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     records = []
     with tempfile.TemporaryDirectory(prefix="scale_") as tmp:
@@ -130,16 +143,14 @@ def main(argv: list[str] | None = None) -> int:
                 write_rows(folder, points, series)
                 for processes in args.processes:
                     measured = cell(folder, processes)
-                    worst = {k: max(m[k] for m in measured) for k in ("peak_rss_mib", "private_mib", "setup_seconds")}
+                    worst = {k: max(m[k] for m in measured) for k in ("peak_rss_mib", "pss_mib", "setup_seconds")}
                     rate = sum(m["windows_per_second"] for m in measured) / len(measured)
                     records.append({"points": points, "series": series, "processes": processes, "runs": measured})
                     rows.append(
-                        f"| {points:.0e} | {series} | {processes} | {worst['peak_rss_mib']:.0f} | {worst['private_mib']:.0f} | "
+                        f"| {points:.0e} | {series} | {processes} | {worst['peak_rss_mib']:.0f} | {worst['pss_mib']:.0f} | "
                         f"{worst['setup_seconds']:.2f} | {rate:.0f} |"
                     )
                     print(rows[-1], flush=True)
-                import shutil
-
                 shutil.rmtree(folder)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
