@@ -73,6 +73,51 @@ def test_wide_table_is_one_series_per_column_with_mixed_lengths(tmp_path: Path) 
     assert every.params["data_column"] == ["x", "y"]
 
 
+def hub_layout(lengths: list[int], cut: int = 0):  # type: ignore[no-untyped-def]
+    """Series rows as the Hub's time-series sets hold them; `cut` > 0: train / validation / test
+    splits, each series `cut` values longer than in the split before (as monash_tsf does)."""
+    from datasets import Dataset, DatasetDict
+
+    def rows(trim: int) -> Dataset:
+        return Dataset.from_dict({
+            "start": [pd.Timestamp("2020-01-01")] * len(lengths),
+            "target": [list(np.sin(np.arange(n - trim) / 7.0) * (k + 1)) for k, n in enumerate(lengths)],
+            "feat_dynamic_real": [[list(np.arange(n - trim, dtype=float))] for n in lengths],
+            "item_id": [f"T{k + 1}" for k in range(len(lengths))],
+        })  # fmt: skip
+
+    if not cut:
+        return DatasetDict({"train": rows(0)})
+    return DatasetDict({"train": rows(2 * cut), "validation": rows(cut), "test": rows(0)})
+
+
+def test_series_rows_in_the_hub_layout_train_directly(tmp_path: Path) -> None:
+    hub_layout([300, 200, 250]).save_to_disk(str(tmp_path / "single"))
+    data = prepare_data(DataConfig(dataset=str(tmp_path / "single"), seq_length=SEQ), 0)
+    assert data.rows.item_ids == ["T1", "T2", "T3"] and data.rows.lengths.tolist() == [300, 200, 250]
+    assert data.params["data_column"] == "target"  # --data_column's default for series rows
+    assert data.windows["validation"].counts.tolist() == [45, 30, 38]  # 15 % of each series' own length (half to even)
+    # The Hub's nested splits (validation = train + 24 values, test = validation + 24) are the cuts used.
+    hub_layout([300, 200, 250], cut=24).save_to_disk(str(tmp_path / "nested"))
+    nested = prepare_data(DataConfig(dataset=str(tmp_path / "nested"), seq_length=SEQ), 0)
+    assert nested.rows.lengths.tolist() == [300, 200, 250]
+    assert nested.windows["validation"].counts.tolist() == [24, 24, 24] and nested.windows["test"].counts.tolist() == [24] * 3
+    assert nested.windows["train"].counts.tolist() == [300 - 48 - SEQ, 200 - 48 - SEQ, 250 - 48 - SEQ]
+    assert "the dataset's own train, validation, test splits" in nested.params["splits_from"]
+    _, last = nested.windows["test"].gather(np.array([23]), normalised=False)
+    assert last[0] == pytest.approx(np.sin(299 / 7.0), abs=1e-6)  # T1's last value
+
+
+def test_series_rows_with_a_gap_name_the_series(tmp_path: Path) -> None:
+    from lstm_trainer.errors import UserError
+
+    data = hub_layout([100, 120])
+    broken = data["train"].map(lambda row: {"target": row["target"][:5] + [None] + row["target"][6:]} if row["item_id"] == "T2" else row)
+    broken.save_to_disk(str(tmp_path / "gap"))
+    with pytest.raises(UserError, match=r"gap: series 'T2' has 1 missing \(NaN\) or infinite value, the first at step 6"):
+        prepare_data(DataConfig(dataset=str(tmp_path / "gap"), seq_length=SEQ), 0)
+
+
 def test_too_short_series_are_dropped_and_named_not_fatal(tmp_path: Path) -> None:
     long_table({"long": 300, "tiny": 10, "mid": 200, "short": 18}).to_csv(tmp_path / "mixed.csv", index=False)
     data = prepare_data(DataConfig(dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0)

@@ -117,7 +117,8 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         "world_size": accelerator.num_processes,
         "ds_config": ds.source,
         "deepspeed": ds.config,
-        "data": {**data.params, "normalization": norm.to_dict()},
+        # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
+        "data": {**data.params, "normalization": {k: v for k, v in norm.to_dict().items() if k != "series"}},
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,7 @@ class SeriesSet:
         else:
             flat = np.concatenate([self.values[a : a + n] for a, n in zip(starts, stops, strict=True)])
             offsets = np.concatenate([[0], np.cumsum(stops)]).astype(np.int64)
+        assert offsets[-1] < 2**31, "a split of 2^31 points or more needs a large_list column"
         target = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, type=pa.float32()))
         table = pa.table({
             ITEM_ID: pa.array(self.item_ids, type=pa.string()),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from datasets import Dataset, DatasetDict, Sequence
 
 from lstm_trainer.config import DataConfig
@@ -280,6 +281,12 @@ def _rows_of(data: Dataset, column: str, name: str) -> SeriesSet:
     if data.num_rows == 0:
         raise UserError(f"{name}: holds no series (the {column!r} column has no rows)")
     table = data.data.table  # the Arrow table itself (memory-mapped for files on disk)
+    value_type = table.column(column).type.value_type
+    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+        raise UserError(
+            f"{name}: column {column!r} holds lists of {value_type}, not numbers; this trainer learns univariate "
+            "series (one number per step): name a list-of-numbers column with --data_column"
+        )
     values, offsets = flat_values(table.column(column))
     ids = [str(v) for v in table.column(ITEM_ID).to_pylist()] if ITEM_ID in data.column_names else [str(i) for i in range(data.num_rows)]
     if len(set(ids)) != len(ids):
@@ -288,7 +295,10 @@ def _rows_of(data: Dataset, column: str, name: str) -> SeriesSet:
         raise UserError(f"{name}: item_id {twice!r} names two rows; each series needs its own id")
     starts = np.full(len(ids), NO_CLOCK)
     if START in data.column_names:
-        starts = table.column(START).cast("timestamp[s]").to_numpy().astype("datetime64[s]")
+        try:
+            starts = table.column(START).cast(pa.timestamp("s")).to_numpy().astype("datetime64[s]")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a start the layout does not type: not needed to train
+            pass
     bad = ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
