@@ -134,3 +134,14 @@ def test_default_windows_are_the_materialised_ones_bit_for_bit() -> None:
         inputs, targets = data.windows[split].every(normalised=True)
         assert inputs.tobytes() == np.ascontiguousarray(old_inputs).tobytes()
         assert targets.tobytes() == part[SMALL.seq_length :].tobytes()
+
+
+def test_statistics_of_a_long_series_are_taken_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lstm_trainer.data import prepare
+
+    values = (np.random.default_rng(0).normal(3.0, 2.0, 10_001)).astype(np.float32)
+    exact = prepare._mean_std(values)
+    monkeypatch.setattr(prepare, "STATS_CHUNK", 1000)
+    chunked = prepare._mean_std(values)
+    assert chunked == pytest.approx(exact, rel=1e-12)
+    assert exact == pytest.approx((values.astype(np.float64).mean(), values.astype(np.float64).std()), rel=0)
