@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,6 +46,13 @@ def write_rows(folder: Path, points: int, series: int) -> None:
     rows = SeriesSet(values, np.arange(series + 1, dtype=np.int64) * each, [f"s{i}" for i in range(series)],
                      np.full(series, NO_CLOCK))  # fmt: skip
     DatasetDict({"train": rows.to_dataset()}).save_to_disk(str(folder))
+
+
+def peak_rss_mib() -> float:
+    """This process's high-water RSS since exec (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    the forking parent's RSS into it across exec, and the parent here just wrote 10^8 points."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["VmHWM"].split()[0]) / 1024
 
 
 def pss_mib() -> float:
@@ -95,7 +101,7 @@ def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
         loss.backward()
         optimizer.step()
     rate = STEPS * BATCH / (time.perf_counter() - timed)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     meet(barrier, "measure", processes)
     pss = pss_mib()
     meet(barrier, "measured", processes)  # nobody exits (unmapping its pages) before all have measured
