@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from lstm_trainer.config import DataConfig  # noqa: E402
-from lstm_trainer.data import INPUTS, TARGET, prepare_data, split_values  # noqa: E402
-from lstm_trainer.evaluate import naive_scale, score, seasonal_naive  # noqa: E402
+from lstm_trainer.data import prepare_data  # noqa: E402
+from lstm_trainer.evaluate import score, seasonal_naive  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,10 @@ def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float:
     config = DataConfig(dataset=str(csv), data_column=series.column, fill_missing=series.fill_missing,
                         seq_length=max(50, series.season))
     data = prepare_data(config, 42)
-    test = data.windows["test"].with_format("numpy")[:]
-    scale = naive_scale(split_values(data.windows["train"]))
-    result = score(seasonal_naive(test[INPUTS], series.season), test[TARGET], scale).mase
+    test = data.windows["test"]
+    inputs, targets = test.gather(np.arange(len(test)), normalised=False)
+    total, count = data.windows["train"].naive_mae_parts()
+    result = score(seasonal_naive(inputs, series.season), targets, total / count).mase
     assert result is not None
     return result
 

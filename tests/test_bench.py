@@ -120,3 +120,18 @@ def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) ->
     ours = rates(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, bare_loop.warmup_factor({"type": "WarmupLR", "params": params})))
     assert ours == pytest.approx(theirs, abs=1e-12)
     assert theirs[0] == params["warmup_min_lr"] and math.isclose(theirs[-1], params["warmup_max_lr"])
+
+
+@pytest.mark.e2e
+def test_scale_table_measures_every_cell(tmp_path: Path) -> None:
+    scale = [sys.executable, str(ROOT / "bench" / "scale.py")]
+    args = ["--points", "1e4", "--series", "1", "10", "--processes", "1", "2", "--output_dir", str(tmp_path)]
+    done = subprocess.run([*scale, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, output(done)
+    records = json.loads((tmp_path / "scale.json").read_text())
+    assert [(r["series"], r["processes"], len(r["runs"])) for r in records] == [(1, 1, 1), (1, 2, 2), (10, 1, 1), (10, 2, 2)]
+    for record in records:
+        for run in record["runs"]:
+            assert run["points"] == 10_000 and run["series"] == record["series"] and run["values_bytes"] == 40_000
+            assert run["windows_per_second"] > 0 and 0 < run["pss_mib"] <= run["peak_rss_mib"]
+    assert (tmp_path / "scale.md").read_text().count("| 1e+04 |") == 4

@@ -220,16 +220,16 @@ import torch
 from safetensors.torch import load_file
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import build_synthetic
+from lstm_trainer.data import prepare_data
 model = LSTMForecaster.from_pretrained({str(out / 'model')!r})
 assert "deepspeed" not in sys.modules and "accelerate" not in sys.modules
 weights = load_file({str(out / 'model' / 'model.safetensors')!r})
 assert all(w.dtype == torch.float32 for w in weights.values())
 # fp32 masters, not bf16 copies: some weight is not exactly representable in bf16.
 assert any((w.to(torch.bfloat16).float() != w).any() for w in weights.values())
-val = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512), 42)["validation"].with_format("torch")[:]
+inputs, targets = map(torch.from_numpy, prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42).windows["validation"].every())
 with torch.no_grad():
-    print(json.dumps(torch.mean((model(val["inputs"]) - val["target"]) ** 2).item()))
+    print(json.dumps(torch.mean((model(inputs) - targets) ** 2).item()))
 """
     fresh = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=120)
     assert fresh.returncode == 0, output(fresh)

@@ -35,6 +35,15 @@ def files(folder: Path) -> dict[str, Path]:
     (folder / "empty.csv").write_text("")
     (folder / "header_only.csv").write_text("date,open,close\n")
     (folder / "prices.xlsx").write_text("not a spreadsheet")
+    long = pd.DataFrame({"store": np.repeat(["north", "south"], 200), "date": list(GOOD["date"][:200]) * 2,
+                         "sales": np.r_[np.sin(np.arange(200) / 5.0), np.cos(np.arange(200) / 5.0)]})  # fmt: skip
+    long.assign(row=np.arange(400)).to_csv(folder / "long.csv", index=False)
+    gap = long.copy()
+    gap.loc[250, "sales"] = np.nan  # south's 51st value, row 251 of the file
+    gap.to_csv(folder / "long_gap.csv", index=False)
+    repeated = long.copy()
+    repeated.loc[210, "date"] = repeated.loc[205, "date"]  # south, twice at 2024-01-01T05:00
+    repeated.to_csv(folder / "long_twice.csv", index=False)
     (folder / "notes").mkdir()
     (folder / "notes" / "readme.txt").write_text("hello")
     return {"good": good}
@@ -48,7 +57,17 @@ CASES = [
     (["--dataset", "{d}/header_only.csv"], "header_only.csv has no rows"),
     (["--dataset", "{d}/good.csv", "--data_column", "price"],
      "good.csv has no column 'price' (--data_column); its columns are: date, open, close"),
-    (["--dataset", "{d}/good.csv"], "good.csv has several numeric columns (open, close); choose the series with --data_column"),
+    (["--dataset", "{d}/long.csv", "--id_column", "row", "--data_column", "sales"],
+     "long.csv: --id_column 'row' has a different value on each of its 400 rows, so every series would be one point long"),
+    (["--dataset", "{d}/long_gap.csv", "--id_column", "store", "--time_column", "date"],
+     "long_gap.csv: series 'south': column 'sales' has 1 missing (empty or NaN) value, at row 251; repair them with "
+     "--fill_missing ffill|interpolate|drop"),
+    (["--dataset", "{d}/long_twice.csv", "--id_column", "store", "--time_column", "date"],
+     "long_twice.csv: series 'south' (--id_column 'store') has time '2024-01-01T05:00' twice (rows 206 and 211)"),
+    (["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "--seq_length", "150"],
+     "long.csv: every one of its 2 series is too short for --seq_length 150"),
+    (["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "row"],
+     "--id_column store holds a long table, one value column; --data_column names 2 (sales row)"),
     (["--dataset", "{d}/good.csv", "--data_column", "date"], "column 'date' row 1 holds '2024-01-01T00:00', which is not a number"),
     (["--dataset", "{d}/words.csv", "--data_column", "close"], "words.csv: column 'close' row 42 holds 'n/a?', which is not a number"),
     (["--dataset", "{d}/holes.csv", "--data_column", "close"],
@@ -91,7 +110,7 @@ def test_build_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys: 
         assert data_main(["build", "--dataset", str(good), "--data_column", "open", "--output_dir", str(out)]) == 0
     printed = capsys.readouterr().out
     # Every test value is a target; its windows also cover the 50 values before the split.
-    assert "| train | 230 | 280 |" in printed and "| test | 60 | 110 |" in printed, printed
+    assert "| train | 1 | 280 | 230 |" in printed and "| test | 1 | 110 | 60 |" in printed, printed
     assert f"written to {out}" in printed
 
 

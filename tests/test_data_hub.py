@@ -53,7 +53,7 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     pushed = data_command(env, "push", "--repo_id", "test-user/sine", "--private", *SYNTHETIC)
     assert pushed.returncode == 0, output(pushed)
     assert TOKEN not in pushed.stdout + pushed.stderr
-    assert "| train | 2048 |" in pushed.stdout and "--dataset test-user/sine" in pushed.stdout
+    assert "| train | 1 | 2098 | 2048 |" in pushed.stdout and "--dataset test-user/sine" in pushed.stdout
     assert hub.unhandled == []
 
     loaded = hub_client(env, """
@@ -62,13 +62,12 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
         from datasets import load_dataset
         from huggingface_hub import DatasetCard, hf_hub_download
         from lstm_trainer.config import DataConfig
-        from lstm_trainer.data import build_synthetic
+        from lstm_trainer.data import prepare_data
 
         hub = load_dataset("test-user/sine")
-        local = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512), 42)
-        same = {s: hub[s].features == local[s].features
-                   and np.array_equal(hub[s].with_format("numpy")[:]["inputs"], local[s].with_format("numpy")[:]["inputs"])
-                   and np.array_equal(hub[s].with_format("numpy")[:]["target"], local[s].with_format("numpy")[:]["target"])
+        local = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42).split_rows()
+        same = {s: hub[s].features == local[s].features and hub[s]["item_id"] == local[s]["item_id"]
+                   and np.array_equal(np.asarray(hub[s]["target"][0]), np.asarray(local[s]["target"][0]))
                 for s in local}
         card = DatasetCard(open(hf_hub_download("test-user/sine", "README.md", repo_type="dataset")).read())
         print(json.dumps({"splits": sorted(hub), "same": same, "meta": card.data.to_dict(), "text": card.text}))
@@ -76,13 +75,13 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     assert loaded["splits"] == ["train", "validation"] and loaded["same"] == {"train": True, "validation": True}
     meta = loaded["meta"]
     assert meta["license"] == "cc0-1.0" and meta["task_categories"] == ["time-series-forecasting"]
-    assert meta["size_categories"] == ["1K<n<10K"]  # 2,560 windows
+    assert meta["size_categories"] == ["1K<n<10K"]  # 2,660 points
     assert meta["lstm_trainer"] == {"source": "synthetic", "seed": 42, "seq_length": 50, "num_train_samples": 2048,
-                                    "num_val_samples": 512, "noise_std": 0.1}  # fmt: skip
-    assert [s["num_examples"] for s in meta["dataset_info"]["splits"]] == [2048, 512]  # push_to_hub's own, kept
+                                    "num_val_samples": 512, "noise_std": 0.1, "series": 1, "points": 2660}  # fmt: skip
+    assert [s["num_examples"] for s in meta["dataset_info"]["splits"]] == [1, 1]  # push_to_hub's own, kept: one row per series
     text = loaded["text"]
     assert 'load_dataset("test-user/sine")' in text and "train.py --dataset test-user/sine" in text
-    assert "| validation | 512 | 562 |" in text and "--num_train_samples 2048" in text
+    assert "| validation | 1 | 562 | 512 |" in text and "--num_train_samples 2048" in text
 
     # A real run on the private copy, with the token from HF_TOKEN.
     out = tmp_path / "from_hub"
@@ -93,7 +92,7 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     assert res["persistence_val_mse"] == local.persistence_mse("validation")  # the very same validation windows
     assert res["noise_floor"] == pytest.approx(0.01)  # the card's parameters came back with the data
     assert res["test_mse"] is None and res["best_val_mse"] < res["persistence_val_mse"]
-    assert "data synthetic sine (seed 42, noise_std 0.1): train 2048, validation 512 windows" in done.stdout
+    assert "data synthetic sine (seed 42, noise_std 0.1): 1 series, 2,660 points; train 2048, validation 512 windows" in done.stdout
     written = "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
     assert TOKEN not in done.stdout + done.stderr + written
 
@@ -118,8 +117,7 @@ def test_push_a_csv_series_to_a_revision(hub: HubServer, tmp_path: Path) -> None
 
         hub = load_dataset("test-user/load", revision="v1")
         local = load_from_disk({str(tmp_path / "local")!r})
-        same = all(np.array_equal(hub[s].with_format("numpy")[:][c], local[s].with_format("numpy")[:][c])
-                   for s in local for c in ("inputs", "target"))
+        same = all(hub[s]["item_id"] == local[s]["item_id"] and hub[s]["target"] == local[s]["target"] for s in local)
         card = DatasetCard(open(hf_hub_download("test-user/load", "README.md", repo_type="dataset", revision="v1")).read())
         main_files = HfApi().list_repo_files("test-user/load", repo_type="dataset")
         print(json.dumps({{"splits": sorted(hub), "same": same, "meta": card.data.to_dict(), "text": card.text,

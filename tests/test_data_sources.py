@@ -8,7 +8,8 @@ import pytest
 from datasets import Dataset, load_from_disk
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, build_synthetic, dataset_params, load_windows, prepare_data
+from lstm_trainer.data import prepare_data
+from lstm_trainer.data import synthetic_series
 from lstm_trainer.data.cli import main as data_main
 from lstm_trainer.normalization import Normalization
 
@@ -32,8 +33,13 @@ def config(path: Path, **kwargs: object) -> DataConfig:
     return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)  # type: ignore[arg-type]
 
 
-def arrays(windows) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
-    return {split: (d.with_format("numpy")[:][INPUTS], d.with_format("numpy")[:][TARGET]) for split, d in windows.items()}
+def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+    """Every window of every split, in data units unless `normalised` (as the model sees them)."""
+    return {split: w.every(normalised) for split, w in windows.items()}
+
+
+def load_windows(config: DataConfig, seed: int):  # type: ignore[no-untyped-def]
+    return prepare_data(config, seed).windows
 
 
 def table(n: int = 200) -> pd.DataFrame:
@@ -63,15 +69,15 @@ def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Pat
     assert np.array_equal(expected["test"][1], price[170:])
     assert np.array_equal(expected["test"][0][0], price[170 - SEQ : 170])
     assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30, 30]
-    params = dataset_params(got[".parquet"]["test"])
+    params = prepare_data(config(tmp_path / "series.parquet", data_column="price", time_column="date"), 0).params
     assert params["split_rows"]["test"] == {"first_row": 171, "last_row": 200, "values": 30,
                                             "first_time": "2024-06-19", "last_time": "2024-07-18"}  # fmt: skip
-    # A folder written by `build` holds the windows themselves: read back unchanged.
+    # A folder written by `build` holds the series rows, cut where the run cut them: the same windows.
     assert data_main(["build", "--dataset", str(tmp_path / "series.csv"), "--data_column", "price",
                       "--seq_length", str(SEQ), "--output_dir", str(tmp_path / "built")]) == 0  # fmt: skip
     rebuilt = load_windows(config(tmp_path / "built"), 0)
     assert all(np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1]) for s, a in arrays(rebuilt).items())
-    assert dataset_params(rebuilt["train"])["data_column"] == "price"
+    assert load_from_disk(str(tmp_path / "built"))["test"].column_names == ["item_id", "start", "target"]
 
 
 def test_time_column_puts_rows_in_order_and_one_numeric_column_needs_no_flag(tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     norm = data.normalization
     assert norm.mean == pytest.approx(values[:140].mean()) and norm.std == pytest.approx(values[:140].std())
     assert abs(norm.mean - values.mean()) > 20 and norm.std < 2 < values.std()
-    model = arrays(data.model_inputs)
+    model = arrays(data.windows, normalised=True)
     assert model["train"][1].mean() == pytest.approx(norm.apply(values[SEQ:140]).mean(), abs=1e-5)
     assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
     # Baselines stay in data units, over every test target: the first follows the jump from 50 to
@@ -115,14 +121,13 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
     small = DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100)
     data = prepare_data(small, 3)
     assert data.normalization == Normalization.identity()
-    assert data.model_inputs is data.windows  # bit for bit what the reference trains on
-    reference = build_synthetic(small, 3)
-    for split in ("train", "validation"):
-        assert data.windows[split].with_format("numpy")[:][INPUTS].tobytes() == reference[split].with_format("numpy")[:][INPUTS].tobytes()
+    assert not data.windows["train"].is_normalised  # bit for bit what the reference trains on
+    series = synthetic_series(small, 3)
+    assert np.array_equal(arrays(data.windows, normalised=True)["train"][0][0], series[:10])
     assert "test" not in data.windows and data.persistence_mse("test") is None
     assert data.noise_floor == pytest.approx(0.01)
     zscored = prepare_data(DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3)
-    assert zscored.normalization.std == pytest.approx(float(np.std(build_synthetic(small, 3)["train"]["target"])), rel=0.05)
+    assert zscored.normalization.std == pytest.approx(float(np.std(series[:310])))
 
 
 @pytest.mark.parametrize(
@@ -131,18 +136,24 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
 )
 def test_fill_missing_policies(tmp_path: Path, policy: str, expected: list[float]) -> None:
     frame = pd.DataFrame({"y": [1.0, 2.0, np.nan, np.inf, 5.0] * 40})
-    windows = load_windows(DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0)
-    first = windows["train"].with_format("numpy")[:]
-    series = np.concatenate([first[INPUTS][0], first[TARGET]])
+    data = prepare_data(DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0)
+    inputs, targets = data.windows["train"].every()
+    series = np.concatenate([inputs[0], targets])
     assert series[:len(expected)].tolist() == expected
-    params = dataset_params(windows["train"])
+    params = data.params
     assert (params["filled_values"], params["dropped_rows"]) == ((0, 80) if policy == "drop" else (80, 0))
 
 
-def test_windows_from_a_folder_are_not_rewritten(tmp_path: Path) -> None:
-    build_synthetic(DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100), 0).save_to_disk(str(tmp_path / "sine"))
+def test_series_rows_from_a_folder_are_used_in_place(tmp_path: Path) -> None:
+    small = DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100)
+    prepare_data(small, 0).split_rows().save_to_disk(str(tmp_path / "sine"))
     before = sorted(p.name for p in (tmp_path / "sine").rglob("*"))
     data = prepare_data(DataConfig(dataset=str(tmp_path / "sine"), seq_length=10, normalization="zscore"), 0)
     assert data.params["source"] == "synthetic" and not data.normalization.is_identity
     assert sorted(p.name for p in (tmp_path / "sine").rglob("*")) == before  # no cache files written into it
-    assert load_from_disk(str(tmp_path / "sine"))["train"].num_rows == 300
+    # The values are the Arrow file's own buffer (memory-mapped), not a copy.
+    assert not data.rows.values.flags.owndata and not data.rows.values.flags.writeable
+    assert {split: len(w) for split, w in data.windows.items()} == {"train": 300, "validation": 100}
+    same = prepare_data(small, 0)
+    for split in ("train", "validation"):
+        assert all(np.array_equal(a, b) for a, b in zip(data.windows[split].every(), same.windows[split].every(), strict=True))

@@ -10,8 +10,6 @@ import pytest
 import torch
 
 from lstm_trainer.config import DataConfig, ModelConfig
-from lstm_trainer.data import make_windows, split_values, windows_to_dataset
-from lstm_trainer.data.windows import params_info
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import Forecast, interval_scores, seasonal_naive
 from lstm_trainer.evaluate.probabilistic import normal_crps, studentt_crps
@@ -131,17 +129,6 @@ def test_quantile_head_answers_only_its_levels() -> None:
         forecast.quantiles((0.25,))
     scores = interval_scores(forecast, params[..., 1])
     assert scores is not None and scores.coverage[80] == 1.0 and scores.coverage[50] is None
-
-
-def test_windows_with_a_horizon() -> None:
-    series = np.arange(10, dtype=np.float32)
-    inputs, targets = make_windows(series, 3, horizon=4)
-    assert inputs.shape == (4, 3) and targets.shape == (4, 4)
-    assert inputs[1].tolist() == [1, 2, 3] and targets[1].tolist() == [4, 5, 6, 7]
-    _, one_targets = make_windows(series, 3)
-    assert one_targets.shape == (7,) and one_targets[1] == 4  # horizon 1: as before
-    data = windows_to_dataset(series, 3, params_info({}, 3, 4), horizon=4)
-    assert split_values(data).tolist() == series.tolist()
 
 
 def test_seasonal_naive_over_several_steps() -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY, results, train_in_process
 from lstm_trainer import backtest, predict
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, build_synthetic, split_values
+from lstm_trainer.data import prepare_data
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import LinearAR
 from lstm_trainer.evaluate.probabilistic import normal_crps
@@ -41,10 +41,10 @@ def test_normal_head_is_calibrated_on_the_known_noise(normal_run: Path) -> None:
     res = results(normal_run)
     for level, tolerance in ((50, 0.06), (80, 0.05), (95, 0.03)):
         assert res[f"val_coverage_{level}"] == pytest.approx(level / 100, abs=tolerance), level
-    data = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
-    train, val = (data[s].with_format("numpy")[:] for s in ("train", "validation"))
-    linear = LinearAR.fit(train[INPUTS], train[TARGET]).predict(val[INPUTS])
-    noise_crps = float(np.mean(normal_crps(val[TARGET].astype(np.float64), linear, np.full(len(linear), 0.1))))
+    data = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
+    (train_inputs, train_targets), (val_inputs, val_targets) = (data.windows[s].every() for s in ("train", "validation"))
+    linear = LinearAR.fit(train_inputs, train_targets).predict(val_inputs)
+    noise_crps = float(np.mean(normal_crps(val_targets.astype(np.float64), linear, np.full(len(linear), 0.1))))
     assert res["val_crps"] == pytest.approx(noise_crps, rel=0.15)
     assert res["val_mse"] < res["persistence_val_mse"]
     assert "val_mse_by_step" not in res  # one step: no per-step lists
@@ -77,8 +77,8 @@ def write_series(path: Path, values: np.ndarray) -> Path:
 
 
 def validation_values() -> np.ndarray:
-    data = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
-    return split_values(data["validation"])
+    data = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
+    return data.windows["validation"].covered_values()
 
 
 def test_predict_is_direct_up_to_the_horizon_and_recursive_beyond(horizon_run: Path, tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_backtest_command_writes_json_table_and_picture(horizon_run: Path, tmp_p
     assert code == 0
     record = json.loads((out / "backtest.json").read_text())
     assert record["split"] == "validation" and record["horizon"] == 6 and record["model_horizon"] == 4 and record["recursive"]
-    assert record["origins"] == (512 - 6) // 2 + 1
+    assert record["origins"] == (512 - 1) // 2 + 1  # every other one of the 512 validation windows
     assert {"mse", "mae", "mase", "by_step", "baselines"} <= set(record) and "crps" not in record
     assert set(record["baselines"]) == {"persistence", "seasonal_naive", "linear"}
     assert len(record["by_step"]["mse"]) == 6

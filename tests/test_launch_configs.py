@@ -17,7 +17,7 @@ from accelerate.commands.config.config_args import ClusterConfig
 
 from conftest import ROOT, TINY, child_env, output, results, run_train
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, build_synthetic
+from lstm_trainer.data import prepare_data
 from lstm_trainer.model import LSTMForecaster
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +42,10 @@ def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]
     assert done.returncode == 0, output(done)
     res = results(out)
     assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
-    validation = build_synthetic(DataConfig(num_train_samples=1280, num_val_samples=256), 42)["validation"]
-    windows = validation.with_format("torch")[:]
+    inputs, targets = map(torch.from_numpy, prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"].every())
     with torch.no_grad():
-        prediction = LSTMForecaster.from_pretrained(out / "best")(windows[INPUTS].float())
-    assert torch.mean((prediction - windows[TARGET].float()) ** 2).item() == pytest.approx(res["best_val_mse"], rel=1e-4)
+        prediction = LSTMForecaster.from_pretrained(out / "best")(inputs.float())
+    assert torch.mean((prediction - targets.float()) ** 2).item() == pytest.approx(res["best_val_mse"], rel=1e-4)
     return res
 
 

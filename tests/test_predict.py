@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, child_env, output, run_train
-from lstm_trainer.data import build_synthetic
+from lstm_trainer.data import synthetic_series
 from lstm_trainer.config import DataConfig
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
@@ -42,8 +42,9 @@ def write_series(path: Path, values: np.ndarray) -> Path:
 
 
 def test_forecast_one_and_many_steps(trained: Path, tmp_path: Path) -> None:
-    series = build_synthetic(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
-    values = np.asarray(series["validation"].with_format("numpy")[:]["target"][:200], dtype=np.float64)
+    config = DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20)
+    # The validation part's targets: the series after the training part and one window of inputs.
+    values = synthetic_series(config, 42)[2048 + 20 + 20 :][:200].astype(np.float64)
     source = write_series(tmp_path / "series.csv", values)
     out, plot = tmp_path / "one.csv", tmp_path / "f.png"
     done = predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--output", str(out))

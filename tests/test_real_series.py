@@ -13,7 +13,7 @@ import torch
 
 from conftest import results, run_train
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, prepare_data, split_values
+from lstm_trainer.data import prepare_data
 from lstm_trainer.evaluate import LinearAR, naive_scale, persistence, score, seasonal_naive
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
@@ -57,9 +57,9 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     # 309 values -> 217 / 46 / 46: every validation and test value is a target, at seq_length 50.
     data = prepare_data(DataConfig(dataset=str(csv_path), data_column="SUNACTIVITY"), 42)
     assert [len(w) for w in data.windows.values()] == [167, 46, 46]
-    test = data.windows["test"].with_format("numpy")[:]
+    test_inputs, test_targets = data.windows["test"].every()
     values = datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
-    assert np.allclose(test[TARGET], values[-46:]) and np.allclose(test[INPUTS][0], values[-96:-46])
+    assert np.allclose(test_targets, values[-46:]) and np.allclose(test_inputs[0], values[-96:-46])
 
     # Steps fitted to 167 windows: ten an epoch, warmup a tenth of the 80 planned, and said so.
     assert res["global_batch_size"] == 16 and res["optimizer_steps"] == 80
@@ -68,15 +68,15 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     assert "note: this run plans only 80 optimizer steps" in done.stdout
 
     # Baselines recomputed here from the same windows give the reported figures.
-    train = data.windows["train"].with_format("numpy")[:]
-    scale = naive_scale(split_values(data.windows["train"]))
-    targets = test[TARGET].astype(np.float64)
-    linear = LinearAR.fit(train[INPUTS], train[TARGET]).predict(test[INPUTS])
+    train_inputs, train_targets = data.windows["train"].every()
+    scale = naive_scale(data.windows["train"].covered_values())
+    targets = test_targets.astype(np.float64)
+    linear = LinearAR.fit(train_inputs, train_targets).predict(test_inputs)
     assert res["mase_scale"] == pytest.approx(scale)
-    assert res["persistence_test_mase"] == pytest.approx(score(persistence(test[INPUTS]), targets, scale).mase)
-    assert res["seasonal_naive_test_mae"] == pytest.approx(score(seasonal_naive(test[INPUTS], 11), targets, scale).mae)
+    assert res["persistence_test_mase"] == pytest.approx(score(persistence(test_inputs), targets, scale).mase)
+    assert res["seasonal_naive_test_mae"] == pytest.approx(score(seasonal_naive(test_inputs, 11), targets, scale).mae)
     assert res["linear_test_mse"] == pytest.approx(score(linear, targets, scale).mse)
-    assert res["persistence_test_mse"] == pytest.approx(float(np.mean((test[INPUTS][:, -1] - targets) ** 2)))
+    assert res["persistence_test_mse"] == pytest.approx(float(np.mean((test_inputs[:, -1] - targets) ** 2)))
 
     # The exported model carries its options, and reproduces the reported test MSE as a user loads it.
     model = LSTMForecaster.from_pretrained(out / "model")
@@ -84,7 +84,7 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     norm = Normalization.load(out / "model")
     assert norm is not None
     with torch.no_grad():
-        forecast = norm.invert(model(norm.apply(torch.from_numpy(test[INPUTS]).double()).float()).double()).numpy()
+        forecast = norm.invert(model(norm.apply(torch.from_numpy(test_inputs).double()).float()).double()).numpy()
     assert res["test_mse"] == pytest.approx(float(np.mean((forecast - targets) ** 2)), rel=1e-5)
     assert res["test_mase"] < res["persistence_test_mase"], res  # learned more than next = last
 

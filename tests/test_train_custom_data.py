@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY, output, results, run_train
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, prepare_data, synthetic_series
+from lstm_trainer.data import prepare_data, synthetic_series
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
 
@@ -20,10 +20,10 @@ def mse_of_saved_model(folder: Path, windows) -> float:  # type: ignore[no-untyp
     """Score windows (data units) with a saved model the way a user would: apply, predict, invert."""
     model, norm = LSTMForecaster.from_pretrained(folder), Normalization.load(folder)
     assert norm is not None
-    rows = windows.with_format("torch")[:]
+    inputs, targets = map(torch.from_numpy, windows.every())
     with torch.no_grad():
-        prediction = norm.invert(model(norm.apply(rows[INPUTS].double()).float()).double())
-    return float(((prediction - rows[TARGET].double()) ** 2).mean())
+        prediction = norm.invert(model(norm.apply(inputs.double()).float()).double())
+    return float(((prediction - targets.double()) ** 2).mean())
 
 
 def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:

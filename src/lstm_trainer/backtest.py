@@ -95,7 +95,6 @@ def run_backtest(
 ) -> Backtest:
     """Forecast every origin of `values` (its first seq_length values are context) and score them;
     the linear AR and MASE's scale are fitted on `train_values`, the training split's series."""
-    from lstm_trainer.data import make_windows
     from lstm_trainer.evaluate import LinearAR, naive_scale, persistence, seasonal_naive
     from lstm_trainer.scoring import score_forecast
 
@@ -113,7 +112,7 @@ def run_backtest(
             raise UserError(f"--season {season} is longer than the model's window ({seq_length}); the seasonal naive needs a season back")
         scores["seasonal_naive"] = score_forecast(seasonal_naive(inputs, season, horizon).reshape(targets.shape), targets, scale)
     if len(train_values) >= seq_length + horizon:
-        train_inputs, train_targets = make_windows(train_values, seq_length, horizon)
+        train_inputs, train_targets = rolling_origins(train_values, seq_length, horizon, 1)
         linear = LinearAR.fit(train_inputs, train_targets)
         scores["linear"] = score_forecast(linear.predict(inputs).reshape(targets.shape), targets, scale)
     return Backtest(split, len(inputs), horizon, stride, predictor.horizon, seconds, scores)
@@ -228,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def backtest_command(args: argparse.Namespace) -> Path:
-    from lstm_trainer.data import load_windows, split_values
+    from lstm_trainer.data import prepare_data
     from lstm_trainer.hub import resolve_model
     from lstm_trainer.inference import Predictor
 
@@ -243,11 +242,17 @@ def backtest_command(args: argparse.Namespace) -> Path:
         raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
-    windows = load_windows(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
-    split = "test" if "test" in windows else "validation"
-    values = split_values(windows[split])  # the split's values after seq_length values of context
+    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
+    if prepared.rows.num_series > 1:
+        raise UserError(
+            f"the backtest reads one series and --dataset holds {prepared.rows.num_series}; pick one with --data_column "
+            "(a wide table) or a file of that series"
+        )
+    split = "test" if "test" in prepared.windows else "validation"
+    # The values the split's windows read: seq_length values of context, then every origin's targets.
+    values = prepared.windows[split].covered_values()
     result = run_backtest(
-        predictor, values, split_values(windows["train"]), horizon, args.stride, args.season, split,
+        predictor, values, prepared.windows["train"].covered_values(), horizon, args.stride, args.season, split,
         args.batch_size,
     )  # fmt: skip
     record = to_json(result)

@@ -77,14 +77,12 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         if f.type == "bool":  # a switch, as the Transformers examples' --push_to_hub: present means True
             group.add_argument(f"--{f.name}", action="store_true", default=default, help=f.metadata["help"])
             continue
-        kind_name = str(f.type).replace(" | None", "")
-        if kind_name.startswith("tuple["):  # tuple[float, ...]: one or more values after the flag
-            item = TYPES[kind_name[len("tuple[") :].split(",")[0]]
-            group.add_argument(f"--{f.name}", type=item, nargs="+", default=default, help=f.metadata["help"])
-            continue
-        kind = TYPES[kind_name]
+        name = str(f.type).replace(" | None", "")
+        many = name.startswith(("list[", "tuple["))  # --data_column a b c, --quantiles 0.1 0.5 0.9
+        kind = TYPES[name[name.index("[") + 1 :].split(",")[0].rstrip("]")] if many else TYPES[name]
         group.add_argument(
-            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"]
+            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"],
+            nargs="+" if many else None,
         )
 
 
@@ -99,15 +97,15 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
     defaults = {action.dest: action.default for action in parser._actions}
     values = {name: defaults[name] if value is untyped else value for name, value in args.items()}
     parts: dict[str, Any] = {
-        group: cls(**{f.name: _as_field(values[f.name]) for f in config_fields(cls)}) for group, cls in GROUPS.items()
+        group: cls(**{f.name: _as_field(f, values[f.name]) for f in config_fields(cls)}) for group, cls in GROUPS.items()
     }
     parts["train"] = dataclasses.replace(parts["train"], typed=typed)
     return RunConfig(**parts)
 
 
-def _as_field(value: Any) -> Any:
-    """argparse gives nargs values as a list; the dataclasses hold tuples (immutable, hashable)."""
-    return tuple(value) if isinstance(value, list) else value
+def _as_field(f: Any, value: Any) -> Any:
+    """argparse gives nargs values as a list; a field typed tuple holds a tuple (immutable, hashable)."""
+    return tuple(value) if isinstance(value, list) and str(f.type).startswith("tuple[") else value
 
 
 def main(argv: list[str] | None = None) -> int:

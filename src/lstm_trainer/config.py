@@ -41,9 +41,15 @@ class DataConfig:
         "save_to_disk, or a Hub dataset id (user/name).",
         default="synthetic",
     )
-    data_column: str | None = _help(
-        "Column holding the series in a file, folder or Hub table; may be left out when exactly one column "
-        "is numeric.",
+    data_column: list[str] | None = _help(
+        "Column(s) holding the series. A long table (--id_column): its value column. A wide table: one column "
+        "per series (a b c); left out, every numeric column is a series. Series rows (a folder or Hub id in "
+        "the Hub's time-series layout): the list column, target when left out.",
+        default=None,
+    )
+    id_column: str | None = _help(
+        "Column naming the series in a long table (one row per series and time step); without it a table "
+        "holds one series per data column.",
         default=None,
     )
     time_column: str | None = _help(
@@ -84,7 +90,16 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _positive(self, "seq_length", "num_train_samples", "num_val_samples", "horizon")
+        _positive(self, "seq_length", "horizon", "num_train_samples", "num_val_samples")
+        if isinstance(self.data_column, str):  # one column, as Python callers (and old configs) name it
+            self.data_column = [self.data_column]
+        if self.data_column is not None and len(set(self.data_column)) != len(self.data_column):
+            raise UserError(f"--data_column names a column twice ({' '.join(self.data_column)}); name each once")
+        if self.id_column is not None and self.data_column is not None and len(self.data_column) > 1:
+            raise UserError(
+                f"--id_column {self.id_column} holds a long table, one value column; --data_column names "
+                f"{len(self.data_column)} ({' '.join(self.data_column)}): give one, or leave out --id_column for a wide table"
+            )
         _positive_or_none(self, "season")
         if self.noise_std < 0:
             raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")

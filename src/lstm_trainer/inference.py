@@ -37,11 +37,22 @@ class Predictor:
         return self.model.horizon
 
     @torch.no_grad()
-    def forecast(self, inputs: np.ndarray, steps: int | None = None, batch_size: int = 4096) -> Forecast:
-        """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T]."""
+    def forecast(
+        self, inputs: np.ndarray, steps: int | None = None, batch_size: int = 4096,
+        loc: np.ndarray | None = None, scale: np.ndarray | None = None,
+    ) -> Forecast:  # fmt: skip
+        """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
+
+        `loc` and `scale` [N] are each window's own series statistics where they are per series
+        (the numbers normalization.json holds by item_id); without them the saved transform
+        applies to every window.
+        """
         steps = steps or self.horizon
         head = self.model.output_head
-        windows = self.norm.apply(np.asarray(inputs, dtype=np.float64))  # [N, T], model units
+        x = np.asarray(inputs, dtype=np.float64)
+        loc = np.full(len(x), self.norm.mean) if loc is None else np.asarray(loc, dtype=np.float64)
+        scale = np.full(len(x), self.norm.std) if scale is None else np.asarray(scale, dtype=np.float64)
+        windows = (x - loc[:, None]) / scale[:, None]  # [N, T], model units
         length = windows.shape[1]
         params, points = [], []
         for _ in range(math.ceil(steps / self.horizon)):
@@ -51,8 +62,8 @@ class Predictor:
             points.append(point)
             windows = np.concatenate([windows, point], axis=1)  # recursion: forecasts become inputs
         model_params = np.concatenate(params, axis=1)[:, :steps]  # [N, steps, P]
-        point = self.norm.invert(np.concatenate(points, axis=1)[:, :steps])  # [N, steps]
-        return Forecast(head.kind, point, self._to_data_units(model_params, head.kind), head.levels)
+        point = np.concatenate(points, axis=1)[:, :steps] * scale[:, None] + loc[:, None]  # [N, steps]
+        return Forecast(head.kind, point, _to_data_units(model_params, head.kind, loc, scale), head.levels)
 
     def _call(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
         outs = []
@@ -62,16 +73,15 @@ class Predictor:
             outs.append(out.reshape(len(x), self.horizon, -1))
         return torch.cat(outs).numpy()
 
-    def _to_data_units(self, params: np.ndarray, kind: str) -> np.ndarray:
-        """Parameters in the model's units -> the data's: locations and quantiles un-z-scored, log scales shifted."""
-        out = params.copy()
-        if kind in ("point", "quantile"):
-            return self.norm.invert(out)
-        out[..., 0] = self.norm.invert(out[..., 0])
-        out[..., 1] += math.log(self.norm.std)
-        return out
 
+def _to_data_units(params: np.ndarray, kind: str, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Parameters in the model's units -> the data's, window by window: locations and quantiles
+    un-z-scored, log scales shifted by the log of the window's series scale."""
+    out = params.copy()
+    m, s = loc[:, None, None], scale[:, None, None]  # [N, 1, 1]
+    if kind in ("point", "quantile"):
+        return out * s + m
+    out[..., 0:1] = out[..., 0:1] * s + m
+    out[..., 1:2] += np.log(s)
+    return out
 
-def predict(model_dir: Path, inputs: np.ndarray, batch_size: int, device: torch.device | str = "cpu") -> Forecast:
-    """The saved model's forecasts for every window `inputs` [N, T], in order."""
-    return Predictor.load(model_dir, device).forecast(inputs, batch_size=batch_size)

@@ -23,10 +23,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Normalization:
-    """model value = (value - mean) / std. `Normalization.identity()` leaves values as they are."""
+    """model value = (value - mean) / std. `Normalization.identity()` leaves values as they are.
+
+    With several series each has its own (mean, std) in `series`, by item_id, fitted on its own
+    training part; `mean` and `std` are then those of all training values together, the
+    fallback for a series the model never saw.
+    """
 
     mean: float
     std: float
+    series: dict[str, tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         assert math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0, (self.mean, self.std)
@@ -43,7 +49,14 @@ class Normalization:
 
     @property
     def is_identity(self) -> bool:
-        return self.mean == 0.0 and self.std == 1.0
+        return self.mean == 0.0 and self.std == 1.0 and self.series is None
+
+    def for_series(self, item_id: str | None) -> Normalization:
+        """The transform of one series (the pooled one for an id it does not know)."""
+        if self.series is None or item_id not in self.series:
+            return Normalization(self.mean, self.std)
+        mean, std = self.series[item_id]
+        return Normalization(mean, std)
 
     def apply(self, x: T) -> T:
         return (x - self.mean) / self.std  # type: ignore[operator,return-value]
@@ -56,7 +69,10 @@ class Normalization:
         return mse * self.std**2
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std}
+        record: dict[str, Any] = {"mean": self.mean, "std": self.std}
+        if self.series is not None:
+            record["series"] = {key: {"mean": m, "std": s} for key, (m, s) in self.series.items()}
+        return record
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILE
@@ -72,7 +88,11 @@ class Normalization:
             return None
         try:
             record = json.loads(path.read_text())
-            return cls(float(record["mean"]), float(record["std"]))
+            series = record.get("series")  # absent in files written before per-series statistics
+            per_series = None if series is None else {
+                str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()
+            }  # fmt: skip
+            return cls(float(record["mean"]), float(record["std"]), per_series)
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
             from lstm_trainer.errors import UserError
 

@@ -33,12 +33,14 @@ def save_all(
     predictions: np.ndarray,
     targets: np.ndarray,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
+    data: str | None = None,
 ) -> dict[str, Path]:
     """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
 
     `results` is the run's all_results dict; `learning_rates` holds (optimizer step, rate) for
-    each step trained; `predictions` and `targets` are one per validation window, in order, and
-    `interval` (a probabilistic model's) the low and high ends of its central 80% interval.
+    each step trained; `predictions` and `targets` are one per validation window, in order
+    (series after series), and `interval` (a probabilistic model's) the low and high ends of
+    its central 80% interval; `data` ("3 series, 1,050 points") goes under each picture's title.
     """
     drawers = {
         "loss_curves": lambda ax: _loss_curves(ax, results),
@@ -50,6 +52,8 @@ def save_all(
     for name in NAMES:
         figure = _figure()
         drawers[name](figure.add_subplot())
+        if data:
+            figure.suptitle(f"data: {data}", fontsize="small", y=0.995)
         figure.tight_layout()
         paths[name] = Path(out) / f"{name}.png"
         figure.savefig(paths[name], dpi=DPI)  # no bbox_inches="tight": the size stays PIXELS

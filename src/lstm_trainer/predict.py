@@ -9,6 +9,9 @@ recursive (its forecasts fed back as inputs, a horizon at a time). A probabilist
 
     python -m lstm_trainer.predict --model you/sine-lstm --input series.csv   # a Hub model id
 
+    python -m lstm_trainer.predict --model outputs/model --input sales.csv --id_column store \
+        --time_column day --data_column sales --horizon 7    # every series in one batched call
+
 Needs only the model folder (safetensors, config.json, normalization.json): no DeepSpeed,
 no Accelerate, CPU is enough. The series is read and checked as training reads it.
 """
@@ -18,8 +21,9 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.cli import OneLineParser
 from lstm_trainer.errors import UserError
@@ -50,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_column", default=None, help="Column holding the series (needed if several are numeric).")
     parser.add_argument("--time_column", default=None, help="Column to order the rows by, if they are not in order.")
     parser.add_argument(
+        "--id_column", default=None,
+        help="Column naming the series in a long table: every series is forecast in one call, each normalised "
+        "with its own training statistics (or the pooled ones for a series the model never saw).",
+    )  # fmt: skip
+    parser.add_argument(
         "--fill_missing", default=None, choices=("ffill", "interpolate", "drop"), help="Policy for NaN/inf values."
     )
     parser.add_argument(
@@ -61,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Quantile columns (q0.1, ...) for a probabilistic model; default: a quantile model's own levels, "
         "else 0.1 0.5 0.9. Beyond the model's horizon they leave out the uncertainty of the fed-back steps.",
     )  # fmt: skip
-    parser.add_argument("--output", default="forecast.csv", help="CSV written with columns step, forecast (and q<level>).")
+    parser.add_argument(
+        "--output", default="forecast.csv",
+        help="CSV written with columns step, forecast, q<level>... (with --id_column: the id column first, one block "
+        "per series).",
+    )  # fmt: skip
     parser.add_argument("--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals.")
     return parser
 
@@ -71,12 +84,21 @@ def forecast(
 ) -> Forecast:
     """The forecast of the `horizon` values after `history` [N], in data units (one window: [1, horizon])."""
     import numpy as np
+
+    return forecast_many(model, norm, np.asarray(history, dtype=np.float64)[None, -seq_length:], horizon)
+
+
+def forecast_many(
+    model: LSTMForecaster, norm: Normalization, windows: np.ndarray, horizon: int,
+    loc: np.ndarray | None = None, scale: np.ndarray | None = None,
+) -> Forecast:  # fmt: skip
+    """Every series at once: the last windows [S, T] (data units; `loc`, `scale` [S] each series' own
+    statistics, else the saved ones) -> forecasts of `horizon` steps, one batched call per model horizon."""
     import torch
 
     from lstm_trainer.inference import Predictor
 
-    window = np.asarray(history[-seq_length:], dtype=np.float64)[None]  # [1, T]
-    return Predictor(model, norm, torch.device("cpu")).forecast(window, steps=horizon)
+    return Predictor(model, norm, torch.device("cpu")).forecast(windows, steps=horizon, loc=loc, scale=scale)
 
 
 def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
@@ -96,6 +118,56 @@ def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[flo
     return levels
 
 
+def _write(output: Path, rows: Iterable[list[Any]], header: list[str]) -> Path:
+    """The CSV, whole or not at all: written beside `output`, then renamed over it."""
+    tmp = output.with_name(f".{output.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(output)  # a reader never sees half a file
+    return output
+
+
+def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator[list[Any]]:
+    """One series' rows: step, forecast, then its quantiles at `levels`."""
+    bands = result.quantiles(levels)[series] if levels else None  # [horizon, L]
+    for step, value in enumerate(result.point[series], start=1):
+        yield [step, repr(float(value)), *([repr(float(v)) for v in bands[step - 1]] if bands is not None else [])]
+
+
+def _run_many(args: argparse.Namespace, model: LSTMForecaster, norm: Normalization, seq_length: int) -> Path:
+    """--id_column: every series of a long table, forecast together."""
+    import numpy as np
+
+    from lstm_trainer.data.sources import read_table
+    from lstm_trainer.data.tables import table_to_series
+
+    levels = choose_levels(model, args.quantiles)
+    table, _ = read_table(args.input)
+    columns = [args.data_column] if args.data_column else None
+    rows, _read = table_to_series(table, args.input, columns, args.time_column, args.id_column, args.fill_missing)
+    long_enough = rows.lengths >= seq_length
+    if not long_enough.any():
+        raise UserError(
+            f"{args.input}: every series is shorter than {seq_length} values (the longest has {int(rows.lengths.max())}); "
+            f"the model needs the last {seq_length} (its training window) of each"
+        )
+    short = [rows.item_ids[s] for s in np.flatnonzero(~long_enough)]
+    ends = rows.offsets[1:][long_enough]
+    windows = rows.values[ends[:, None] + np.arange(-seq_length, 0)]  # [S, T]: one gather, no loop over series
+    ids = [rows.item_ids[s] for s in np.flatnonzero(long_enough)]
+    stats = np.array([(n.mean, n.std) for n in map(norm.for_series, ids)])
+    result = forecast_many(model, norm, windows, args.horizon, stats[:, 0], stats[:, 1])  # [S, horizon]
+    header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
+    output = _write(Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header)
+    if short:
+        shown = ", ".join(map(repr, short[:5])) + (", ..." if len(short) > 5 else "")
+        print(f"note: {len(short)} series shorter than {seq_length} values not forecast: {shown}", file=sys.stderr)
+    print(f"{len(ids)} series forecast")
+    return output
+
+
 def run(args: argparse.Namespace) -> Path:
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
@@ -111,6 +183,10 @@ def run(args: argparse.Namespace) -> Path:
     seq_length = model.seq_length
     if seq_length is None:
         raise UserError(f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version")
+    if args.id_column is not None:
+        if args.plot:
+            raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
+        return _run_many(args, model, norm, seq_length)
     table, _ = read_table(args.input)
     series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
     if len(series.values) < seq_length:
@@ -119,20 +195,11 @@ def run(args: argparse.Namespace) -> Path:
             f"{seq_length} (its training window) to forecast"
         )
     levels = choose_levels(model, args.quantiles)
-    result = forecast(model, norm, series.values, args.horizon, seq_length)
-    predicted = result.point[0]  # [horizon]
-    bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
-    output = Path(args.output)
-    tmp = output.with_name(f".{output.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", "forecast", *(f"q{q:g}" for q in levels)])
-        for step, value in enumerate(predicted, start=1):
-            quantiles = [repr(float(v)) for v in bands[step - 1]] if bands is not None else []
-            writer.writerow([step, repr(float(value)), *quantiles])
-    tmp.replace(output)  # a reader never sees half a file
+    result = forecast(model, norm.for_series(series.column), series.values, args.horizon, seq_length)
+    output = _write(Path(args.output), _steps(result, levels, 0), ["step", "forecast", *(f"q{q:g}" for q in levels)])
     if args.plot:
-        _plot(series.values[-4 * seq_length :], predicted, Path(args.plot), levels, bands)
+        bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
+        _plot(series.values[-4 * seq_length :], result.point[0], Path(args.plot), levels, bands)
     return output
 
 

@@ -17,9 +17,9 @@ from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.evaluate import COVERAGES, Verdict
-from lstm_trainer.inference import Predictor
 from lstm_trainer.loop import EpochStats, StepLog
 from lstm_trainer.progress import ProgressBars, say
+from lstm_trainer.scoring import ValidationForecast
 
 
 def _print(accelerator: Accelerator, text: str) -> None:
@@ -81,7 +81,9 @@ def _number(value: Any, spec: str = ".6f") -> str:
     return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
 
 
-def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None) -> None:
+def finish(
+    accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None, data: str | None = None
+) -> None:
     floor_text = _number(results["noise_floor"]) if results["noise_floor"] is not None else "unknown"
     if results["stopped_early"]:
         stop = "early stopping"
@@ -94,6 +96,7 @@ def finish(accelerator: Accelerator, results: dict[str, Any], out: Path, verdict
         "\n".join(
             [
                 "",
+                *([f"Data: {data}"] if data else []),
                 "Training Summary:",
                 f"  - Initial Loss: {_number(results['initial_train_loss'])}",
                 f"  - Final Loss: {_number(results['final_train_loss'])}",
@@ -179,6 +182,8 @@ class Reporter:
         run_info: dict[str, Any],
     ) -> None:
         self.accelerator, self.config, self.out, self.steps_per_epoch = accelerator, config, out, steps_per_epoch
+        data = run_info.get("data", {})
+        self.data_line = f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
         start(accelerator, config, ds, steps_per_epoch, out)
         tracking.start(accelerator, config.train, run_info)
         self.bars: ProgressBars | None = None
@@ -213,22 +218,18 @@ class Reporter:
             self.bars.end_epoch(number, stats.train_loss, val_mse, best)
 
     def finish(
-        self, results: dict[str, Any], best_model: Path, inputs: np.ndarray, targets: np.ndarray, verdict: Verdict | None = None
+        self, results: dict[str, Any], forecast: ValidationForecast | None, verdict: Verdict | None = None
     ) -> None:
-        """The summary, then the pictures: `best_model` (its folder) forecasting `inputs` [N, T] vs `targets`
-        [N] (or [N, H]: the pictures show the first step ahead)."""
+        """The summary, then the pictures: the best model's validation `forecast` (its first step ahead)."""
         if self.bars is not None:
             self.bars.close()
-        finish(self.accelerator, results, self.out, verdict)
+        finish(self.accelerator, results, self.out, verdict, self.data_line)
         pictures: dict[str, Path] = {}
-        if self.accelerator.is_main_process and results["val_mse_history"] and best_model.is_dir():
-            # The model as saved (fp32, no DeepSpeed): the pictures show exactly what a user gets.
-            predictor = Predictor.load(best_model, self.accelerator.device)
-            forecast = predictor.forecast(inputs, steps=1, batch_size=self.config.train.eval_batch_size)
-            bounds = forecast.interval(80)
-            interval = (bounds[0][:, 0], bounds[1][:, 0]) if bounds is not None else None
-            first = targets if targets.ndim == 1 else targets[:, 0]
-            pictures = plots.save_all(self.out, results, self.learning_rates, forecast.point[:, 0], first, interval)
+        if self.accelerator.is_main_process and results["val_mse_history"] and forecast is not None:
+            pictures = plots.save_all(
+                self.out, results, self.learning_rates, forecast.predictions, forecast.targets, forecast.interval,
+                self.data_line,
+            )
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
         if verdict is not None and verdict.warning:

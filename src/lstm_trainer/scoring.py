@@ -4,7 +4,10 @@ Runs once at the end of training with the model exactly as saved (see inference.
 the figures are those a user of output_dir/model gets. The baselines see the same windows;
 the linear AR and MASE's scale are fitted on the training split only. With a horizon H > 1
 every forecast covers the H steps after its window, scored overall and per step ahead; a
-probabilistic head is also scored on CRPS and interval coverage.
+probabilistic head is also scored on CRPS and interval coverage. Every split is read a chunk
+of windows at a time (data/windows.py), so scoring holds forecasts, never the windows
+themselves; with several series, each window is normalised with its own series' statistics
+and every score is over all series' windows, in the data's units.
 """
 
 from __future__ import annotations
@@ -16,26 +19,30 @@ from typing import Any
 import numpy as np
 from accelerate import Accelerator
 
-from lstm_trainer.data import INPUTS, TARGET, PreparedData, split_values
+from lstm_trainer.data import PreparedData, Windows
 from lstm_trainer.evaluate import (
     COVERAGES,
+    Forecast,
     IntervalScores,
     LinearAR,
     Scores,
     Verdict,
     interval_scores,
-    naive_scale,
     persistence,
     relative_verdict,
     score,
     score_by_step,
     seasonal_naive,
 )
-from lstm_trainer.inference import predict
+from lstm_trainer.inference import Predictor
 
 # all_results.json names the splits short: val_mse, persistence_test_mase, ...
 SPLIT_KEYS = {"validation": "val", "test": "test"}
 FORECASTS = ("model", "persistence", "linear", "seasonal_naive")
+# Training windows the linear AR (and the model's linear skip) is fitted on: all of them up to
+# here, evenly spaced ones beyond: 200 K windows of 50 lags are ~80 MB of float64 per copy the
+# solver makes and about a second of SVD, where all windows of a 50 M-point series would be 20 GB.
+MAX_LINEAR_FIT_WINDOWS = 200_000
 
 
 @dataclass
@@ -46,6 +53,15 @@ class ForecastScores:
     by_step: list[Scores] | None = None
     intervals: IntervalScores | None = None  # a probabilistic model only
     intervals_by_step: list[IntervalScores] | None = None
+
+
+@dataclass
+class ValidationForecast:
+    """The saved model's first step ahead on every validation window, in data units: what the pictures show."""
+
+    predictions: np.ndarray  # [N]
+    targets: np.ndarray  # [N]
+    interval: tuple[np.ndarray, np.ndarray] | None = None  # a probabilistic model's central 80% interval
 
 
 @dataclass
@@ -61,6 +77,8 @@ class RunScores:
     splits: dict[str, SplitScores]
     mase_scale: float
     verdict: Verdict | None  # None for the synthetic reference, graded by its absolute thresholds
+    # For the pictures; None where no model was scored.
+    validation_forecast: ValidationForecast | None = None
 
     def results(self) -> dict[str, Any]:
         """Flat keys for all_results.json: val_mae, linear_test_mase, seasonal_naive_val_mse, ...
@@ -108,32 +126,72 @@ def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, f
     return result
 
 
+def linear_fit_windows(windows: Windows) -> np.ndarray:
+    """The training windows the linear fits read: every one, or evenly spaced ones past the cap."""
+    if len(windows) <= MAX_LINEAR_FIT_WINDOWS:
+        return np.arange(len(windows), dtype=np.int64)
+    return np.linspace(0, len(windows) - 1, MAX_LINEAR_FIT_WINDOWS).astype(np.int64)
+
+
 def score_run(
     accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int, season: int | None
 ) -> RunScores:
     """Every split after training, scored for the saved model (main process) and the baselines (all)."""
-    train = data.windows["train"].with_format("numpy")[:]
-    scale = naive_scale(split_values(data.windows["train"]))
-    linear = LinearAR.fit(train[INPUTS], train[TARGET])
+    train = data.windows["train"]
+    total, count = train.naive_mae_parts()
+    scale = total / count
+    inputs, targets = train.gather(linear_fit_windows(train), normalised=False)
+    linear = LinearAR.fit(inputs, targets)
+    del inputs, targets
+    with_model = accelerator.is_main_process and (best / "model.safetensors").is_file()
+    # The model as saved (fp32, no DeepSpeed): the figures are what a user of output_dir/model gets.
+    predictor = Predictor.load(best, accelerator.device) if with_model else None
     splits: dict[str, SplitScores] = {}
+    shown = None
     for split in SPLIT_KEYS:
         if split not in data.windows:
             continue
-        rows = data.windows[split].with_format("numpy")[:]  # data units
-        inputs, targets = rows[INPUTS], rows[TARGET].astype(np.float64)
-        horizon = 1 if targets.ndim == 1 else targets.shape[1]
+        windows = data.windows[split]
+        horizon = windows.horizon
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in ("target", *FORECASTS)}
+        forecasts: list[Forecast] = []
+        for index in windows.chunks():
+            inputs, targets = windows.gather(index, normalised=False)  # data units; targets [n] or [n, H]
+            parts["target"].append(targets.astype(np.float64))
+            parts["persistence"].append(persistence(inputs, horizon))
+            parts["linear"].append(linear.predict(inputs))
+            if season:
+                parts["seasonal_naive"].append(seasonal_naive(inputs, season, horizon))
+            if predictor is not None:
+                loc, spread = _window_statistics(windows, index)
+                forecasts.append(predictor.forecast(inputs, batch_size=batch_size, loc=loc, scale=spread))
+        joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
+        targets = joined["target"]
         model = None
-        if accelerator.is_main_process and (best / "model.safetensors").is_file():
-            forecast = predict(best, inputs, batch_size, accelerator.device)
+        if forecasts:
+            forecast = Forecast.concatenate(forecasts)
             model = score_forecast(forecast.point.reshape(targets.shape), targets, scale, forecast)
+            if split == "validation":
+                bounds = forecast.interval(80)
+                first = targets if targets.ndim == 1 else targets[:, 0]
+                interval = (bounds[0][:, 0], bounds[1][:, 0]) if bounds is not None else None
+                shown = ValidationForecast(forecast.point[:, 0], first, interval)
         splits[split] = SplitScores(
             model=model,
-            persistence=score_forecast(persistence(inputs, horizon), targets, scale),
-            linear=score_forecast(linear.predict(inputs), targets, scale),
-            seasonal_naive=score_forecast(seasonal_naive(inputs, season, horizon), targets, scale) if season else None,
+            persistence=score_forecast(joined["persistence"], targets, scale),
+            linear=score_forecast(joined["linear"], targets, scale),
+            seasonal_naive=score_forecast(joined["seasonal_naive"], targets, scale) if season else None,
         )
     accelerator.wait_for_everyone()
-    return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits))
+    return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits), shown)
+
+
+def _window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Each window's series (mean, std) where statistics are per series; None: the model's saved one."""
+    if windows.loc is None or windows.scale is None:
+        return None, None
+    series = windows.series_of(index)
+    return windows.loc[series], windows.scale[series]
 
 
 def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:

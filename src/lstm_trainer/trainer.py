@@ -19,7 +19,7 @@ from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
 from lstm_trainer import checkpoint, hub, perf, report, reshard, scoring, steps, tracking
 from lstm_trainer.config import DEEPSPEED_SETTINGS, RunConfig
-from lstm_trainer.data import INPUTS, TARGET, prepare_data
+from lstm_trainer.data import prepare_data
 from lstm_trainer.dataloaders import eval_loader, train_loader
 from lstm_trainer.distributed import (
     engine_settings,
@@ -99,24 +99,26 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     timings.dataset_seconds = time.perf_counter() - built
     ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
     steps.apply_to_accelerator(accelerator, ds)
-    dataset, norm = data.model_inputs, data.normalization  # the model sees normalised values
+    dataset, norm = data.windows, data.normalization  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
     head = model.output_head  # the loss and the point forecast; holds no weights, so prepare leaves it be
-    train_rows = dataset["train"].with_format("torch")[:]  # normalised, as the model sees them
-    model.fit_linear_skip(train_rows[INPUTS], train_rows[TARGET])
+    # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
+    fit_inputs, fit_targets = dataset["train"].gather(scoring.linear_fit_windows(dataset["train"]))
+    model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
+    del fit_inputs, fit_targets
     train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
     val_dl = eval_loader(dataset["validation"], train_cfg.eval_batch_size)
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
 
-    validation = data.windows["validation"].with_format("numpy")[:]  # data units
     run_info = {
         "config": config.to_dict(),
         "world_size": accelerator.num_processes,
         "ds_config": ds.source,
         "deepspeed": ds.config,
-        "data": {**data.params, "normalization": norm.to_dict()},
+        # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
+        "data": {**data.params, "normalization": {k: v for k, v in norm.to_dict().items() if k != "series"}},
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -124,11 +126,15 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
     accelerator.print(data.describe())
-    # Losses are measured on normalised values; every MSE (and NLL, pinball loss) reported is in the data's units.
-    units = norm.mse_in_data_units
+    # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
+    # loss) is reported in the data's units; with several, each series is scaled by its own
+    # statistics and the losses stay in those units (a series in thousands would otherwise
+    # drown one in units), while scoring below reports every split over all series' windows
+    # in the data's units.
+    units = (lambda mse: mse) if data.per_series else norm.mse_in_data_units
 
     def loss_units(loss: float) -> float:
-        return head.loss_in_data_units(loss, norm.std)
+        return loss if data.per_series else head.loss_in_data_units(loss, norm.std)
 
     state = TrainState()
     stopper = EarlyStopping(train_cfg.early_stopping_patience)
@@ -231,7 +237,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
         accelerator.print(f"model pushed to {url}")
     # Last, so that the verdict (and a warning where the model loses to a baseline) ends the output.
-    reporter.finish(results, out / BEST, validation[INPUTS], validation[TARGET], scores.verdict)  # target [N] or [N, H]
+    reporter.finish(results, scores.validation_forecast, scores.verdict)
     return results
 
 

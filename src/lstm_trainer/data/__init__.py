@@ -1,42 +1,35 @@
-"""The data a run learns from, as a windowed `datasets.DatasetDict`.
+"""The data a run learns from: series rows, split in time, windows gathered per batch.
 
-    windows.py    the row format (seq_length inputs -> next value), windowing, split statistics
-    synthetic.py  the reference's noisy multi-frequency sine wave
-    series.py     one column of a table -> a clean series in time order; the chronological split
-    sources.py    --dataset -> windows: synthetic, a CSV/Parquet/JSON Lines file, a folder, a Hub id
-    prepare.py    train-only normalisation, and the windows as the model sees them
+    rows.py       series rows in the Hub's time-series layout (item_id, start, target), end to end in one array
+    synthetic.py  the reference's noisy multi-frequency sine wave, as one row
+    series.py     one column of a table -> a clean series in time order
+    tables.py     a table -> series: one column, a wide table (a column per series), a long one (--id_column)
+    sources.py    --dataset -> series: synthetic, a CSV/Parquet/JSON Lines file, a folder, a Hub id
+    splits.py     each series cut in time by fraction of its length; too-short series dropped by id
+    windows.py    windows as (series, offset) index arithmetic, gathered a batch at a time
+    prepare.py    per-series normalisation from the train part, and what a run trains on
     card.py       the dataset card written by `push`
     cli.py        `python -m lstm_trainer.data build|push`
 """
 
 from lstm_trainer.data.prepare import PreparedData, prepare_data
-from lstm_trainer.data.sources import load_windows
+from lstm_trainer.data.rows import SeriesSet
+from lstm_trainer.data.sources import LoadedSeries, load_series
 from lstm_trainer.data.synthetic import build_synthetic, synthetic_series
-from lstm_trainer.data.windows import (
-    ALL_SPLITS,
-    INPUTS,
-    SPLITS,
-    TARGET,
-    dataset_params,
-    features,
-    make_windows,
-    split_values,
-    windows_to_dataset,
-)
+from lstm_trainer.data.windows import ALL_SPLITS, INPUTS, SPLITS, TARGET, Windows, dataset_params
 
 __all__ = [
     "ALL_SPLITS",
     "INPUTS",
     "SPLITS",
     "TARGET",
+    "LoadedSeries",
     "PreparedData",
+    "SeriesSet",
+    "Windows",
     "build_synthetic",
     "dataset_params",
-    "features",
-    "load_windows",
-    "make_windows",
+    "load_series",
     "prepare_data",
-    "split_values",
     "synthetic_series",
-    "windows_to_dataset",
 ]

@@ -1,11 +1,13 @@
-"""`python -m lstm_trainer.data build|push`: the windows a run trains on, to a folder or the Hub.
+"""`python -m lstm_trainer.data build|push`: the series a run trains on, to a folder or the Hub.
 
     python -m lstm_trainer.data build --output_dir data/sine               # the reference data
     python -m lstm_trainer.data build --dataset prices.csv --data_column close --output_dir data/prices
     python -m lstm_trainer.data push --repo_id you/sine [--private] [--revision v1]
+    python -m lstm_trainer.data build --dataset sales.csv --id_column store --time_column day --output_dir data/sales
     accelerate launch train.py --dataset you/sine                          # trains on the same windows
 
-The data flags are train.py's own (`--dataset`, `--seq_length`, ...) and `--seed` is its
+What is written is series rows in the Hub's time-series layout (item_id, start, target), one
+split per part in time, each holding every series up to its end. The data flags are train.py's own (`--dataset`, `--seq_length`, ...) and `--seed` is its
 seed, so the same flags give the same windows here and in a run. The Hub token comes from
 HF_TOKEN or a prior `hf auth login`, through huggingface_hub; it is never printed.
 """
@@ -30,12 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,push}")
     build = commands.add_parser(
-        "build", help="write the windowed DatasetDict to a folder (save_to_disk) and print a summary",
+        "build", help="write the series rows (Hub time-series layout) to a folder (save_to_disk) and print a summary",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
     build.add_argument("--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole.")
     push = commands.add_parser(
-        "push", help="build the windows and push them to the Hub with a dataset card",
+        "push", help="build the series rows and push them to the Hub with a dataset card",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
     push.add_argument("--repo_id", required=True, help="Hub dataset repository, user/name (created if missing).")
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     seed_default = next(f.default for f in fields(TrainConfig) if f.name == "seed")
     for command in (build, push):
-        # Normalisation is the trainer's business: windows are built and pushed in data units.
+        # Normalisation is the trainer's business: series are built and pushed in data units.
         add_config_flags(command.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization",))
         command.add_argument("--seed", type=int, default=seed_default, help="Seed of the synthetic data (train.py's --seed).")
     return parser
@@ -69,15 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _prepare(config: DataConfig, seed: int) -> Any:
+    """The run's own data path (a bad source fails here, before anything is written or sent)."""
+    from dataclasses import replace
+
+    from lstm_trainer.data.prepare import prepare_data
+
+    return prepare_data(replace(config, normalization="none"), seed)
+
+
 def build(config: DataConfig, seed: int, output_dir: Path) -> None:
-    from lstm_trainer.data.sources import load_windows
     from lstm_trainer.files import replace_dir
 
     _check_output_dir(output_dir)
-    windows = load_windows(config, seed)
+    data = _prepare(config, seed)
     with replace_dir(output_dir) as tmp:
-        windows.save_to_disk(str(tmp))
-    print(_summary(windows))
+        data.split_rows().save_to_disk(str(tmp))
+    print(_summary(data))
     print(f"written to {output_dir} (datasets.load_from_disk); train on it with --dataset {output_dir}")
 
 
@@ -85,33 +95,33 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
     from huggingface_hub import DatasetCard, constants, get_token, hf_hub_download
 
     from lstm_trainer.data.card import card_body, card_metadata, default_license
-    from lstm_trainer.data.sources import load_windows
-    from lstm_trainer.data.windows import dataset_params
 
     token = get_token()
     if token is None:
         raise UserError("push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`; nothing was pushed")
     if constants.HF_HUB_OFFLINE:
         raise UserError("push needs the Hub, but HF_HUB_OFFLINE is set; unset it to push; nothing was pushed")
-    windows = load_windows(config, seed)  # a bad source fails here, before anything is sent
-    params = dataset_params(windows["train"])
+    data = _prepare(config, seed)
+    params = data.params
     url = f"{constants.ENDPOINT}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
     try:
-        windows.push_to_hub(repo_id, private=private, revision=revision, token=token,
-                            commit_message=f"Windows of {config.seq_length} steps from lstm-trainer")  # fmt: skip
+        data.split_rows().push_to_hub(
+            repo_id, private=private, revision=revision, token=token,
+            commit_message=f"{data.rows.num_series} series, {data.rows.num_points} points from lstm-trainer",
+        )  # fmt: skip
     except Exception as err:
         raise UserError(f"could not push to {repo_id}: {hub_reason(err)}; nothing was changed there") from None
     try:
         card = DatasetCard(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)).read_text())
-        for key, value in card_metadata(windows, params, license or default_license(params)).items():
+        for key, value in card_metadata(data, params, license or default_license(params)).items():
             card.data[key] = value
-        card.text = card_body(windows, params, repo_id, revision)
+        card.text = card_body(data, params, repo_id, revision)
         card.push_to_hub(repo_id, token=token, repo_type="dataset", revision=revision, commit_message="Dataset card")
     except Exception as err:
         raise UserError(
-            f"the windows were pushed to {url}, but not the dataset card ({hub_reason(err)}); run push again to retry"
+            f"the series were pushed to {url}, but not the dataset card ({hub_reason(err)}); run push again to retry"
         ) from None
-    print(_summary(windows))
+    print(_summary(data))
     revision_flag = f" --dataset_revision {revision}" if revision else ""
     print(f"pushed to {url}; train on it with: accelerate launch train.py --dataset {repo_id}{revision_flag}")
 
@@ -128,11 +138,12 @@ def _check_output_dir(output_dir: Path) -> None:
         )
 
 
-def _summary(windows: Any) -> str:
+def _summary(data: Any) -> str:
     from lstm_trainer.data.card import summary_table
     from lstm_trainer.data.prepare import source_text
-    from lstm_trainer.data.windows import dataset_params, window_length
 
-    params = dataset_params(windows["train"])
-    head = f"{source_text(params)}: windows of {window_length(windows['train'])} steps -> the next value"
-    return f"{head}\n{summary_table(windows)}"
+    train = data.windows["train"]
+    ahead = "the next value" if train.horizon == 1 else f"the next {train.horizon} values"
+    head = f"{source_text(data.params)}: {data.rows.num_series} series, {data.rows.num_points} points; windows of {train.seq_length} steps -> {ahead}"
+    notes = "".join(f"\nnote: {note}" for note in data.notes)
+    return f"{head}\n{summary_table(data)}{notes}"

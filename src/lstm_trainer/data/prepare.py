@@ -1,36 +1,55 @@
-"""What a run trains on: the windows, the normalisation fitted on their training split, and the
-windows as the model sees them.
+"""What a run trains on: series -> splits in time -> per-series normalisation -> windows.
 
-Statistics come from the training split only (validation and test values never shape the
-transform). The windows a source yields, and what `build` / `push` write, stay in the data's
-own units; the z-score is applied here, in memory, for the model.
+Statistics come from each series' training part only (validation and test values never
+shape the transform). The series stay in the data's own units; the z-score is applied per
+window as a batch is gathered (windows.py), so no normalised copy of the data is made.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 
+from lstm_trainer import metrics
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data.sources import load_windows
-from lstm_trainer.data.windows import INPUTS, TARGET, dataset_params, persistence_mse, split_values, window_length
+from lstm_trainer.data.rows import SeriesSet
+from lstm_trainer.data.sources import load_series
+from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction
+from lstm_trainer.data.windows import Windows, params_info
 from lstm_trainer.errors import UserError
 from lstm_trainer.normalization import Normalization
 
 
 @dataclass
 class PreparedData:
-    windows: DatasetDict  # train / validation / optional test, in the data's units
+    rows: SeriesSet  # every series used, in data units
+    windows: dict[str, Windows]  # train / validation / optional test; gather(normalised=True) is what the model sees
     normalization: Normalization
-    model_inputs: DatasetDict  # the same windows, normalised: what the loaders read
     params: dict[str, Any]  # the source's generation or reading parameters
+    plan: SplitPlan  # where each series is cut in time
+    notes: list[str] = field(default_factory=list)  # series dropped, and why
+
+    def split_rows(self) -> DatasetDict:
+        """The series rows in the Hub's layout, one split per part in time, each holding every series
+        up to the end of that part (train, then validation = train + more, then test = all), as
+        the Hub's time-series sets do; the source parameters travel in each split's DatasetInfo."""
+        info = params_info({k: v for k, v in self.params.items() if k != "normalization"})
+        return DatasetDict({
+            split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()
+        })  # fmt: skip
 
     def persistence_mse(self, split: str) -> float | None:
         """'Next value = last value' on a split, in data units (None if there is no such split)."""
-        return persistence_mse(self.windows[split]) if split in self.windows else None
+        if split not in self.windows:
+            return None
+        windows, total = self.windows[split], 0.0
+        for index in windows.chunks():
+            inputs, targets = windows.gather(index, normalised=False)
+            total += metrics.persistence_mse(inputs, targets) * len(index)
+        return total / len(windows)
 
     @property
     def noise_floor(self) -> float | None:
@@ -39,27 +58,61 @@ class PreparedData:
             return float(self.params["noise_std"]) ** 2
         return None
 
+    @property
+    def per_series(self) -> bool:
+        return self.normalization.series is not None
+
     def describe(self) -> str:
-        sizes = ", ".join(f"{split} {len(data)}" for split, data in self.windows.items())
-        length = window_length(self.windows["train"])
+        sizes = ", ".join(f"{split} {len(w)}" for split, w in self.windows.items())
+        train = self.windows["train"]
         norm = self.normalization
-        scaling = (
-            "values as they are (no normalisation)"
-            if norm.is_identity
-            else f"z-score from the train split (mean {norm.mean:.6g}, std {norm.std:.6g}); every MSE in the data's units"
-        )
-        return f"  data {source_text(self.params)}: {sizes} windows of {length} steps; {scaling}"
+        if norm.is_identity:
+            scaling = "values as they are (no normalisation)"
+        elif self.per_series:
+            scaling = (
+                "z-score per series from its train part; losses during training are in those units, "
+                "the final scores in the data's units"
+            )
+        else:
+            scaling = f"z-score from the train split (mean {norm.mean:.6g}, std {norm.std:.6g}); every MSE in the data's units"
+        ahead = f", {train.horizon} steps ahead" if train.horizon > 1 else ""
+        series = f"{self.rows.num_series} series, {self.rows.num_points:,} points; "
+        notes = "".join(f"\n  note: {note}" for note in self.notes)
+        return f"  data {source_text(self.params)}: {series}{sizes} windows of {train.seq_length} steps{ahead}; {scaling}{notes}"
 
 
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    windows = load_windows(config, seed)
-    params = dataset_params(windows["train"])
-    normalization = choose_normalization(windows, config, params)
-    return PreparedData(windows, normalization, normalize(windows, normalization), params)
+    loaded = load_series(config, seed)
+    rows, params = loaded.rows, loaded.params
+    notes: list[str] = []
+    if loaded.plan is None:
+        rows, plan = plan_by_fraction(
+            rows, config.val_fraction, config.test_fraction, config.seq_length, config.horizon, config.dataset
+        )
+        notes += plan.dropped
+        params.update(val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+    else:
+        plan = loaded.plan
+    params.update(seq_length=config.seq_length, series=rows.num_series, points=rows.num_points)
+    if config.horizon > 1:
+        params["horizon"] = config.horizon
+    if loaded.spans and rows.num_series == 1:
+        params["split_rows"] = _split_rows(plan, loaded.spans)
+    windows = {split: plan.windows(rows, split, config.seq_length, config.horizon) for split in plan.bounds}
+    empty = [split for split, w in windows.items() if len(w) == 0]
+    if empty:
+        raise UserError(f"{config.dataset}: the {empty[0]} split holds no windows of {config.seq_length} + {config.horizon} values")
+    normalization, rows, plan, windows, dropped = _normalize(rows, plan, windows, config, params)
+    notes += dropped
+    if notes:
+        params["dropped_series"] = notes
+    return PreparedData(rows, windows, normalization, params, plan, notes)
 
 
-def choose_normalization(windows: DatasetDict, config: DataConfig, params: dict[str, Any]) -> Normalization:
-    """z-score fitted on the training split; none for the reference's synthetic data under `auto`.
+def _normalize(
+    rows: SeriesSet, plan: SplitPlan, windows: dict[str, Windows], config: DataConfig, params: dict[str, Any]
+) -> tuple[Normalization, SeriesSet, SplitPlan, dict[str, Windows], list[str]]:
+    """z-score per series fitted on its train part; none for the reference's synthetic data under `auto`.
 
     The sine wave is already centred with unit-order amplitude, and the reference trains on it
     raw: normalising would change its loss values and nothing else, so `auto` leaves it alone.
@@ -68,35 +121,84 @@ def choose_normalization(windows: DatasetDict, config: DataConfig, params: dict[
     if mode == "auto":
         mode = "none" if params.get("source") == "synthetic" else "zscore"
     if mode == "none":
-        return Normalization.identity()
-    values = split_values(windows["train"])
-    if float(values.std()) == 0.0:
+        return Normalization.identity(), rows, plan, windows, []
+    spans = windows["train"].spans()
+    stats = np.array([_mean_std(rows.values[a:b]) for a, b in spans])  # (S, 2); a loop over series, not points
+    constant = stats[:, 1] == 0.0
+    if constant.all():
+        first = rows.values[spans[0, 0]]
+        what = "the training split is constant" if rows.num_series == 1 else "every series is constant in its train part"
         raise UserError(
-            f"{config.dataset}: the training split is constant (every value {values[0]:g}), so it cannot be "
+            f"{config.dataset}: {what} (every value {first:g}), so it cannot be "
             "z-scored and there is nothing to learn; check --data_column, or pass --normalization none"
         )
-    return Normalization.fit(values)
+    notes = []
+    if constant.any():
+        bad = np.flatnonzero(constant)
+        shown = ", ".join(repr(rows.item_ids[s]) for s in bad[:SHOWN_IDS]) + (", ..." if len(bad) > SHOWN_IDS else "")
+        notes.append(f"{len(bad)} of {rows.num_series} series dropped, constant in their train part (nothing to scale or learn): {shown}")
+        keep = ~constant
+        rows = rows.select(keep)
+        plan = SplitPlan({split: b[keep] for split, b in plan.bounds.items()}, plan.context)
+        windows = {split: plan.windows(rows, split, config.seq_length, config.horizon) for split in plan.bounds}
+        stats = stats[keep]
+        spans = windows["train"].spans()
+    if rows.num_series == 1:
+        normalization = Normalization(float(stats[0, 0]), float(stats[0, 1]))
+    else:
+        pooled = _pooled(rows.values, spans)
+        normalization = Normalization(*pooled, series={rows.item_ids[s]: (float(m), float(d)) for s, (m, d) in enumerate(stats)})
+    loc, scale = stats[:, 0].copy(), stats[:, 1].copy()
+    return normalization, rows, plan, {split: w.with_normalization(loc, scale) for split, w in windows.items()}, notes
 
 
-def normalize(windows: DatasetDict, normalization: Normalization) -> DatasetDict:
-    """Every split through the same transform, in memory (nothing is written to the source's folder)."""
-    if normalization.is_identity:
-        return windows
+# A series longer than this gets its statistics a chunk at a time: a float64 copy of a
+# 10^8-point series is 800 MB, twice (the deviations), and was most of that run's peak RSS.
+STATS_CHUNK = 1 << 22
 
-    def one(split: Dataset) -> Dataset:
-        rows = split.with_format("numpy")[:]
-        scaled = {name: normalization.apply(rows[name].astype(np.float64)).astype(np.float32) for name in (INPUTS, TARGET)}
-        return Dataset.from_dict(scaled, features=split.features, info=split.info.copy())
 
-    return DatasetDict({name: one(split) for name, split in windows.items()})
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) std in float64; exactly NumPy's below STATS_CHUNK points."""
+    if len(values) <= STATS_CHUNK:
+        values = values.astype(np.float64)
+        return float(values.mean()), float(values.std())
+    parts = range(0, len(values), STATS_CHUNK)
+    mean = sum(float(np.sum(values[a : a + STATS_CHUNK], dtype=np.float64)) for a in parts) / len(values)
+    squares = sum(float(np.sum((values[a : a + STATS_CHUNK].astype(np.float64) - mean) ** 2)) for a in parts)
+    return mean, float(np.sqrt(squares / len(values)))
+
+
+def _pooled(values: np.ndarray, spans: np.ndarray) -> tuple[float, float]:
+    """Mean and std of every training value together, from per-series sums (no concatenated copy)."""
+    n = float(np.sum(spans[:, 1] - spans[:, 0]))
+    pieces = [(a, min(a + STATS_CHUNK, b)) for start, b in spans for a in range(start, b, STATS_CHUNK)]
+    mean = sum(float(np.sum(values[a:b], dtype=np.float64)) for a, b in pieces) / n
+    squares = sum(float(np.sum((values[a:b].astype(np.float64) - mean) ** 2)) for a, b in pieces)
+    return mean, float(np.sqrt(squares / n))
+
+
+def _split_rows(plan: SplitPlan, spans: dict[str, Any]) -> dict[str, Any]:
+    """For one series read from a table: the source rows (and times) each split covers, for the card."""
+    rows, times = spans["rows"], spans.get("times")
+    out = {}
+    for split, bounds in plan.bounds.items():
+        start, stop = int(bounds[0, 0]), int(bounds[0, 1])
+        span: dict[str, Any] = {"first_row": int(rows[start]), "last_row": int(rows[stop - 1]), "values": stop - start}
+        if times is not None:
+            span.update(first_time=times[start], last_time=times[stop - 1])
+        out[split] = span
+    return out
 
 
 def source_text(params: dict[str, Any]) -> str:
-    """A short human description of where windows came from."""
+    """A short human description of where the series came from."""
     source = params.get("source")
     if source == "synthetic":
         return f"synthetic sine (seed {params.get('seed')}, noise_std {params.get('noise_std')})"
     if source in ("file", "folder", "hub"):
         where = params.get("file") or params.get("folder") or params.get("repo_id")
-        return f"{where}, column {params.get('data_column')!r}"
-    return "windows"
+        column = params.get("data_column")
+        columns = f"columns {', '.join(map(repr, column))}" if isinstance(column, list) else f"column {column!r}"
+        by = f" by {params['id_column']!r}" if params.get("id_column") else ""
+        return f"{where}, {columns}{by}"
+    return "series"

@@ -1,4 +1,6 @@
-"""From a table (one row per time step) to one clean series, and its chronological split.
+"""From one column of a table (one row per time step) to one clean series in time order.
+
+tables.py uses these checks for wide and long tables too; splits.py cuts the series in time.
 
 Every check names the source, the column and the row (rows count from 1, in the order of
 the file; a CSV header is not a row), and says what to do. Nothing is repaired silently:
@@ -7,7 +9,7 @@ missing values stay an error unless `--fill_missing` names a policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,13 +35,6 @@ class Series:
     dropped: int = 0  # rows removed by --fill_missing drop
 
 
-@dataclass
-class Splits:
-    """Half-open [start, stop) ranges of the series, in time order: train, validation, test."""
-
-    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
 def extract_series(
     table: Dataset, name: str, data_column: str | None, time_column: str | None, fill_missing: str | None
 ) -> Series:
@@ -61,50 +56,6 @@ def extract_series(
     if times is not None:
         times = [t for t, kept in zip(times, keep, strict=True) if kept]
     return Series(values, column, rows[keep], times, repaired, dropped=int((~keep).sum()))
-
-
-def split_series(n: int, val_fraction: float, test_fraction: float, seq_length: int, name: str, horizon: int = 1) -> Splits:
-    """Train first, then validation, then test.
-
-    Validation and test windows take their inputs from the values before their split (see
-    `context_bounds`), so only the training split needs a whole window (seq_length + 1 values)
-    and every later value is a target; the others need one value each.
-    """
-    lengths = _split_lengths(n, val_fraction, test_fraction)
-    needs = {split: (seq_length + horizon if split == "train" else horizon) for split in lengths}
-    short = [split for split, length in lengths.items() if length < needs[split]]
-    if short:
-        minimum = n
-        while any(length < needs[s] for s, length in _split_lengths(minimum, val_fraction, test_fraction).items()):
-            minimum += 1
-        split = short[0]
-        raise UserError(
-            f"{name}: the series has {n} values, too short for --seq_length {seq_length}: the {split} split "
-            f"gets {lengths[split]} values and needs at least {needs[split]}"
-            f"{f' (seq_length + {horizon})' if split == 'train' else ''}; give at least {minimum} "
-            f"values, or lower --seq_length, or change --val_fraction / --test_fraction"
-        )
-    bounds, start = {}, 0
-    for split, length in lengths.items():
-        bounds[split] = (start, start + length)
-        start += length
-    return Splits(bounds)
-
-
-def context_bounds(split: str, bounds: tuple[int, int], seq_length: int) -> tuple[int, int]:
-    """The stretch of series a split's windows are cut from: its own values, and for the splits
-    after training the seq_length values before them as inputs only. Every value of a later
-    split is then a target, and inputs still always precede their target."""
-    start, stop = bounds
-    return (start, stop) if split == "train" else (start - seq_length, stop)
-
-
-def _split_lengths(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    lengths = {"train": n - n_val - n_test, "validation": n_val}
-    if test_fraction > 0:
-        lengths["test"] = n_test
-    return lengths
 
 
 def _is_numeric(feature: object) -> bool:

@@ -1,34 +1,28 @@
-"""`--dataset` to windows: the synthetic sine, a file, a `save_to_disk` folder or a Hub id.
+"""`--dataset` to series rows: the synthetic sine, a file, a `save_to_disk` folder or a Hub id.
 
 Reading is done by `datasets` (`load_dataset` for files and the Hub, `load_from_disk` for
-folders). A source holds either windows already (`inputs` / `target` columns, as `build` and
-`push` write them), used as they are, or a table with one row per time step, from which one
-column becomes the series that is split in time order and windowed here.
+folders). A source holds either series rows already (the Hub's time-series layout: a list
+column `target`, one row per series, as `build` and `push` write them), used in place, or a
+table with one row per time step, whose columns become series (tables.py).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, Sequence
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data.series import context_bounds, extract_series, split_series
-from lstm_trainer.data.synthetic import build_synthetic
-from lstm_trainer.data.windows import (
-    ALL_SPLITS,
-    INPUTS,
-    TARGET,
-    dataset_params,
-    features,
-    params_info,
-    target_horizon,
-    window_length,
-    windows_to_dataset,
-)
+from lstm_trainer.data.rows import ITEM_ID, NO_CLOCK, START, TARGET_COLUMN, SeriesSet, flat_values
+from lstm_trainer.data.splits import SplitPlan
+from lstm_trainer.data.synthetic import build_synthetic, synthetic_params
+from lstm_trainer.data.tables import table_to_series
+from lstm_trainer.data.windows import ALL_SPLITS, dataset_params
 from lstm_trainer.errors import UserError
 
 # File suffix -> the `datasets` builder that reads it.
@@ -40,21 +34,32 @@ CARD_KEY = "lstm_trainer"
 OFFLINE_HINT = "set HF_HUB_OFFLINE=1 to use a copy already in your cache"
 
 
-def load_windows(config: DataConfig, seed: int) -> DatasetDict:
-    """The windowed DatasetDict (train, validation, optional test) for `config.dataset`, in data units."""
+@dataclass
+class LoadedSeries:
+    """What a source gives: its series, a fixed split where the source dictates one, and how it was read."""
+
+    rows: SeriesSet
+    params: dict[str, Any]
+    plan: SplitPlan | None = None  # None: each series is split by --val_fraction / --test_fraction
+    spans: dict[str, Any] = field(default_factory=dict)  # one series from a table: source rows and times
+
+
+def load_series(config: DataConfig, seed: int) -> LoadedSeries:
+    """The series of `config.dataset`, in data units, every value finite."""
     if config.is_synthetic:
-        return build_synthetic(config, seed)
+        rows, plan = build_synthetic(config, seed)
+        return LoadedSeries(rows, synthetic_params(config, seed), plan)
     name = config.dataset
     path = Path(name).expanduser()
     if path.is_dir():
-        return _to_windows(_load_folder(path, name), config, {"source": "folder", "folder": path.name})
+        return _from_loaded(_load_folder(path, name), config, {"source": "folder", "folder": path.name})
     if path.is_file():
         table, fmt = read_table(name)
-        return _to_windows(table, config, {"source": "file", "file": path.name, "format": fmt})
+        return _from_loaded(table, config, {"source": "file", "file": path.name, "format": fmt})
     if _looks_like_path(name):
         raise UserError(f"{name}: no such file or folder; check the path given to --dataset")
     loaded, params = _load_hub(name, config.dataset_revision)
-    return _to_windows(loaded, config, {"source": "hub", "repo_id": name, "revision": config.dataset_revision}, params)
+    return _from_loaded(loaded, config, {"source": "hub", "repo_id": name, "revision": config.dataset_revision}, params)
 
 
 def read_table(name: str) -> tuple[Dataset, str]:
@@ -199,84 +204,108 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _to_windows(
-    loaded: Dataset | DatasetDict, config: DataConfig, source: dict[str, Any], params: dict[str, Any] | None = None
-) -> DatasetDict:
-    name = config.dataset
-    if isinstance(loaded, DatasetDict) and all(INPUTS in s.column_names and TARGET in s.column_names for s in loaded.values()):
-        return _windowed(loaded, config, params)
-    if isinstance(loaded, DatasetDict):
-        if len(loaded) != 1:
-            raise UserError(
-                f"{name} has splits {', '.join(loaded)} but no {INPUTS!r}/{TARGET!r} windows; give one table with "
-                "a row per time step (it is split here) or windows written by `python -m lstm_trainer.data build`"
-            )
-        loaded = next(iter(loaded.values()))
-    if INPUTS in loaded.column_names and TARGET in loaded.column_names:
-        raise UserError(f"{name} holds windows without train/validation splits; build it with `python -m lstm_trainer.data build`")
-    return _windows_from_table(loaded, config, source)
+def _is_series_rows(data: Dataset, column: str) -> bool:
+    return column in data.column_names and isinstance(data.features[column], Sequence)
 
 
-def _windows_from_table(table: Dataset, config: DataConfig, source: dict[str, Any]) -> DatasetDict:
+def _from_loaded(
+    loaded: Dataset | DatasetDict, config: DataConfig, source: dict[str, Any], card: dict[str, Any] | None = None
+) -> LoadedSeries:
     name = config.dataset
-    series = extract_series(table, name, config.data_column, config.time_column, config.fill_missing)
-    splits = split_series(len(series.values), config.val_fraction, config.test_fraction, config.seq_length, name, config.horizon)
-    params: dict[str, Any] = {
+    column = config.data_column[0] if config.data_column and len(config.data_column) == 1 else TARGET_COLUMN
+    parts = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    if any("inputs" in part.column_names and not _is_series_rows(part, column) for part in parts.values()):
+        raise UserError(
+            f"{name} holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it with "
+            "`python -m lstm_trainer.data build` (series rows, one per series, as the Hub's time-series sets)"
+        )
+    if any(_is_series_rows(part, column) for part in parts.values()):
+        return _series_rows(parts, config, column, source, card or {})
+    if len(parts) != 1:
+        raise UserError(
+            f"{name} has splits {', '.join(parts)} but no list column {column!r} of series; give one table with "
+            "a row per time step, or series rows (item_id, start, target) as `python -m lstm_trainer.data build` writes"
+        )
+    table = next(iter(parts.values()))
+    rows, read = table_to_series(table, name, config.data_column, config.time_column, config.id_column, config.fill_missing)
+    spans = read.pop("split_rows", {})
+    params = {
         **{k: v for k, v in source.items() if v is not None},
-        "data_column": series.column,
+        **read,
         "time_column": config.time_column,
         "rows": table.num_rows,
         "fill_missing": config.fill_missing,
-        "filled_values": series.repaired,
-        "dropped_rows": series.dropped,
-        "val_fraction": config.val_fraction,
-        "test_fraction": config.test_fraction,
-        "seq_length": config.seq_length,
-        "split_rows": {},
     }
-    for split, (start, stop) in splits.bounds.items():
-        span: dict[str, Any] = {"first_row": int(series.rows[start]), "last_row": int(series.rows[stop - 1]), "values": stop - start}
-        if series.times is not None:
-            span.update(first_time=series.times[start], last_time=series.times[stop - 1])
-        params["split_rows"][split] = span
-    info = params_info(params, config.seq_length, config.horizon)
-    return DatasetDict(
-        {
-            split: windows_to_dataset(
-                series.values[slice(*context_bounds(split, span, config.seq_length))], config.seq_length, info.copy(), config.horizon
-            )
-            for split, span in splits.bounds.items()
-        }
-    )
+    return LoadedSeries(rows, params, None, spans)
 
 
-def _windowed(loaded: DatasetDict, config: DataConfig, params: dict[str, Any] | None) -> DatasetDict:
-    """Windows as written by `build` / `push`: checked and used as they are."""
+def _series_rows(
+    parts: DatasetDict, config: DataConfig, column: str, source: dict[str, Any], card: dict[str, Any]
+) -> LoadedSeries:
+    """Series rows, used in place (a memory map of the Arrow file where it allows).
+
+    In the Hub's layout each later split holds the same series, longer: train, then validation
+    (train + more), then test (all). The last split holds them whole and the shorter ones say
+    where each series is cut; a single split is cut by --val_fraction / --test_fraction.
+    """
     name = config.dataset
-    missing = [split for split in ("train", "validation") if split not in loaded]
-    if missing:
-        raise UserError(f"{name} holds windows but no {' or '.join(missing)} split (it has: {', '.join(loaded)})")
-    splits = DatasetDict({split: loaded[split] for split in ALL_SPLITS if split in loaded})
-    length = window_length(splits["train"])
-    if length != config.seq_length:
-        raise UserError(f"{name} holds windows of {length} steps but --seq_length is {config.seq_length}; pass --seq_length {length}")
-    params = params if params is not None else dataset_params(splits["train"])
-    out = {}
-    for split, data in splits.items():
-        if len(data) == 0:
-            raise UserError(f"{name}: the {split} split holds no windows")
-        data = data.select_columns([INPUTS, TARGET])
-        if target_horizon(data) != config.horizon:
-            raise UserError(
-                f"{name} holds windows with {target_horizon(data)} target value(s) but --horizon is {config.horizon}; "
-                f"pass --horizon {target_horizon(data)}, or build the windows with --horizon {config.horizon}"
-            )
-        if data.features != features(length, config.horizon):  # in memory: never write cache files into the user's folder
-            data = data.cast(features(length, config.horizon), keep_in_memory=True)
-        rows = data.with_format("numpy")[:]
-        finite = np.isfinite(rows[INPUTS]).all(axis=1) & np.isfinite(rows[TARGET].reshape(len(data), -1)).all(axis=1)
-        if not finite.all():
-            raise UserError(f"{name}: the {split} split has NaN or inf values in window {int(np.argmin(finite)) + 1}; rebuild it from clean data")
-        data.info.description = params_info(params, length, config.horizon).description
-        out[split] = data
-    return DatasetDict(out)
+    present = [split for split in ALL_SPLITS if split in parts] or list(parts)[:1]
+    whole = _rows_of(parts[present[-1]], column, name)
+    stored = dataset_params(parts[present[-1]]) or card
+    params = {**stored, **{k: v for k, v in source.items() if v is not None}, "data_column": column}
+    if stored.get("source") == "synthetic":
+        params["source"], params["stored_as"] = "synthetic", source["source"]
+        if stored.get("seq_length") not in (None, config.seq_length):
+            raise UserError(f"{name} is the synthetic sine built for --seq_length {stored['seq_length']}; pass --seq_length {stored['seq_length']}")
+    if len(present) < 2:
+        return LoadedSeries(whole, params)
+    cuts = []
+    for split in present[:-1]:
+        part = parts[split]
+        ids = [str(v) for v in part.data.table.column(ITEM_ID).to_pylist()] if ITEM_ID in part.column_names else None
+        lengths = np.asarray(part.data.table.column(column).combine_chunks().value_lengths().fill_null(0), np.int64)
+        if (ids is not None and ids != whole.item_ids) or len(lengths) != whole.num_series or (lengths > whole.lengths).any():
+            params["splits_from"] = f"the {present[-1]} split, by fraction (the {split} split does not hold its series' beginnings)"
+            return LoadedSeries(whole, params)
+        cuts.append(lengths)
+    cuts.append(whole.lengths)
+    bounds, start = {}, np.zeros(whole.num_series, np.int64)
+    for split, stop in zip(present, cuts, strict=True):
+        bounds[split] = np.stack([start, stop], axis=1)
+        start = stop
+    params["splits_from"] = f"the dataset's own {', '.join(present)} splits"
+    return LoadedSeries(whole, params, SplitPlan(bounds, context=stored.get("source") != "synthetic"))
+
+
+def _rows_of(data: Dataset, column: str, name: str) -> SeriesSet:
+    if data.num_rows == 0:
+        raise UserError(f"{name}: holds no series (the {column!r} column has no rows)")
+    table = data.data.table  # the Arrow table itself (memory-mapped for files on disk)
+    value_type = table.column(column).type.value_type
+    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+        raise UserError(
+            f"{name}: column {column!r} holds lists of {value_type}, not numbers; this trainer learns univariate "
+            "series (one number per step): name a list-of-numbers column with --data_column"
+        )
+    values, offsets = flat_values(table.column(column))
+    ids = [str(v) for v in table.column(ITEM_ID).to_pylist()] if ITEM_ID in data.column_names else [str(i) for i in range(data.num_rows)]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise UserError(f"{name}: item_id {twice!r} names two rows; each series needs its own id")
+    starts = np.full(len(ids), NO_CLOCK)
+    if START in data.column_names:
+        try:
+            starts = table.column(START).cast(pa.timestamp("s")).to_numpy().astype("datetime64[s]")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a start the layout does not type: not needed to train
+            pass
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        s = int(np.searchsorted(offsets, first, side="right") - 1)
+        count = int(np.sum(bad[offsets[s] : offsets[s + 1]]))
+        raise UserError(
+            f"{name}: series {ids[s]!r} has {count} missing (NaN) or infinite value{'s' if count > 1 else ''}, the first "
+            f"at step {first - offsets[s] + 1}; repair it at the source (series rows are used as they are)"
+        )
+    return SeriesSet(values, offsets, ids, starts)

@@ -1,66 +1,125 @@
-"""Windows: the rows the model trains on, `seq_length` past values and the value after them
-(or the `horizon` values after them: target [H] instead of a number, see `make_windows`).
+"""Windows as index arithmetic: window i of a split is (series, offset), gathered at batch time.
 
-Every source (the synthetic sine, a file, a folder, the Hub) ends up as a `DatasetDict` of
-these rows, in the data's own units, with the source's parameters in each split's
-`DatasetInfo.description` (JSON), so they travel with `save_to_disk`.
+Nothing is materialised: a split is, per series, the position of its first target and how
+many windows it holds. Window i lies in the series whose cumulative count passes i; its
+inputs are the seq_length values before its target position, its target the `horizon`
+values from there on. A batch is one fancy index into the series values: [B, T] inputs,
+[B] targets (horizon 1) or [B, H]. Memory is the series itself, 4 bytes a point, where
+materialised windows took (seq_length + 1) x 4 bytes a window, twice (Arrow, then tensors).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetInfo, Features, Sequence, Value
+from datasets import Dataset, DatasetInfo
 
-from lstm_trainer import metrics
+from lstm_trainer.data.rows import series_features
 
 INPUTS, TARGET = "inputs", "target"
 SPLITS = ("train", "validation")
 # Splits a run uses, in time order; "test" is optional and scored once at the end.
 ALL_SPLITS = ("train", "validation", "test")
+# Windows gathered at once where a whole split is read (scoring, the linear fits): 64 Ki
+# windows of 50 steps are 13 MB of float32, whatever the split's size.
+CHUNK = 65_536
 
 
-def features(seq_length: int, horizon: int = 1) -> Features:
-    """One row: `seq_length` past values and the value that follows them (the `horizon` values, H > 1)."""
-    target = Value("float32") if horizon == 1 else Sequence(Value("float32"), length=horizon)
-    return Features({INPUTS: Sequence(Value("float32"), length=seq_length), TARGET: target})
+@dataclass
+class Windows:
+    """The windows of one split over `values` (all series end to end, data units)."""
+
+    values: np.ndarray  # (P,) float32
+    first: np.ndarray  # (S,) int64: position in `values` of each series' first target
+    counts: np.ndarray  # (S,) int64: windows of each series in this split (may be 0)
+    seq_length: int
+    horizon: int = 1
+    # Per series: model value = (value - loc) / scale, fitted on its training part (prepare.py).
+    loc: np.ndarray | None = None  # (S,) float64
+    scale: np.ndarray | None = None  # (S,) float64
+    ends: np.ndarray = field(init=False)  # (S,) cumulative window counts
+
+    def __post_init__(self) -> None:
+        self.first = np.asarray(self.first, np.int64)
+        self.counts = np.asarray(self.counts, np.int64)
+        self.ends = np.cumsum(self.counts)
+        assert (self.first >= self.seq_length).all() or not len(self.first)
+        self._lags = np.arange(-self.seq_length, 0, dtype=np.int64)  # [T]
+        self._ahead = np.arange(self.horizon, dtype=np.int64)  # [H]
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    @property
+    def is_normalised(self) -> bool:
+        return self.loc is not None and self.scale is not None and bool(self.loc.any() or (self.scale != 1).any())
+
+    def with_normalization(self, loc: np.ndarray, scale: np.ndarray) -> Windows:
+        return Windows(self.values, self.first, self.counts, self.seq_length, self.horizon, loc, scale)
+
+    def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window indices (B,) -> their series (B,) and target positions in `values` (B,)."""
+        index = np.asarray(index, np.int64)
+        series = np.searchsorted(self.ends, index, side="right")
+        return series, self.first[series] + index - (self.ends[series] - self.counts[series])
+
+    def gather(self, index: np.ndarray, normalised: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """inputs [B, T] and targets [B] (horizon 1) or [B, H], float32; normalised per series if asked."""
+        series, position = self.locate(index)
+        inputs = self.values[position[:, None] + self._lags]  # [B, T]
+        targets = self.values[position] if self.horizon == 1 else self.values[position[:, None] + self._ahead]
+        if normalised and self.is_normalised:
+            assert self.loc is not None and self.scale is not None
+            loc, scale = self.loc[series][:, None], self.scale[series][:, None]  # [B, 1]
+            inputs = ((inputs.astype(np.float64) - loc) / scale).astype(np.float32)
+            if self.horizon == 1:
+                loc, scale = loc[:, 0], scale[:, 0]
+            targets = ((targets.astype(np.float64) - loc) / scale).astype(np.float32)
+        return inputs, targets
+
+    def every(self, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every window at once, (seq_length + horizon) x 4 bytes each: for small splits and tests only."""
+        return self.gather(np.arange(len(self), dtype=np.int64), normalised)
+
+    def series_of(self, index: np.ndarray) -> np.ndarray:
+        return self.locate(index)[0]
+
+    def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
+        """Every window index in order, `size` at a time."""
+        for start in range(0, len(self), size):
+            yield np.arange(start, min(start + size, len(self)), dtype=np.int64)
+
+    def spans(self) -> np.ndarray:
+        """(S, 2) [start, stop) in `values` of what each series' windows read: inputs and targets."""
+        start = self.first - self.seq_length
+        stop = self.first + self.counts + self.horizon - 1
+        return np.stack([start, np.where(self.counts > 0, stop, start)], axis=1)
+
+    def covered_values(self) -> np.ndarray:
+        """The values the split's windows read, series after series (float64): what summaries describe."""
+        return np.concatenate(
+            [self.values[a:b].astype(np.float64) for a, b in self.spans() if b > a] or [np.zeros(0)]
+        )
+
+    def naive_mae_parts(self) -> tuple[float, int]:
+        """Sum and count of |one-step change| within each series' span: pooled MASE scale."""
+        total, count = 0.0, 0
+        for a, b in self.spans():
+            if b - a >= 2:
+                total += float(np.sum(np.abs(np.diff(self.values[a:b].astype(np.float64)))))
+                count += int(b - a - 1)
+        return total, count
 
 
-def make_windows(series: np.ndarray, seq_length: int, horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Every (seq_length inputs, next value) pair inside `series`: len(series) - seq_length rows.
-
-    With `horizon` H > 1 the target is the H values after the inputs, [N, H], and there are
-    H - 1 rows fewer (the last targets must lie inside the series). The contract the rest of
-    the package relies on: target [N] for H == 1, exactly as before, and [N, H] otherwise.
-    """
-    assert len(series) >= seq_length + horizon, "a split must hold at least one window"
-    n = len(series) - seq_length - horizon + 1
-    inputs = np.lib.stride_tricks.sliding_window_view(series[: seq_length + n - 1], seq_length)  # (N, seq_length)
-    if horizon == 1:
-        targets = series[seq_length:]  # (N,)
-    else:
-        targets = np.lib.stride_tricks.sliding_window_view(series[seq_length:], horizon)  # (N, H)
-    return np.ascontiguousarray(inputs, dtype=np.float32), np.ascontiguousarray(targets, dtype=np.float32)
-
-
-def windows_to_dataset(series: np.ndarray, seq_length: int, info: DatasetInfo, horizon: int = 1) -> Dataset:
-    inputs, targets = make_windows(series, seq_length, horizon)
-    return Dataset.from_dict({INPUTS: inputs, TARGET: targets}, features=features(seq_length, horizon), info=info)
-
-
-def target_horizon(dataset: Dataset) -> int:
-    """Values per target: 1 for next-step windows, H for windows built with a horizon."""
-    feature = dataset.features[TARGET]
-    return int(getattr(feature, "length", 1)) if isinstance(feature, Sequence) else 1
-
-
-def params_info(params: dict[str, Any], seq_length: int, horizon: int = 1) -> DatasetInfo:
-    """A DatasetInfo that carries the source parameters (as JSON) with a split."""
+def params_info(params: dict[str, Any]) -> DatasetInfo:
+    """A DatasetInfo that carries the source parameters (as JSON) with the series rows."""
     return DatasetInfo(
-        description=json.dumps(params, sort_keys=True),
-        features=features(seq_length, horizon),
+        description=json.dumps(params, sort_keys=True, default=str),
+        features=series_features(),
         config_name=str(params.get("source", "default")),
     )
 
@@ -71,29 +130,3 @@ def dataset_params(dataset: Dataset) -> dict[str, Any]:
         return dict(json.loads(dataset.info.description or "{}"))
     except (json.JSONDecodeError, TypeError, ValueError):
         return {}
-
-
-def window_length(dataset: Dataset) -> int:
-    feature = dataset.features[INPUTS]
-    length = getattr(feature, "length", -1)
-    return int(length) if length and length > 0 else len(dataset[0][INPUTS])
-
-
-def split_values(dataset: Dataset) -> np.ndarray:
-    """The stretch of series a split's windows were cut from: the first window, then every target.
-
-    Windows are consecutive (stride 1), so this is exactly the split's part of the series; it is
-    what normalisation statistics and summaries are computed on, whatever the source.
-    """
-    rows = dataset.with_format("numpy")
-    first = np.asarray(rows[0][INPUTS], dtype=np.float64)
-    targets = np.asarray(rows.with_format("numpy", columns=[TARGET])[:][TARGET], dtype=np.float64)
-    if targets.ndim == 2:  # horizon windows: each row's first target, then the last row's others
-        targets = np.concatenate([targets[:, 0], targets[-1, 1:]])
-    return np.concatenate([first, targets])
-
-
-def persistence_mse(dataset: Dataset) -> float:
-    """MSE of the naive forecast 'next value = last value' over a split's windows."""
-    rows = dataset.with_format("numpy")[:]
-    return metrics.persistence_mse(rows[INPUTS], rows[TARGET])

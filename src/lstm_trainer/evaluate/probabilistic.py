@@ -44,6 +44,13 @@ class Forecast:
     def is_probabilistic(self) -> bool:
         return self.kind != "point"
 
+    @staticmethod
+    def concatenate(parts: list[Forecast]) -> Forecast:
+        """The forecasts of consecutive chunks of windows, as one."""
+        first = parts[0]
+        point, params = np.concatenate([p.point for p in parts]), np.concatenate([p.params for p in parts])
+        return Forecast(first.kind, point, params, first.levels)
+
     def rows(self, index: np.ndarray | slice) -> Forecast:
         return Forecast(self.kind, self.point[index], self.params[index], self.levels)
 

@@ -1,0 +1,120 @@
+"""Series rows: the layout of the Hub's time-series datasets, one row per series.
+
+    item_id  string           the series' name
+    start    timestamp[s]     the time of its first value
+    target   list<float32>    its values, oldest first
+    feat_dynamic_real (optional) list<list<float32>>: covariates, carried along, not trained on
+
+In memory every series lies end to end in one float32 array (`values`), series s being
+values[offsets[s]:offsets[s + 1]]: 4 bytes a point, whatever the window length. Read from
+an Arrow file (a `save_to_disk` folder, the Hub cache), `values` is the file's own buffer,
+memory-mapped, so processes on one machine share one copy in the page cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from datasets import Dataset, Features, Sequence, Value
+
+ITEM_ID, START, TARGET_COLUMN, FEAT_DYNAMIC_REAL = "item_id", "start", "target", "feat_dynamic_real"
+# Where a source has no clock (the synthetic sine, a table without --time_column), series start here
+# and step one second a point: the layout needs a timestamp, and this one says "no real time".
+NO_CLOCK = np.datetime64("1970-01-01T00:00:00", "s")
+
+
+def series_features() -> Features:
+    return Features({ITEM_ID: Value("string"), START: Value("timestamp[s]"), TARGET_COLUMN: Sequence(Value("float32"))})
+
+
+@dataclass
+class SeriesSet:
+    """Many univariate series, end to end in one array, every value finite."""
+
+    values: np.ndarray  # (P,) float32: all points of all series
+    offsets: np.ndarray  # (S + 1,) int64: series s is values[offsets[s] : offsets[s + 1]]
+    item_ids: list[str]
+    starts: np.ndarray  # (S,) datetime64[s]: the time of each series' first value
+
+    def __post_init__(self) -> None:
+        assert self.values.dtype == np.float32 and self.values.ndim == 1, self.values.dtype
+        assert len(self.offsets) == len(self.item_ids) + 1 == len(self.starts) + 1
+
+    @property
+    def num_series(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def num_points(self) -> int:
+        return int(self.offsets[-1] - self.offsets[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def series(self, s: int) -> np.ndarray:
+        return self.values[self.offsets[s] : self.offsets[s + 1]]
+
+    def select(self, keep: np.ndarray) -> SeriesSet:
+        """Only the series where `keep` (S,) is True; a copy of their values only if some are dropped."""
+        if keep.all():
+            return self
+        chosen = np.flatnonzero(keep)
+        parts = [self.series(int(s)) for s in chosen]
+        values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts], dtype=np.int64)]).astype(np.int64)
+        return SeriesSet(values, offsets, [self.item_ids[s] for s in chosen], self.starts[chosen])
+
+    def to_dataset(self, stops: np.ndarray | None = None, info: object | None = None) -> Dataset:
+        """The rows as a `datasets.Dataset` (Hub layout); `stops` (S,) cuts each series at that length.
+
+        Built from Arrow buffers directly (no Python list per value): a list array over the
+        values with the series' offsets.
+        """
+        stops = self.lengths if stops is None else stops
+        starts = self.offsets[:-1]
+        if np.array_equal(stops, self.lengths) and self.offsets[0] == 0:
+            flat, offsets = self.values, self.offsets
+        else:
+            flat = np.concatenate([self.values[a : a + n] for a, n in zip(starts, stops, strict=True)])
+            offsets = np.concatenate([[0], np.cumsum(stops)]).astype(np.int64)
+        assert offsets[-1] < 2**31, "a split of 2^31 points or more needs a large_list column"
+        target = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, type=pa.float32()))
+        table = pa.table({
+            ITEM_ID: pa.array(self.item_ids, type=pa.string()),
+            START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
+            TARGET_COLUMN: target,
+        })  # fmt: skip
+        return Dataset(table, info=info)  # type: ignore[arg-type]
+
+
+def from_values(values: np.ndarray, item_id: str = "0", start: np.datetime64 = NO_CLOCK) -> SeriesSet:
+    """One series."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return SeriesSet(values, np.array([0, len(values)], np.int64), [item_id], np.array([start], "datetime64[s]"))
+
+
+def flat_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A list<float> Arrow column as (values, offsets), without copying where Arrow allows.
+
+    One chunk of float32 without nulls (what `save_to_disk` writes for up to 1,000 series, and
+    the Hub's Parquet files give once cached) is used in place: a view of the memory-mapped
+    file. Several chunks, or other float types, are copied once into one float32 array.
+    """
+    chunks = [chunk for chunk in column.chunks if len(chunk)]
+    if len(chunks) == 1:
+        chunk = chunks[0]
+        first, last = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()
+        flat = chunk.values.slice(first, last - first)
+        if flat.type == pa.float32() and flat.null_count == 0:
+            offsets = chunk.offsets.to_numpy().astype(np.int64) - first
+            return flat.to_numpy(zero_copy_only=True), offsets
+    lengths = np.concatenate([np.asarray(chunk.value_lengths().fill_null(0)) for chunk in chunks]) if chunks else np.zeros(0)
+    flat_chunks = [chunk.flatten() for chunk in chunks]
+    values = np.concatenate(
+        [c.cast(pa.float32()).to_numpy(zero_copy_only=False) for c in flat_chunks]
+    ) if flat_chunks else np.zeros(0, np.float32)  # fmt: skip
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return np.ascontiguousarray(values, dtype=np.float32), offsets
