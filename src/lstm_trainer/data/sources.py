@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetDict, Sequence
+from datasets import Dataset, DatasetDict
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data.rows import ITEM_ID, NO_CLOCK, START, TARGET_COLUMN, SeriesSet, flat_values
@@ -205,7 +205,12 @@ def _first_line(err: BaseException) -> str:
 
 
 def _is_series_rows(data: Dataset, column: str) -> bool:
-    return column in data.column_names and isinstance(data.features[column], Sequence)
+    """A list column: one whole series a row. Asked of Arrow, which names it the same in every
+    `datasets` version (whose feature class moved from Sequence to List)."""
+    if column not in data.column_names:
+        return False
+    kind = data.data.table.schema.field(column).type
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
 
 
 def _from_loaded(

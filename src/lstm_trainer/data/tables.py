@@ -58,7 +58,7 @@ def _start(text: str) -> np.datetime64:
 
 
 def _time_keys(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np.ndarray, pd.Series | None]:
-    """Sortable keys of the time column (float64), and the parsed times where they are times."""
+    """Sortable keys of the time column (float64 numbers, or int64 nanoseconds), and the parsed times where they are times."""
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         keys = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         missing = np.flatnonzero(np.isnan(keys))
@@ -74,7 +74,7 @@ def _time_keys(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np
                 f"{name}: --time_column {time_column!r} row {missing[0] + 1} holds {raw.iloc[missing[0]]!r}, which is "
                 "neither a number nor an ISO 8601 time (e.g. 2024-01-31 or 2024-01-31T12:00)"
             )
-        keys = times.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        keys = times.to_numpy(dtype="datetime64[ns]").astype(np.int64)  # exact: float64 would merge nanoseconds
     if len(missing):
         raise UserError(f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time")
     return keys, times
