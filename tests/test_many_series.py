@@ -185,3 +185,14 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
         expected = c.invert(float(model(torch.tensor(c.apply(history), dtype=torch.float32)[None])[0]))
     got = table[(table.store == "c") & (table.step == 1)]["forecast"].item()
     assert got == pytest.approx(expected, rel=1e-6) and 100 < got < 1000  # c's own scale, not a's
+    # The backtest over every series' test windows (stride 1, one step) is the run's own test score.
+    from lstm_trainer.backtest import main as backtest_main
+
+    assert backtest_main([
+        "--model", str(out / "model"), "--dataset", str(tmp_path / "stores.csv"), "--id_column", "store",
+        "--time_column", "hour", "--output_dir", str(tmp_path / "bt"),
+    ]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert record["split"] == "test" and record["origins"] == 60 + 45 + 52  # 15% of 400, 300 and 350 values
+    assert record["mse"] == pytest.approx(results["test_mse"], rel=1e-9)
+    assert record["baselines"]["persistence"]["mse"] == pytest.approx(results["persistence_test_mse"], rel=1e-9)

@@ -5,9 +5,10 @@
         --horizon 12 --stride 6 --season 12 --output_dir backtest
 
 Every origin of the test split (validation where the data has no test split, as the synthetic
-sine) is a forecast of the `--horizon` values after it from the `seq_length` values before it.
-The origins' windows are one [N, T] matrix (a strided view of the series, no copy) and the model
-is called on it in batches: one pass of the data for a horizon within the model's own, one
+sine), in every series of the dataset, is a forecast of the `--horizon` values after it from
+the `seq_length` values before it, each series with its own statistics. The origins' windows
+are one [N, T] matrix gathered from the series (data/windows.py) and the model is called on it
+in batches: one pass of the data for a horizon within the model's own, one
 per model horizon beyond it (recursive: forecasts fed back, still batched). A per-origin loop
 (one model call per origin, as Darts' `historical_forecasts` does) costs N calls instead.
 
@@ -32,6 +33,8 @@ from lstm_trainer.errors import UserError
 if TYPE_CHECKING:
     import numpy as np
 
+    from lstm_trainer.data import PreparedData
+    from lstm_trainer.evaluate import LinearAR
     from lstm_trainer.inference import Predictor
     from lstm_trainer.scoring import ForecastScores
 
@@ -93,27 +96,69 @@ def run_backtest(
     split: str = "test",
     batch_size: int = 4096,
 ) -> Backtest:
-    """Forecast every origin of `values` (its first seq_length values are context) and score them;
-    the linear AR and MASE's scale are fitted on `train_values`, the training split's series."""
-    from lstm_trainer.evaluate import LinearAR, naive_scale, persistence, seasonal_naive
-    from lstm_trainer.scoring import score_forecast
+    """Forecast every origin of one series' `values` (its first seq_length values are context) and score
+    them; the linear AR and MASE's scale are fitted on `train_values`, the training part of the series."""
+    from lstm_trainer.evaluate import LinearAR, naive_scale
 
     seq_length = predictor.model.seq_length
     assert seq_length is not None
     inputs, targets = rolling_origins(values, seq_length, horizon, stride)
+    linear = None
+    if len(train_values) >= seq_length + horizon:
+        linear = LinearAR.fit(*rolling_origins(train_values, seq_length, horizon, 1))
+    return score_origins(predictor, inputs, targets, naive_scale(train_values), linear, season, split, stride, batch_size)
+
+
+def backtest_split(
+    predictor: Predictor, data: PreparedData, split: str, stride: int = 1, season: int | None = None, batch_size: int = 4096
+) -> Backtest:
+    """Every `stride`-th window of `split` as an origin, across every series of `data` (whose windows
+    were cut for the backtest's horizon), each forecast with its own series' statistics."""
+    import numpy as np
+
+    from lstm_trainer.evaluate import LinearAR
+    from lstm_trainer.scoring import linear_fit_windows, window_statistics
+
+    windows, train = data.windows[split], data.windows["train"]
+    index = np.arange(0, len(windows), stride, dtype=np.int64)
+    inputs, targets = windows.gather(index, normalised=False)  # data units
+    loc, spread = window_statistics(windows, index)
+    linear = LinearAR.fit(*train.gather(linear_fit_windows(train), normalised=False))
+    total, count = train.naive_mae_parts()  # pooled over series, as training's scores
+    return score_origins(
+        predictor, inputs, targets.reshape(len(index), -1), total / count, linear, season, split, stride, batch_size, loc, spread
+    )  # fmt: skip
+
+
+def score_origins(
+    predictor: Predictor,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    scale: float,
+    linear: LinearAR | None,
+    season: int | None,
+    split: str,
+    stride: int,
+    batch_size: int,
+    loc: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
+) -> Backtest:
+    """The model's forecasts of every origin's `inputs` [N, T] in one batched pass, and the baselines', scored
+    against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series."""
+    from lstm_trainer.evaluate import persistence, seasonal_naive
+    from lstm_trainer.scoring import score_forecast
+
+    seq_length, horizon = inputs.shape[1], targets.shape[1]
     started = time.perf_counter()
-    forecast = predictor.forecast(inputs, steps=horizon, batch_size=batch_size)
+    forecast = predictor.forecast(inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread)
     seconds = time.perf_counter() - started
-    scale = naive_scale(train_values)
     scores = {"model": score_forecast(forecast.point, targets, scale, forecast)}
     scores["persistence"] = score_forecast(persistence(inputs, horizon).reshape(targets.shape), targets, scale)
     if season is not None:
         if season > seq_length:
             raise UserError(f"--season {season} is longer than the model's window ({seq_length}); the seasonal naive needs a season back")
         scores["seasonal_naive"] = score_forecast(seasonal_naive(inputs, season, horizon).reshape(targets.shape), targets, scale)
-    if len(train_values) >= seq_length + horizon:
-        train_inputs, train_targets = rolling_origins(train_values, seq_length, horizon, 1)
-        linear = LinearAR.fit(train_inputs, train_targets)
+    if linear is not None:
         scores["linear"] = score_forecast(linear.predict(inputs).reshape(targets.shape), targets, scale)
     return Backtest(split, len(inputs), horizon, stride, predictor.horizon, seconds, scores)
 
@@ -242,19 +287,10 @@ def backtest_command(args: argparse.Namespace) -> Path:
         raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
+    # The splits exactly as training cut them, with windows long enough for `horizon` targets.
     prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
-    if prepared.rows.num_series > 1:
-        raise UserError(
-            f"the backtest reads one series and --dataset holds {prepared.rows.num_series}; pick one with --data_column "
-            "(a wide table) or a file of that series"
-        )
     split = "test" if "test" in prepared.windows else "validation"
-    # The values the split's windows read: seq_length values of context, then every origin's targets.
-    values = prepared.windows[split].covered_values()
-    result = run_backtest(
-        predictor, values, prepared.windows["train"].covered_values(), horizon, args.stride, args.season, split,
-        args.batch_size,
-    )  # fmt: skip
+    result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
     record = to_json(result)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

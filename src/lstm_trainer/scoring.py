@@ -163,7 +163,7 @@ def score_run(
             if season:
                 parts["seasonal_naive"].append(seasonal_naive(inputs, season, horizon))
             if predictor is not None:
-                loc, spread = _window_statistics(windows, index)
+                loc, spread = window_statistics(windows, index)
                 forecasts.append(predictor.forecast(inputs, batch_size=batch_size, loc=loc, scale=spread))
         joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
         targets = joined["target"]
@@ -186,7 +186,7 @@ def score_run(
     return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits), shown)
 
 
-def _window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Each window's series (mean, std) where statistics are per series; None: the model's saved one."""
     if windows.loc is None or windows.scale is None:
         return None, None
