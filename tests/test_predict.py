@@ -1,36 +1,47 @@
-"""The predict command on a real trained model and real files."""
+"""The predict command on a real trained model and real files: in this process, and once as a user types it."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY, child_env, output, run_train
-from lstm_trainer.data import synthetic_series
+from conftest import ROOT, TINY, child_env, train_in_process
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data import synthetic_series
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
-
-pytestmark = pytest.mark.e2e
+from lstm_trainer.predict import main as predict_main
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("predict") / "run"
-    done = run_train([*TINY, "--output_dir", str(out), "--num_train_epochs", "2", "--seq_length", "20"])
-    assert done.returncode == 0, output(done)
+    train_in_process([*TINY, "--output_dir", str(out), "--num_train_epochs", "2", "--seq_length", "20"])
     return out / "model"
 
 
-def predict(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lstm_trainer.predict", *args], cwd=ROOT, env=child_env(),
-                          capture_output=True, text=True, timeout=120)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def predict(*args: str) -> Done:
+    """The command's own entry point in this process: what `python -m lstm_trainer.predict` runs."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = predict_main(list(args))
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def write_series(path: Path, values: np.ndarray) -> Path:
@@ -96,3 +107,18 @@ def test_too_short_a_series_says_how_long(trained: Path, tmp_path: Path) -> None
     source = write_series(tmp_path / "short.csv", np.arange(5.0))
     done = predict("--model", str(trained), "--input", str(source), "--data_column", "y")
     assert done.returncode == 2 and "needs the last 20" in done.stderr
+
+
+@pytest.mark.e2e
+def test_the_command_as_a_user_types_it(trained: Path, tmp_path: Path) -> None:
+    """`python -m lstm_trainer.predict` in a fresh interpreter: the same forecast as in-process."""
+    source = write_series(tmp_path / "series.csv", np.sin(np.arange(100) / 5))
+    done = subprocess.run(
+        [sys.executable, "-m", "lstm_trainer.predict", "--model", str(trained), "--input", str(source), "--data_column", "y",
+         "--horizon", "3", "--output", str(tmp_path / "cmd.csv")],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "forecast of 3 step(s) written" in done.stdout, done.stderr[-2000:]
+    assert predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--horizon", "3",
+                   "--output", str(tmp_path / "inproc.csv")).returncode == 0  # fmt: skip
+    assert (tmp_path / "cmd.csv").read_text() == (tmp_path / "inproc.csv").read_text()
