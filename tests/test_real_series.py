@@ -1,6 +1,7 @@
 """End-to-end on real public series shipped inside statsmodels' wheel (public domain, per each
 dataset's COPYRIGHT): a short yearly series with a cycle, and a weekly one with a trend, a yearly
-cycle and gaps. Written to CSV as a user's file would be, trained on by the real train.py."""
+cycle and gaps. Written to CSV as a user's file would be, trained on by the real trainer in this
+process (what train.py calls)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import results, run_train
+from conftest import results, train_in_process
+from lstm_trainer.cli import main as train_main
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 from lstm_trainer.evaluate import LinearAR, naive_scale, persistence, score, seasonal_naive
@@ -19,7 +21,6 @@ from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
 from test_predict import predict
 
-pytestmark = pytest.mark.e2e
 datasets = pytest.importorskip("statsmodels.datasets")
 
 # Small and short, to keep each run to seconds; the README's figures come from default runs.
@@ -46,12 +47,20 @@ def last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
-def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target(tmp_path: Path) -> None:
+def train(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Train in this process; what the run printed."""
+    capsys.readouterr()
+    train_in_process(args)
+    return capsys.readouterr().out
+
+
+def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv_path = sunspots_csv(tmp_path)
     out = tmp_path / "run"
     flags = ["--dataset", str(csv_path), "--data_column", "SUNACTIVITY", "--season", "11"]
-    done = run_train([*flags, *QUICK, "--num_train_epochs", "8", "--output_dir", str(out)])
-    assert done.returncode == 0, done.stderr[-3000:]
+    stdout = train([*flags, *QUICK, "--num_train_epochs", "8", "--output_dir", str(out)], capsys)
     res = results(out)
 
     # 309 values -> 217 / 46 / 46: every validation and test value is a target, at seq_length 50.
@@ -63,9 +72,9 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
 
     # Steps fitted to 167 windows: ten an epoch, warmup a tenth of the 80 planned, and said so.
     assert res["global_batch_size"] == 16 and res["optimizer_steps"] == 80
-    assert "changed: train_batch_size: 128 (ds_config) -> 16 (167 training windows" in done.stdout
-    assert "changed: scheduler.params.warmup_num_steps: 100 (ds_config) -> 8" in done.stdout
-    assert "note: this run plans only 80 optimizer steps" in done.stdout
+    assert "changed: train_batch_size: 128 (ds_config) -> 16 (167 training windows" in stdout
+    assert "changed: scheduler.params.warmup_num_steps: 100 (ds_config) -> 8" in stdout
+    assert "note: this run plans only 80 optimizer steps" in stdout
 
     # Baselines recomputed here from the same windows give the reported figures.
     train_inputs, train_targets = data.windows["train"].every()
@@ -91,8 +100,8 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     # Relative verdict, and a warning as the last line exactly when the model loses to a baseline.
     loses = res["test_mase"] > min(res["persistence_test_mase"], res["linear_test_mase"])
     assert res["quality"] == ("loses to a baseline" if loses else "beats the baselines")
-    assert last_line(done.stdout).startswith("warning: the model loses to") == loses
-    assert "Model Quality (relative):" in done.stdout and "seasonal naive" in done.stdout
+    assert last_line(stdout).startswith("warning: the model loses to") == loses
+    assert "Model Quality (relative):" in stdout and "seasonal naive" in stdout
     card = (out / "model" / "README.md").read_text()
     assert "| test | linear AR |" in card and "Verdict:" in card
 
@@ -106,18 +115,17 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     assert float(next(csv.DictReader(forecast_csv.open()))["forecast"]) == pytest.approx(expected, rel=1e-6)
 
 
-def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(tmp_path: Path) -> None:
+def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     flags = ["--dataset", str(co2_csv(tmp_path)), "--data_column", "co2", "--fill_missing", "interpolate"]
-    done = run_train([*flags, *QUICK, "--num_train_epochs", "2", "--output_dir", str(out)])
-    assert done.returncode == 0, done.stderr[-3000:]
+    stdout = train([*flags, *QUICK, "--num_train_epochs", "2", "--output_dir", str(out)], capsys)
     res = results(out)
     # Test values lie above anything in training (the trend): a model scaled by the train split's
     # statistics alone forecast far off; one that scales each window and starts from the last value
     # does not, even after two epochs.
     assert res["test_mase"] < res["persistence_test_mase"] * 1.05, res
     assert res["linear_test_mase"] < res["persistence_test_mase"]  # the series is forecastable
-    assert (res["quality"] == "loses to a baseline") == last_line(done.stdout).startswith("warning:")
+    assert (res["quality"] == "loses to a baseline") == last_line(stdout).startswith("warning:")
 
 
 @pytest.mark.parametrize(
@@ -129,7 +137,10 @@ def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(tmp_path: Pa
         (["--window_norm", "revin"], "error: argument --window_norm: invalid choice: 'revin'"),
     ],
 )
-def test_bad_options_are_one_line_errors(flags: list[str], message: str, tmp_path: Path) -> None:
-    done = run_train([*flags, "--output_dir", str(tmp_path / "x")])
-    assert done.returncode == 2 and last_line(done.stderr).startswith(message), done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+def test_bad_options_are_one_line_errors(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train_main([*flags, "--output_dir", str(tmp_path / "x")]) == 2  # train.py's entry point
+    stderr = capsys.readouterr().err
+    assert stderr.strip().splitlines() == [last_line(stderr)] and last_line(stderr).startswith(message), stderr
+    assert not (tmp_path / "x").exists()
