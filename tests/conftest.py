@@ -107,6 +107,19 @@ def results(output_dir: Path) -> dict[str, Any]:
     return json.loads((Path(output_dir) / "all_results.json").read_text())
 
 
+@pytest.fixture(autouse=True)
+def _log_handlers_write_to_this_tests_stderr() -> None:
+    """A library's StreamHandler (DeepSpeed's, made at its first import) keeps the sys.stderr of that
+    moment: under pytest, the capture of whichever test imported it, closed when that test ended.
+    Pointed at this test's stderr, a warning it logs lands in this test's output, not in an error."""
+    import logging
+
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream: it flushes the closed one first
+
+
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)

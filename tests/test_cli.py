@@ -1,11 +1,13 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, child_env, run_train
+from conftest import ROOT, child_env, run_train, train_in_process
 from lstm_trainer.cli import main
+from lstm_trainer.model import LSTMForecaster
 
 
 def test_help_is_fast_and_shows_defaults() -> None:
@@ -64,3 +66,20 @@ def test_deepspeeds_launcher_flag_is_accepted() -> None:
     # `deepspeed train.py` passes --local_rank=N to each process; LOCAL_RANK says the same.
     assert parse_config(["--local_rank=1", "--hidden_size", "8"]).model.hidden_size == 8
     assert parse_config(["--local_rank", "0"]) == parse_config([])
+
+
+def test_divergence_stops_cleanly_and_keeps_the_best_model(
+    tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nan"
+    train_in_process([*tiny, "--output_dir", str(out), "--num_train_epochs", "1"])
+    best_before = (out / "best" / "model.safetensors").read_bytes()
+    (out / "all_results.json").unlink()
+    capsys.readouterr()
+    # An absurd learning rate sends the weights, then the loss, to inf within a few steps.
+    assert main([*tiny, "--output_dir", str(out), "--learning_rate", "1e30", "--logging_steps", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: loss became") and "lower the learning rate" in lines[0], lines
+    assert not (out / "all_results.json").exists()
+    assert (out / "best" / "model.safetensors").read_bytes() == best_before
+    LSTMForecaster.from_pretrained(out / "best")

@@ -78,20 +78,3 @@ def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:
     res = results(out)
     assert (res["world_size"], res["epochs_completed"]) == (1, 2)
     assert LSTMForecaster.from_pretrained(out / "best").config.cell == "gru"
-
-
-def test_divergence_stops_cleanly_and_keeps_the_best_model(tiny: list[str], tmp_path: Path) -> None:
-    out = tmp_path / "nan"
-    sane = run_train([*tiny, "--output_dir", str(out), "--num_train_epochs", "1"])
-    assert sane.returncode == 0, output(sane)
-    best_before = (out / "best" / "model.safetensors").read_bytes()
-    (out / "all_results.json").unlink()
-    # An absurd learning rate sends the weights, then the loss, to inf within a few steps.
-    done = run_train([*tiny, "--output_dir", str(out), "--learning_rate", "1e30", "--logging_steps", "1"])
-    assert done.returncode == 2, output(done)
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: loss became") and "lower the learning rate" in last, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
-    assert not (out / "all_results.json").exists()
-    assert (out / "best" / "model.safetensors").read_bytes() == best_before
-    LSTMForecaster.from_pretrained(out / "best")
