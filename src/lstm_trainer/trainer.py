@@ -19,8 +19,8 @@ from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
 from lstm_trainer import checkpoint, hub, perf, report, reshard, scoring, steps, tracking
 from lstm_trainer.config import DEEPSPEED_SETTINGS, RunConfig
-from lstm_trainer.data import prepare_data
-from lstm_trainer.dataloaders import eval_loader, train_loader
+from lstm_trainer.data import PreparedData, prepare_data
+from lstm_trainer.dataloaders import GlobalBatchSampler, eval_loader, train_loader
 from lstm_trainer.distributed import (
     engine_settings,
     main_process_first_or_raise,
@@ -32,6 +32,7 @@ from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.errors import UserError
 from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
+from lstm_trainer.heads import OutputHead
 from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
 from lstm_trainer.metrics import quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
@@ -88,10 +89,54 @@ def run(config: RunConfig, lock: RunLock | None = None) -> dict[str, Any]:
 
 
 def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> dict[str, Any]:
-    train_cfg = config.train
-    out = Path(train_cfg.output_dir)
+    """setup -> fit -> finish."""
+    out = Path(config.train.output_dir)
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
-    resume_from = checkpoint.resolve(out, train_cfg.resume_from_checkpoint) if train_cfg.resume_from_checkpoint else None
+    resume_from = checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
+    session = _setup(accelerator, ds, config, out)
+    fit = Fit(session)
+    if resume_from is not None:
+        fit.resume(resume_from)
+    else:
+        fit.state.initial_val_mse = session.mse_units(evaluate(accelerator, session.model, session.val_dl, session.head))
+    fit.run()
+    return _finish(session, fit)
+
+
+@dataclass
+class Session:
+    """What setup made and fit and finish share: the prepared engine, loaders and data of one run."""
+
+    accelerator: Accelerator
+    config: RunConfig
+    ds: ResolvedDeepSpeed
+    data: PreparedData
+    model: Any  # the DeepSpeed engine around LSTMForecaster
+    head: OutputHead  # the loss and the point forecast
+    optimizer: Any
+    scheduler: Any
+    train_dl: Any
+    val_dl: Any
+    sampler: GlobalBatchSampler  # ours, inside the loader Accelerate prepared
+    reporter: report.Reporter
+    timings: perf.RunTimings
+    out: Path
+
+    # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
+    # loss) is reported in the data's units; with several, each series is scaled by its own
+    # statistics and the losses stay in those units (a series in thousands would otherwise
+    # drown one in units), while scoring reports every split over all series' windows in the
+    # data's units.
+    def mse_units(self, mse: float) -> float:
+        return mse if self.data.per_series else self.data.normalization.mse_in_data_units(mse)
+
+    def loss_units(self, loss: float) -> float:
+        return loss if self.data.per_series else self.head.loss_in_data_units(loss, self.data.normalization.std)
+
+
+def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path) -> Session:
+    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written."""
+    train_cfg = config.train
     set_seed(train_cfg.seed)
     timings = perf.RunTimings()
     built = time.perf_counter()
@@ -99,17 +144,17 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     timings.dataset_seconds = time.perf_counter() - built
     ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
     steps.apply_to_accelerator(accelerator, ds)
-    dataset, norm = data.windows, data.normalization  # gathered normalised, as the model sees them
+    windows = data.windows  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
-    head = model.output_head  # the loss and the point forecast; holds no weights, so prepare leaves it be
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
-    fit_inputs, fit_targets = dataset["train"].gather(scoring.linear_fit_windows(dataset["train"]))
+    fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
     del fit_inputs, fit_targets
-    train_dl = train_loader(dataset["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
+    train_dl = train_loader(windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
-    val_dl = eval_loader(dataset["validation"], train_cfg.eval_batch_size)
+    val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size)
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
+    head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
 
     run_info = {
@@ -118,7 +163,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         "ds_config": ds.source,
         "deepspeed": ds.config,
         # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
-        "data": {**data.params, "normalization": {k: v for k, v in norm.to_dict().items() if k != "series"}},
+        "data": {**data.params, "normalization": {k: v for k, v in data.normalization.to_dict().items() if k != "series"}},
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,118 +171,128 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
     accelerator.print(data.describe())
-    # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
-    # loss) is reported in the data's units; with several, each series is scaled by its own
-    # statistics and the losses stay in those units (a series in thousands would otherwise
-    # drown one in units), while scoring below reports every split over all series' windows
-    # in the data's units.
-    units = (lambda mse: mse) if data.per_series else norm.mse_in_data_units
+    return Session(
+        accelerator, config, ds, data, model, head, optimizer, scheduler, train_dl, val_dl, sampler, reporter, timings, out
+    )
 
-    def loss_units(loss: float) -> float:
-        return loss if data.per_series else head.loss_in_data_units(loss, norm.std)
 
-    state = TrainState()
-    stopper = EarlyStopping(train_cfg.early_stopping_patience)
-    progress = EpochProgress(accelerator.device)
-    best_checkpoint: str | None = None
-    if resume_from is not None:
-        shared = _resume(accelerator, model, config, ds, resume_from, progress)
-        state = TrainState(**shared["state"])
-        stopper = EarlyStopping(train_cfg.early_stopping_patience, **shared["early_stopping"])
-        best_checkpoint = shared["best_checkpoint"]
-        accelerator.print(f"resumed from {resume_from}: epoch {state.epoch + 1}, step {state.global_step}")
-    else:
-        state.initial_val_mse = units(evaluate(accelerator, model, val_dl, head))
+class Fit:
+    """The epochs: train, evaluate, keep the best model, checkpoint; stop early, at the epoch or step limit."""
 
-    def save_checkpoint() -> str:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.state = TrainState()
+        self.stopper = EarlyStopping(session.config.train.early_stopping_patience)
+        self.progress = EpochProgress(session.accelerator.device)
+        self.best_checkpoint: str | None = None
+        self.hit_step_limit = False
+        self.seconds = 0.0
+
+    def resume(self, path: Path) -> None:
+        s = self.s
+        shared = _resume(s.accelerator, s.model, s.config, s.ds, path, self.progress)
+        self.state = TrainState(**shared["state"])
+        self.stopper = EarlyStopping(s.config.train.early_stopping_patience, **shared["early_stopping"])
+        self.best_checkpoint = shared["best_checkpoint"]
+        s.accelerator.print(f"resumed from {path}: epoch {self.state.epoch + 1}, step {self.state.global_step}")
+
+    def run(self) -> None:
+        s, state, train_cfg = self.s, self.state, self.s.config.train
+        s.reporter.begin(state.epoch, state.global_step)
+        started = time.perf_counter()
+        while state.epoch < train_cfg.num_train_epochs and not self.stopper.should_stop and not self.hit_step_limit:
+            # Accelerate's loader calls set_epoch(its own iteration count) on a one-process batch
+            # sampler at each pass, and that count restarts at 0 in a resumed run: set both.
+            s.train_dl.set_epoch(state.epoch)
+            s.sampler.set_epoch(state.epoch)
+            batches = self.progress.batches
+            loader = s.accelerator.skip_first_batches(s.train_dl, batches) if batches else s.train_dl
+            epoch_started, cpu_started = time.perf_counter(), time.process_time()
+            stats = train_epoch(
+                s.accelerator, s.model, s.optimizer, s.scheduler, loader, s.head, state, self.progress,
+                train_cfg.logging_steps, self._on_log, self._after_step, on_step=s.reporter.optimizer_step,
+            )  # fmt: skip
+            if stats is None:
+                self.hit_step_limit = True
+                break
+            s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
+            s.timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
+            stats.train_loss = s.loss_units(stats.train_loss)
+            val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
+            state.train_losses.append(stats.train_loss)
+            state.val_mses.append(val_mse)
+            improved = self.stopper.update(val_mse)
+            if improved:
+                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+                self.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
+            s.reporter.epoch(
+                state.epoch + 1, stats, val_mse, self.stopper.best, self.stopper.bad_epochs, improved,
+                min(state.train_losses), state.global_step,
+            )  # fmt: skip
+            state.epoch += 1
+            self.progress.reset()
+            self.save_checkpoint()
+            s.timings.elapsed_seconds.append(time.perf_counter() - started)
+            self.hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
+        self.seconds = time.perf_counter() - started
+
+    def save_checkpoint(self) -> str:
+        s, state = self.s, self.state
         shared = {
             "state": asdict(state),
-            "early_stopping": {"best": stopper.best, "bad_epochs": stopper.bad_epochs},
-            "best_checkpoint": best_checkpoint,
-            "world_size": accelerator.num_processes,
-            "config": config.to_dict(),
-            "deepspeed": ds.identity(),
-            "lr_scheduler": model.lr_scheduler.state_dict() if model.lr_scheduler is not None else None,
+            "early_stopping": {"best": self.stopper.best, "bad_epochs": self.stopper.bad_epochs},
+            "best_checkpoint": self.best_checkpoint,
+            "world_size": s.accelerator.num_processes,
+            "config": s.config.to_dict(),
+            "deepspeed": s.ds.identity(),
+            "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
         }
         return checkpoint.save(
-            accelerator, model, out, state.global_step, shared, progress.state_dict(), train_cfg.save_total_limit,
-            best_checkpoint,
-        )
+            s.accelerator, s.model, s.out, state.global_step, shared, self.progress.state_dict(),
+            s.config.train.save_total_limit, self.best_checkpoint,
+        )  # fmt: skip
 
-    def after_step() -> bool:
+    def _after_step(self) -> bool:
         """Mid-epoch checkpoints, and the --max_train_steps stop; True to stop."""
+        train_cfg, timings = self.s.config.train, self.s.timings
         if timings.first_step_time is None:
             timings.first_step_time = time.time()
-        at_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
+        at_limit = train_cfg.max_train_steps is not None and self.state.global_step >= train_cfg.max_train_steps
         every = train_cfg.checkpointing_steps
-        if at_limit or (every is not None and state.global_step % every == 0):
-            save_checkpoint()
+        if at_limit or (every is not None and self.state.global_step % every == 0):
+            self.save_checkpoint()
         return at_limit
 
-    def on_log(log: StepLog) -> None:
-        log.loss = loss_units(log.loss)
-        state.logged_losses.append([log.step, log.loss])
-        reporter.step(log)
+    def _on_log(self, log: StepLog) -> None:
+        log.loss = self.s.loss_units(log.loss)
+        self.state.logged_losses.append([log.step, log.loss])
+        self.s.reporter.step(log)
 
-    reporter.begin(state.epoch, state.global_step)
-    started = time.perf_counter()
-    hit_step_limit = False
-    while state.epoch < train_cfg.num_train_epochs and not stopper.should_stop and not hit_step_limit:
-        # Accelerate's loader calls set_epoch(its own iteration count) on a one-process batch
-        # sampler at each pass, and that count restarts at 0 in a resumed run: set both.
-        train_dl.set_epoch(state.epoch)
-        sampler.set_epoch(state.epoch)
-        loader = accelerator.skip_first_batches(train_dl, progress.batches) if progress.batches else train_dl
-        epoch_started, cpu_started = time.perf_counter(), time.process_time()
-        stats = train_epoch(
-            accelerator, model, optimizer, scheduler, loader, head, state, progress, train_cfg.logging_steps, on_log, after_step,
-            on_step=reporter.optimizer_step,
-        )
-        if stats is None:
-            hit_step_limit = True
-            break
-        timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
-        timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
-        stats.train_loss = loss_units(stats.train_loss)
-        val_mse = units(evaluate(accelerator, model, val_dl, head))
-        state.train_losses.append(stats.train_loss)
-        state.val_mses.append(val_mse)
-        improved = stopper.update(val_mse)
-        if improved:
-            save_model(accelerator, model, out / BEST, norm, config.data.seq_length)
-            best_checkpoint = checkpoint.checkpoint_name(state.global_step)
-        reporter.epoch(
-            state.epoch + 1, stats, val_mse, stopper.best, stopper.bad_epochs, improved, min(state.train_losses),
-            state.global_step,
-        )
-        state.epoch += 1
-        progress.reset()
-        save_checkpoint()
-        timings.elapsed_seconds.append(time.perf_counter() - started)
-        hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
-    train_seconds = time.perf_counter() - started
 
-    scores = scoring.score_run(accelerator, data, out / BEST, train_cfg.eval_batch_size, config.data.season)
-    baselines = {**scores.results(), "noise_floor": data.noise_floor}
-    results = {**_results(state, stopper, baselines, accelerator, ds, train_seconds), **perf.results(accelerator, timings)}
-    results["stopped_at_max_steps"] = hit_step_limit
+def _finish(s: Session, fit: Fit) -> dict[str, Any]:
+    """Score the best model and the baselines, export it, write all_results.json, push, report."""
+    accelerator, out, train_cfg = s.accelerator, s.out, s.config.train
+    scores = scoring.score_run(accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season)
+    baselines = {**scores.results(), "noise_floor": s.data.noise_floor}
+    results = {**_results(fit.state, fit.stopper, baselines, accelerator, s.ds, fit.seconds), **perf.results(accelerator, s.timings)}
+    results["stopped_at_max_steps"] = fit.hit_step_limit
     if scores.verdict is not None:  # a series other than the reference's is graded against its baselines
         results["quality"] = scores.verdict.grade
-    results["deepspeed"] = engine_settings(model)  # what the engine ran with, beside what was asked
+    results["deepspeed"] = engine_settings(s.model)  # what the engine ran with, beside what was asked
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
             with replace_dir(out / MODEL) as tmp:
                 shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
-                zero_stage = ds.config["zero_optimization"].get("stage", 0)
-                (tmp / "README.md").write_text(model_card(config.to_dict(), results, zero_stage))
+                zero_stage = s.ds.config["zero_optimization"].get("stage", 0)
+                (tmp / "README.md").write_text(model_card(s.config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
     if train_cfg.push_to_hub and accelerator.is_main_process and (out / MODEL).is_dir():
         assert train_cfg.hub_model_id is not None  # TrainConfig requires it with --push_to_hub
         url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
         accelerator.print(f"model pushed to {url}")
     # Last, so that the verdict (and a warning where the model loses to a baseline) ends the output.
-    reporter.finish(results, scores.validation_forecast, scores.verdict)
+    s.reporter.finish(results, scores.validation_forecast, scores.verdict)
     return results
 
 
