@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_trainer.cli import OneLineParser, add_config_flags
+from lstm_trainer.cli import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
 
@@ -259,16 +259,11 @@ def save_picture(record: dict[str, Any], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        out = backtest_command(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
-    print(f"backtest written to {out / RESULTS}, {out / TABLE} and {out / PICTURE}")
-    return 0
+    def work() -> str:
+        out = backtest_command(build_parser().parse_args(argv))
+        return f"backtest written to {out / RESULTS}, {out / TABLE} and {out / PICTURE}"
+
+    return run_command(work)
 
 
 def backtest_command(args: argparse.Namespace) -> Path:

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import MISSING
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from lstm_trainer.config import (
@@ -42,6 +43,21 @@ CHOICES = {
     "distribution": DISTRIBUTIONS,
 }
 TYPES = {"int": int, "float": float, "str": str}
+
+
+def run_command(work: Callable[[], str | None]) -> int:
+    """Run one command (predict, backtest, data, hub): its closing line on success; a user error as one
+    `error:` line and its exit code (2), no traceback; Ctrl-C as 130."""
+    try:
+        said = work()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    if said:
+        print(said)
+    return 0
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    from lstm_trainer.cli import run_command
+
+    def work() -> str:
         args = build_parser().parse_args(argv)
         if not is_hub_id(args.hub_model_id):
             raise UserError(f"--hub_model_id must be a Hub repository id user/name, got {args.hub_model_id!r}")
@@ -183,14 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
         check_push_access(args.hub_model_id)
         url = push_model(model, args.hub_model_id, args.hub_private_repo, args.hub_revision)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
-    revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""
-    print(f"pushed {model} to {url}; forecast with: python -m lstm_trainer.predict --model {args.hub_model_id}{revision_flag} --input series.csv")
-    return 0
+        revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""
+        return f"pushed {model} to {url}; forecast with: python -m lstm_trainer.predict --model {args.hub_model_id}{revision_flag} --input series.csv"
+
+    return run_command(work)
 
 
 if __name__ == "__main__":

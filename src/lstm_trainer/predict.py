@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_trainer.cli import OneLineParser
+from lstm_trainer.cli import OneLineParser, run_command
 from lstm_trainer.errors import UserError
 
 if TYPE_CHECKING:  # imported where used, so --help stays instant
@@ -233,14 +233,12 @@ def _plot(
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def work() -> str:
         args = build_parser().parse_args(argv)
         output = run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    print(f"forecast of {args.horizon} step(s) written to {output}" + (f"; plot: {args.plot}" if args.plot else ""))
-    return 0
+        return f"forecast of {args.horizon} step(s) written to {output}" + (f"; plot: {args.plot}" if args.plot else "")
+
+    return run_command(work)
 
 
 if __name__ == "__main__":

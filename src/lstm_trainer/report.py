@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from accelerate import Accelerator
 
 from lstm_trainer import plots, tracking

@@ -15,12 +15,11 @@ HF_TOKEN or a prior `hf auth login`, through huggingface_hub; it is never printe
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from lstm_trainer.cli import OneLineParser, add_config_flags
+from lstm_trainer.cli import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.hub import hub_reason
@@ -56,19 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def work() -> None:
         args = build_parser().parse_args(argv)
         config = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)})
         if args.command == "build":
             build(config, args.seed, Path(args.output_dir))
         else:
             push(config, args.seed, args.repo_id, args.private, args.revision, args.license)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0
+
+    return run_command(work)
 
 
 def _prepare(config: DataConfig, seed: int) -> Any:
