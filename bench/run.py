@@ -274,7 +274,7 @@ def markdown(report: dict[str, Any]) -> str:
     row("peak RSS per process, MiB", [fmt(summary[k]["peak_rss_mib_per_process"]) for k in keys])
     if "gpu" in m:
         row("peak CUDA memory per process, MiB", [fmt(summary[k]["peak_cuda_mib_per_process"]) for k in keys])
-    row("dataset build, s", [fmt(summary[k]["dataset_seconds"]) for k in keys])
+    row("dataset build, s", [fmt(summary[k]["dataset_seconds"], 3) for k in keys])
     target = report["settings"]["target_mse"]
     row(
         f"time to val MSE <= {target}, s (epoch)",
