@@ -29,6 +29,7 @@ from lstm_trainer.config import (
     config_fields,
 )
 from lstm_trainer.errors import UserError
+from lstm_trainer.launcher import relaunch_for_cpu_processes
 from lstm_trainer.preflight import preflight, quiet_accelerator_detection
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv)
         lock = preflight(config)
+        # Before torch, Accelerate and DeepSpeed load (seconds): a process that hands over to
+        # the DeepSpeed launcher would load them for nothing.
+        relaunch_for_cpu_processes()
         quiet_accelerator_detection()
         from lstm_trainer.trainer import run
 

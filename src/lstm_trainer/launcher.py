@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,3 +212,35 @@ def take_launch_request(env: MutableMapping[str, str] = os.environ) -> LaunchReq
     for name in CONSUMED:
         env.pop(name, None)
     return request
+
+
+def relaunch_for_cpu_processes() -> None:
+    """Make `accelerate launch --num_processes N train.py` start N processes on a CPU machine.
+
+    Without GPUs (and without a config saying DeepSpeed) Accelerate picks its simple
+    launcher, which starts one process and leaves the rest to MPI. That one process can be
+    recognised (launcher variables, a rendezvous address, no rank), so it hands the same
+    launch arguments to Accelerate's DeepSpeed launcher, which starts all N of them.
+    """
+    launched_alone = "ACCELERATE_USE_CPU" in os.environ and "MASTER_ADDR" in os.environ and "RANK" not in os.environ
+    if not launched_alone or os.environ.get("LSTM_TRAINER_RELAUNCHED"):
+        return
+    try:
+        parent = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        parent = []
+    markers = [i for i, arg in enumerate(parent) if arg in ("launch", "accelerate.commands.launch")]
+    if not markers:
+        raise UserError(
+            "accelerate launch started one process for several; add --use_deepspeed "
+            "(accelerate launch --use_deepspeed --num_processes N train.py) or use a config from accelerate_configs/"
+        )
+    launch_args = parent[markers[0] + 1 :]
+    print(
+        "lstm-trainer: no GPU, so accelerate launch started one process; relaunching through its DeepSpeed "
+        "launcher to start them all",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.environ["LSTM_TRAINER_RELAUNCHED"] = "1"
+    os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", *launch_args])

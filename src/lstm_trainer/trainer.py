@@ -25,7 +25,6 @@ from lstm_trainer.distributed import (
     engine_settings,
     main_process_first_or_raise,
     make_accelerator,
-    relaunch_for_cpu_processes,
     release_process_state,
 )
 from lstm_trainer.ds_config import ResolvedDeepSpeed
@@ -71,7 +70,6 @@ class EarlyStopping:
 
 def run(config: RunConfig, lock: RunLock | None = None) -> dict[str, Any]:
     """Train as `config` says; `lock` is output_dir's lock if the caller already took it."""
-    relaunch_for_cpu_processes()
     lock = lock or preflight(config)
     try:
         accelerator, ds = make_accelerator(config)
