@@ -192,3 +192,25 @@ def test_quantile_head_crps_approaches_the_exact_one() -> None:
     forecast = Forecast("quantile", q[..., 9], q, levels)
     crps = forecast.crps(np.random.default_rng(4).standard_normal((n, 1)))
     assert crps is not None and float(np.mean(crps)) == pytest.approx(1 / math.sqrt(math.pi), rel=0.01)
+
+
+@pytest.mark.parametrize("options", [{"distribution": "normal"}, {"distribution": "studentt"}, {"quantiles": (0.1, 0.5, 0.9)}])
+def test_the_spread_starts_at_the_linear_ars_errors(options) -> None:  # type: ignore[no-untyped-def]
+    """Before any training step the intervals are the linear AR's: its error spread (in each window's
+    units), not the window's own spread, which is ~10x too wide for a sine with noise sd 0.1."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(3000, dtype=torch.float64)
+    series = torch.sin(0.3 * t) + 0.1 * torch.randn(3000, generator=gen, dtype=torch.float64)
+    windows = series.unfold(0, 21, 1)  # [N, 21]
+    inputs, targets = windows[:, :20], windows[:, 20:].clone()  # [N, 20], [N, 1]
+    model = LSTMForecaster(ModelConfig(hidden_size=8, **options), seq_length=20).eval()
+    model.fit_linear_skip(inputs, targets[:, 0])
+    with torch.no_grad():
+        out = model(inputs.float())  # [N, 1, P]
+    error = targets[:, 0] - model.output_head.point(out).double()
+    if "quantiles" in options:
+        inside = ((out[:, 0, 0].double() <= targets[:, 0]) & (targets[:, 0] <= out[:, 0, 2].double())).double().mean()
+        assert float(inside) == pytest.approx(0.8, abs=0.03)
+    else:
+        sd = out[:, 0, 1].double().exp()
+        assert float((error / sd).std()) == pytest.approx(1.0, abs=0.1)  # standardised errors: unit spread

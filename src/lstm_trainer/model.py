@@ -13,13 +13,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import LinearAR
-from lstm_trainer.heads import OutputHead
+from lstm_trainer.heads import LOG_SCALE_FLOOR, OutputHead
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -116,9 +117,36 @@ class LSTMForecaster(nn.Module):
             goal = goal - z[:, -1, :1]
         # NumPy's SVD-based solver: the windows of a smooth series are nearly collinear, and
         # torch's default CPU driver (gelsy) gave fits that differed from call to call there.
-        fit = LinearAR.fit(z[:, -self.skip_length :, 0].numpy(), goal.numpy())  # one AR per step
+        lags = z[:, -self.skip_length :, 0].numpy()
+        fit = LinearAR.fit(lags, goal.numpy())  # one AR per step
         self.skip.weight.copy_(torch.from_numpy(fit.weights.reshape(self.skip_length, -1).T))  # [H, L]
         self.skip.bias.copy_(torch.as_tensor(fit.intercept).reshape(-1))  # [H]
+        if self.config.head == "delta" and self.output_head.kind != "point":
+            # The spread starts where the linear AR's errors are, not at the window's own spread
+            # (log scale 0): Adam moves that bias ~one learning rate a step, thousands of steps to
+            # come down to a noise ten times smaller, so short runs gave intervals far too wide.
+            residuals = goal.numpy() - fit.predict(lags).reshape(goal.shape)  # [N, H], the window's units
+            self._start_spread(residuals.std(axis=0))
+
+    @torch.no_grad()
+    def _start_spread(self, spread: np.ndarray) -> None:
+        """Set the head's bias so that an untrained head (zero weights) gives this spread [H] a step."""
+        head = self.output_head
+        bias = self.head.bias.view(self.horizon, -1)  # [H, P]
+        sd = torch.from_numpy(np.maximum(spread, 1e-3)).to(bias)  # [H]
+        if head.kind in ("normal", "studentt"):
+            # floored_log_scale(raw) = floor + softplus(raw - floor): its inverse at log(sd).
+            bias[:, 1] = LOG_SCALE_FLOOR + torch.log(torch.expm1(torch.log(sd) - LOG_SCALE_FLOOR))
+        elif head.kind == "quantile":
+            # Gaps between neighbouring levels of a normal with that spread (softplus of the raw gap).
+            assert head.levels is not None
+            z = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(head.levels, dtype=torch.float64)).to(bias)  # [K]
+            gaps = torch.zeros_like(bias)  # [H, K]: entries below the centre hold the gap to the level above
+            gaps[:, : head.center] = (z[1 : head.center + 1] - z[: head.center]) * sd[:, None]
+            gaps[:, head.center + 1 :] = (z[head.center + 1 :] - z[head.center : -1]) * sd[:, None]
+            raw = torch.log(torch.expm1(gaps.clamp_min(1e-6)))
+            bias[:, : head.center] = raw[:, : head.center]
+            bias[:, head.center + 1 :] = raw[:, head.center + 1 :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]
