@@ -167,24 +167,31 @@ def _config_sets_precision(config_file: str) -> bool:
         return False  # the launcher read it a moment ago; if it cannot be read now, say nothing
 
 
-def find_launcher() -> Launcher:
-    """The launcher's command line and config file (a best effort, used in messages and to tell flags apart).
-
-    The launcher is this process's parent: accelerate launch itself, the torch elastic agent
-    it runs in-process, or the Accelerate launcher distributed.py execs on a CPU machine.
-    """
-    from accelerate.commands.config.config_args import default_config_file
-
+def _parent_launch() -> tuple[list[str], Path] | None:
+    """The arguments after `launch` on the parent's command line, and its working directory;
+    None where the parent is not an Accelerate launcher (or cannot be read)."""
     try:
         parent = Path(f"/proc/{os.getppid()}")
         argv = [a.decode() for a in (parent / "cmdline").read_bytes().split(b"\0") if a]
         cwd = (parent / "cwd").resolve()
     except OSError:
-        return Launcher()
+        return None
     markers = [i for i, arg in enumerate(argv) if arg in ("launch", "accelerate.commands.launch")]
-    if not markers:
+    return (argv[markers[0] + 1 :], cwd) if markers else None
+
+
+def find_launcher() -> Launcher:
+    """The launcher's command line and config file (a best effort, used in messages and to tell flags apart).
+
+    The launcher is this process's parent: accelerate launch itself, the torch elastic agent
+    it runs in-process, or the Accelerate launcher `relaunch_for_cpu_processes` execs on a CPU machine.
+    """
+    from accelerate.commands.config.config_args import default_config_file
+
+    launch = _parent_launch()
+    if launch is None:
         return Launcher()
-    args = _launcher_options(argv[markers[0] + 1 :])
+    args, cwd = _launcher_options(launch[0]), launch[1]
     config_file = default_config_file if os.path.isfile(default_config_file) else None
     for i, arg in enumerate(args):
         if arg in ("--config_file", "--config-file") and i + 1 < len(args):
@@ -225,17 +232,13 @@ def relaunch_for_cpu_processes() -> None:
     launched_alone = "ACCELERATE_USE_CPU" in os.environ and "MASTER_ADDR" in os.environ and "RANK" not in os.environ
     if not launched_alone or os.environ.get("LSTM_TRAINER_RELAUNCHED"):
         return
-    try:
-        parent = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
-    except OSError:
-        parent = []
-    markers = [i for i, arg in enumerate(parent) if arg in ("launch", "accelerate.commands.launch")]
-    if not markers:
+    launch = _parent_launch()
+    if launch is None:
         raise UserError(
             "accelerate launch started one process for several; add --use_deepspeed "
             "(accelerate launch --use_deepspeed --num_processes N train.py) or use a config from accelerate_configs/"
         )
-    launch_args = parent[markers[0] + 1 :]
+    launch_args = launch[0]
     print(
         "lstm-trainer: no GPU, so accelerate launch started one process; relaunching through its DeepSpeed "
         "launcher to start them all",
