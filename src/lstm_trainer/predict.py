@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
     from lstm_trainer.evaluate import Forecast
+    from lstm_trainer.inference import Predictor
     from lstm_trainer.model import LSTMForecaster
     from lstm_trainer.normalization import Normalization
 
@@ -79,26 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def forecast(
-    model: LSTMForecaster, norm: Normalization, history: np.ndarray, horizon: int, seq_length: int
-) -> Forecast:
-    """The forecast of the `horizon` values after `history` [N], in data units (one window: [1, horizon])."""
+def series_statistics(norm: Normalization, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' own (mean, std) [S], the pooled ones for a series the model never saw."""
     import numpy as np
 
-    return forecast_many(model, norm, np.asarray(history, dtype=np.float64)[None, -seq_length:], horizon)
-
-
-def forecast_many(
-    model: LSTMForecaster, norm: Normalization, windows: np.ndarray, horizon: int,
-    loc: np.ndarray | None = None, scale: np.ndarray | None = None,
-) -> Forecast:  # fmt: skip
-    """Every series at once: the last windows [S, T] (data units; `loc`, `scale` [S] each series' own
-    statistics, else the saved ones) -> forecasts of `horizon` steps, one batched call per model horizon."""
-    import torch
-
-    from lstm_trainer.inference import Predictor
-
-    return Predictor(model, norm, torch.device("cpu")).forecast(windows, steps=horizon, loc=loc, scale=scale)
+    stats = np.array([(n.mean, n.std) for n in map(norm.for_series, item_ids)], dtype=np.float64)  # [S, 2]
+    return stats[:, 0], stats[:, 1]
 
 
 def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
@@ -136,14 +123,14 @@ def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator
         yield [step, repr(float(value)), *([repr(float(v)) for v in bands[step - 1]] if bands is not None else [])]
 
 
-def _run_many(args: argparse.Namespace, model: LSTMForecaster, norm: Normalization, seq_length: int) -> Path:
+def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -> Path:
     """--id_column: every series of a long table, forecast together."""
     import numpy as np
 
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.data.tables import table_to_series
 
-    levels = choose_levels(model, args.quantiles)
+    levels = choose_levels(predictor.model, args.quantiles)
     table, _ = read_table(args.input)
     columns = [args.data_column] if args.data_column else None
     rows, _read = table_to_series(table, args.input, columns, args.time_column, args.id_column, args.fill_missing)
@@ -157,8 +144,9 @@ def _run_many(args: argparse.Namespace, model: LSTMForecaster, norm: Normalizati
     ends = rows.offsets[1:][long_enough]
     windows = rows.values[ends[:, None] + np.arange(-seq_length, 0)]  # [S, T]: one gather, no loop over series
     ids = [rows.item_ids[s] for s in np.flatnonzero(long_enough)]
-    stats = np.array([(n.mean, n.std) for n in map(norm.for_series, ids)])
-    result = forecast_many(model, norm, windows, args.horizon, stats[:, 0], stats[:, 1])  # [S, horizon]
+    loc, scale = series_statistics(predictor.norm, ids)
+    # One batched call per model horizon over every series.
+    result = predictor.forecast(windows, steps=args.horizon, loc=loc, scale=scale)  # [S, horizon]
     header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
     output = _write(Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header)
     if short:
@@ -169,24 +157,24 @@ def _run_many(args: argparse.Namespace, model: LSTMForecaster, norm: Normalizati
 
 
 def run(args: argparse.Namespace) -> Path:
+    import numpy as np
+
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.hub import resolve_model
-    from lstm_trainer.model import LSTMForecaster
-    from lstm_trainer.normalization import Normalization
+    from lstm_trainer.inference import Predictor
 
     if args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     folder = resolve_model(args.model, args.model_revision)
-    model = LSTMForecaster.from_pretrained(folder)
-    norm = Normalization.load(folder) or Normalization.identity()
-    seq_length = model.seq_length
+    predictor = Predictor.load(folder)
+    seq_length = predictor.model.seq_length
     if seq_length is None:
         raise UserError(f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version")
     if args.id_column is not None:
         if args.plot:
             raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
-        return _run_many(args, model, norm, seq_length)
+        return _run_many(args, predictor, seq_length)
     table, _ = read_table(args.input)
     series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
     if len(series.values) < seq_length:
@@ -194,8 +182,10 @@ def run(args: argparse.Namespace) -> Path:
             f"{args.input}: column {series.column!r} has {len(series.values)} values; the model needs the last "
             f"{seq_length} (its training window) to forecast"
         )
-    levels = choose_levels(model, args.quantiles)
-    result = forecast(model, norm.for_series(series.column), series.values, args.horizon, seq_length)
+    levels = choose_levels(predictor.model, args.quantiles)
+    loc, scale = series_statistics(predictor.norm, [series.column])
+    window = np.asarray(series.values[-seq_length:], dtype=np.float64)[None]  # [1, T]
+    result = predictor.forecast(window, steps=args.horizon, loc=loc, scale=scale)
     output = _write(Path(args.output), _steps(result, levels, 0), ["step", "forecast", *(f"q{q:g}" for q in levels)])
     if args.plot:
         bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
