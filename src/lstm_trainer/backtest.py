@@ -116,17 +116,15 @@ def backtest_split(
     were cut for the backtest's horizon), each forecast with its own series' statistics."""
     import numpy as np
 
-    from lstm_trainer.evaluate import LinearAR
-    from lstm_trainer.scoring import linear_fit_windows, window_statistics
+    from lstm_trainer.scoring import fit_on_training, window_statistics
 
-    windows, train = data.windows[split], data.windows["train"]
+    windows = data.windows[split]
     index = np.arange(0, len(windows), stride, dtype=np.int64)
     inputs, targets = windows.gather(index, normalised=False)  # data units
     loc, spread = window_statistics(windows, index)
-    linear = LinearAR.fit(*train.gather(linear_fit_windows(train), normalised=False))
-    total, count = train.naive_mae_parts()  # pooled over series, as training's scores
+    linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
     return score_origins(
-        predictor, inputs, targets.reshape(len(index), -1), total / count, linear, season, split, stride, batch_size, loc, spread
+        predictor, inputs, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size, loc, spread
     )  # fmt: skip
 
 

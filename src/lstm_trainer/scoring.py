@@ -133,16 +133,19 @@ def linear_fit_windows(windows: Windows) -> np.ndarray:
     return np.linspace(0, len(windows) - 1, MAX_LINEAR_FIT_WINDOWS).astype(np.int64)
 
 
+def fit_on_training(train: Windows) -> tuple[LinearAR, float]:
+    """The linear AR baseline fitted on the training windows (data units), and MASE's scale: the
+    one-step naive MAE pooled over every series' training part. Every split is scored with them."""
+    linear = LinearAR.fit(*train.gather(linear_fit_windows(train), normalised=False))
+    total, count = train.naive_mae_parts()
+    return linear, total / count
+
+
 def score_run(
     accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int, season: int | None
 ) -> RunScores:
     """Every split after training, scored for the saved model (main process) and the baselines (all)."""
-    train = data.windows["train"]
-    total, count = train.naive_mae_parts()
-    scale = total / count
-    inputs, targets = train.gather(linear_fit_windows(train), normalised=False)
-    linear = LinearAR.fit(inputs, targets)
-    del inputs, targets
+    linear, scale = fit_on_training(data.windows["train"])
     with_model = accelerator.is_main_process and (best / "model.safetensors").is_file()
     # The model as saved (fp32, no DeepSpeed): the figures are what a user of output_dir/model gets.
     predictor = Predictor.load(best, accelerator.device) if with_model else None
