@@ -6,11 +6,10 @@ Heavy libraries are imported only after parsing, so `--help` and bad flags answe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-from dataclasses import MISSING
 from collections.abc import Callable
+from dataclasses import MISSING, replace
 from typing import Any, NoReturn
 
 from lstm_trainer.config import (
@@ -116,7 +115,7 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
     parts: dict[str, Any] = {
         group: cls(**{f.name: _as_field(f, values[f.name]) for f in config_fields(cls)}) for group, cls in GROUPS.items()
     }
-    parts["train"] = dataclasses.replace(parts["train"], typed=typed)
+    parts["train"] = replace(parts["train"], typed=typed)
     return RunConfig(**parts)
 
 

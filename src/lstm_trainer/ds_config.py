@@ -164,7 +164,8 @@ def resolve(
     ):
         # WarmupLR climbs to the optimizer's rate, whichever source set it.
         peak = optimizer["lr"] if optimizer is not None and "lr" in optimizer else train.learning_rate
-        put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", "--learning_rate")
+        why = "--learning_rate" if is_set(train, "learning_rate") else "the optimizer's lr"
+        put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", why)
 
     for requested in launch.values:
         current = _get(config, requested.key)
