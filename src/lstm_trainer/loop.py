@@ -42,9 +42,30 @@ class StepLog:
 
 @dataclass
 class EpochStats:
+    """What `train_epoch` measured over one epoch."""
+
     train_loss: float
     mean_grad_norm: float
     learning_rate: float
+
+
+@dataclass
+class EpochLog:
+    """What is reported at the end of every epoch: its training, its validation, and early stopping's count."""
+
+    epoch: int  # from 1
+    step: int  # optimizer steps so far
+    train_loss: float
+    val_mse: float
+    mean_grad_norm: float
+    learning_rate: float
+    best_train_loss: float
+    best_val_mse: float
+    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
+
+    @property
+    def improved(self) -> bool:
+        return self.bad_epochs == 0
 
 
 @dataclass

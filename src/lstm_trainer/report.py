@@ -16,7 +16,7 @@ from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.evaluate import COVERAGES, Verdict
-from lstm_trainer.loop import EpochStats, StepLog
+from lstm_trainer.loop import EpochLog, StepLog
 from lstm_trainer.progress import ProgressBars, say
 from lstm_trainer.scoring import ValidationForecast
 
@@ -62,14 +62,12 @@ def step(accelerator: Accelerator, log: StepLog) -> None:
     )
 
 
-def epoch(
-    accelerator: Accelerator, number: int, stats: EpochStats, val_mse: float, best: float, bad_epochs: int, improved: bool
-) -> None:
-    mark = " (best, saved)" if improved else f" (no improvement for {bad_epochs})"
+def epoch(accelerator: Accelerator, log: EpochLog) -> None:
+    mark = " (best, saved)" if log.improved else f" (no improvement for {log.bad_epochs})"
     _print(
         accelerator,
-        f"epoch {number:3d} | train loss {stats.train_loss:.6f} | val mse {val_mse:.6f}{mark} | "
-        f"best {best:.6f} | mean grad norm {stats.mean_grad_norm:.4f} | lr {stats.learning_rate:.2e}",
+        f"epoch {log.epoch:3d} | train loss {log.train_loss:.6f} | val mse {log.val_mse:.6f}{mark} | "
+        f"best {log.best_val_mse:.6f} | mean grad norm {log.mean_grad_norm:.4f} | lr {log.learning_rate:.2e}",
     )
 
 
@@ -210,14 +208,11 @@ class Reporter:
             self.bars.running_loss(log.loss)
         tracking.log_step(self.accelerator, log)
 
-    def epoch(
-        self, number: int, stats: EpochStats, val_mse: float, best: float, bad_epochs: int, improved: bool,
-        best_train_loss: float, global_step: int,
-    ) -> None:
-        epoch(self.accelerator, number, stats, val_mse, best, bad_epochs, improved)
-        tracking.log_epoch(self.accelerator, number, stats, val_mse, best_train_loss, best, bad_epochs, global_step)
+    def epoch(self, log: EpochLog) -> None:
+        epoch(self.accelerator, log)
+        tracking.log_epoch(self.accelerator, log)
         if self.bars is not None:
-            self.bars.end_epoch(number, stats.train_loss, val_mse, best)
+            self.bars.end_epoch(log.epoch, log.train_loss, log.val_mse, log.best_val_mse)
 
     def finish(
         self, results: dict[str, Any], forecast: ValidationForecast | None, verdict: Verdict | None = None

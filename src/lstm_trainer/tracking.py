@@ -22,7 +22,7 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker
 from accelerate.utils import is_tensorboard_available, is_wandb_available
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.loop import EpochStats, StepLog
+from lstm_trainer.loop import EpochLog, StepLog
 
 WANDB, TENSORBOARD = "wandb", "tensorboard"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.
@@ -91,13 +91,10 @@ def log_step(accelerator: Accelerator, log: StepLog) -> None:
     accelerator.log(values, step=log.step)
 
 
-def log_epoch(
-    accelerator: Accelerator, number: int, stats: EpochStats, val_mse: float, best_train_loss: float,
-    best_val_mse: float, patience_counter: int, step: int,
-) -> None:
-    values = (stats.train_loss, val_mse, stats.mean_grad_norm, best_train_loss, best_val_mse, patience_counter,
-              stats.learning_rate, number)
-    accelerator.log(dict(zip(EPOCH_KEYS, values)), step=step)
+def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
+    values = (log.train_loss, log.val_mse, log.mean_grad_norm, log.best_train_loss, log.best_val_mse, log.bad_epochs,
+              log.learning_rate, log.epoch)
+    accelerator.log(dict(zip(EPOCH_KEYS, values)), step=log.step)
 
 
 def log_summary(accelerator: Accelerator, results: dict[str, Any], pictures: dict[str, Path], step: int) -> None:

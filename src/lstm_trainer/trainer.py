@@ -32,7 +32,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
 from lstm_trainer.heads import OutputHead
-from lstm_trainer.loop import EpochProgress, StepLog, TrainState, evaluate, train_epoch
+from lstm_trainer.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, train_epoch
 from lstm_trainer.metrics import quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.output_dir import RunLock
@@ -219,14 +219,14 @@ class Fit:
             val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
             state.train_losses.append(stats.train_loss)
             state.val_mses.append(val_mse)
-            improved = self.stopper.update(val_mse)
-            if improved:
+            if self.stopper.update(val_mse):  # the best so far
                 save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
                 self.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
-            s.reporter.epoch(
-                state.epoch + 1, stats, val_mse, self.stopper.best, self.stopper.bad_epochs, improved,
-                min(state.train_losses), state.global_step,
-            )  # fmt: skip
+            s.reporter.epoch(EpochLog(
+                epoch=state.epoch + 1, step=state.global_step, train_loss=stats.train_loss, val_mse=val_mse,
+                mean_grad_norm=stats.mean_grad_norm, learning_rate=stats.learning_rate,
+                best_train_loss=min(state.train_losses), best_val_mse=self.stopper.best, bad_epochs=self.stopper.bad_epochs,
+            ))  # fmt: skip
             state.epoch += 1
             self.progress.reset()
             self.save_checkpoint()
