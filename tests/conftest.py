@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -10,9 +11,12 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from lstm_trainer.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -41,7 +45,7 @@ TINY = [
 ]
 
 
-def train_in_process(args: list[str]) -> dict[str, Any]:
+def train_in_process(args: list[str]) -> Results:
     """The real trainer, called as `train.py` would call it, in this process (one process).
 
     Seconds instead of the ~10 s a fresh interpreter spends importing torch, Accelerate and
@@ -52,6 +56,28 @@ def train_in_process(args: list[str]) -> dict[str, Any]:
 
     os.environ.setdefault("WANDB_MODE", "offline")
     return run(parse_config(args))
+
+
+def made_results(**changes: Any) -> Results:
+    """A `Results` made by hand, for code that reads one (pictures, model card) without a run:
+    three epochs on the synthetic sine, validation scores only; `changes` replaces fields."""
+    from lstm_trainer.evaluate import Scores
+    from lstm_trainer.perf import Cost, RunTimings
+    from lstm_trainer.results import EngineSettings, Results, RunSetup
+    from lstm_trainer.scoring import ForecastScores, RunScores, SplitScores
+
+    validation = SplitScores(
+        model=ForecastScores(Scores(0.015, 0.1, 0.8)), persistence=ForecastScores(Scores(0.02, 0.11, 1.0)),
+        linear=ForecastScores(Scores(0.016, 0.1, 0.82)), seasonal_naive=None,
+    )
+    made = Results(
+        train_loss_history=[0.3, 0.05, 0.02], val_mse_history=[0.04, 0.015, 0.016], initial_val_mse=0.5,
+        best_val_mse=0.015, logged_train_losses=[[16, 0.05], [32, 0.02]], optimizer_steps=48, stopped_early=False,
+        stopped_at_max_steps=False, train_seconds=1.0, scores=RunScores(validation, None, 0.1, None), noise_floor=0.01,
+        setup=RunSetup(1, 128, 32, 4, "no", "accelerate_configs/ds_zero2.json"), cost=Cost(RunTimings(), 1, [500.0]),
+        deepspeed=EngineSettings(2, "none", "none", 1.0, "Adam"),
+    )  # fmt: skip
+    return dataclasses.replace(made, **changes)
 
 
 def child_env(**extra: str) -> dict[str, str]:

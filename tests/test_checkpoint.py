@@ -59,13 +59,13 @@ def test_resume_from_every_checkpoint_reproduces_the_uninterrupted_run(tmp_path:
     straight = tmp_path / "straight"
     expected = train_in_process([*EVERY_STEP, "--output_dir", str(straight)])
     assert checkpoint_names(straight) == CHECKPOINTS
-    assert [step for step, _ in expected["logged_train_losses"]] == list(range(1, 13))
+    assert [step for step, _ in expected.logged_train_losses] == list(range(1, 13))
     # Every checkpoint but the last (nothing follows it); from step 8 back, a whole epoch or more follows.
     for name in CHECKPOINTS[:-1]:
         resumed = train_in_process(
             [*EVERY_STEP, "--output_dir", str(tmp_path / name), "--resume_from_checkpoint", str(straight / "checkpoints" / name)]
         )
-        same_results(expected, resumed)
+        same_results(expected.to_dict(), resumed.to_dict())
 
 
 @pytest.mark.e2e
@@ -97,9 +97,9 @@ def test_a_checkpoint_resumes_on_another_process_count(tmp_path: Path) -> None:
     two, one = tmp_path / "two", tmp_path / "one"
     done = run_train([*args, "--output_dir", str(two)], launcher=launcher)
     assert done.returncode == 0, output(done)
-    one_results = train_in_process([*args, "--output_dir", str(one)])
+    one_results = train_in_process([*args, "--output_dir", str(one)]).to_dict()
     mid_epoch_2 = "step-0000006"  # 2 of epoch 2's 4 steps done; all of epoch 3 follows
-    two_to_one = train_in_process([*args, "--output_dir", str(tmp_path / "2to1"), "--resume_from_checkpoint", str(two / "checkpoints" / mid_epoch_2)])
+    two_to_one = train_in_process([*args, "--output_dir", str(tmp_path / "2to1"), "--resume_from_checkpoint", str(two / "checkpoints" / mid_epoch_2)]).to_dict()
     resumed = run_train([*args, "--output_dir", str(tmp_path / "1to2"), "--resume_from_checkpoint", str(one / "checkpoints" / mid_epoch_2)],
                         launcher=launcher)
     assert resumed.returncode == 0, output(resumed)
@@ -118,9 +118,9 @@ def test_max_train_steps_then_resume_latest_keeps_the_newest_checkpoints_and_the
     expected = train_in_process([*TINY, "--output_dir", str(straight)])
     # 16 optimizer steps an epoch: step 40 is inside epoch 3.
     first = train_in_process([*TINY, "--output_dir", str(resumed), "--max_train_steps", "40", "--checkpointing_steps", "20"])
-    assert first["stopped_at_max_steps"] and first["optimizer_steps"] == 40
+    assert first.stopped_at_max_steps and first.optimizer_steps == 40
     assert (resumed / "checkpoints" / "latest").read_text().strip() == "step-0000040"
-    same_results(expected, train_in_process([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"]))
+    same_results(expected.to_dict(), train_in_process([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"]).to_dict())
     # The last 3 checkpoints are kept, plus the best one.
     names = all_checkpoints_load(resumed)
     best = json.loads((resumed / "checkpoints" / "step-0000048" / "trainer_state.json").read_text())["best_checkpoint"]

@@ -58,8 +58,9 @@ def test_a_distribution_run_resumes(normal_run: Path, tmp_path: Path) -> None:
     args = [*TINY, *SEQ, "--output_dir", str(out), "--distribution", "studentt", "--horizon", "2"]
     train_in_process([*args, "--num_train_epochs", "1"])
     resumed = train_in_process([*args, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest"])
-    assert resumed["epochs_completed"] == 2 and len(resumed["val_crps_by_step"]) == 2
-    assert all(np.isfinite(resumed["train_loss_history"]))
+    intervals_by_step = resumed.scores.validation.model.intervals_by_step  # type: ignore[union-attr]
+    assert resumed.epochs_completed == 2 and intervals_by_step is not None and len(intervals_by_step) == 2
+    assert all(np.isfinite(resumed.train_loss_history))
 
 
 def test_horizon_run_scores_every_step(horizon_run: Path) -> None:
@@ -194,12 +195,15 @@ def test_own_series_with_a_test_split_gets_test_interval_scores(tmp_path: Path) 
     source = write_series(tmp_path / "series.csv", values)
     res = train_in_process([*TINY, *SEQ, "--dataset", str(source), "--output_dir", str(tmp_path / "run"),
                             "--distribution", "normal", "--horizon", "2"])  # fmt: skip
-    for split in ("val", "test"):
-        assert res[f"{split}_coverage_80"] == pytest.approx(0.8, abs=0.1), split
+    assert [split for split, _ in res.scores.splits()] == ["validation", "test"]
+    for split, scores in res.scores.splits():
+        model = scores.model
+        assert model is not None and model.intervals is not None and model.intervals_by_step is not None
+        assert model.intervals.coverage[80] == pytest.approx(0.8, abs=0.1), split
         # A calibrated normal's CRPS is about its sd / sqrt(pi), the sd about the RMSE: in the
         # data's units (~1.3 here), not the z-score's (~0.1).
-        assert res[f"{split}_crps"] == pytest.approx(np.sqrt(res[f"{split}_mse"] / np.pi), rel=0.2), split
-        assert len(res[f"{split}_crps_by_step"]) == len(res[f"{split}_coverage_95_by_step"]) == 2
+        assert model.intervals.crps == pytest.approx(np.sqrt(model.overall.mse / np.pi), rel=0.2), split
+        assert len(model.intervals_by_step) == 2
 
 
 def test_backtest_calls_the_model_once_per_model_horizon(horizon_run: Path) -> None:

@@ -153,9 +153,11 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
         "--dataset", str(tmp_path / "stores.csv"), "--id_column", "store", "--time_column", "hour",
         "--seq_length", str(SEQ), "--num_train_epochs", "2", "--hidden_size", "16", "--output_dir", str(out),
     ])  # fmt: skip
-    assert results["epochs_completed"] == 2
+    assert results.epochs_completed == 2
     # Scored over all series' windows, in the data's units: one model, three series of scales 1..100.
-    assert results["val_mse"] is not None and results["persistence_val_mse"] > results["linear_val_mse"]
+    val, test = results.scores.validation, results.scores.test
+    assert val.model is not None and val.persistence.overall.mse > val.linear.overall.mse
+    assert test is not None and test.model is not None
     run_info = json.loads((out / "run_config.json").read_text())
     assert run_info["data"]["series"] == 3 and run_info["data"]["points"] == 1050
     assert "'d' (15 values)" in run_info["data"]["dropped_series"][0]
@@ -194,5 +196,5 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     ]) == 0  # fmt: skip
     record = json.loads((tmp_path / "bt" / "backtest.json").read_text())
     assert record["split"] == "test" and record["origins"] == 60 + 45 + 52  # 15% of 400, 300 and 350 values
-    assert record["mse"] == pytest.approx(results["test_mse"], rel=1e-9)
-    assert record["baselines"]["persistence"]["mse"] == pytest.approx(results["persistence_test_mse"], rel=1e-9)
+    assert record["mse"] == pytest.approx(test.model.overall.mse, rel=1e-9)
+    assert record["baselines"]["persistence"]["mse"] == pytest.approx(test.persistence.overall.mse, rel=1e-9)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, child_env, hub_client, output, results, train_in_process
+from conftest import ROOT, TINY, child_env, hub_client, made_results, output, results, train_in_process
 
 from lstm_trainer.cli import main as train_main
 from lstm_trainer.cli import parse_config
@@ -89,7 +89,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
                             "--hub_private_repo"])  # fmt: skip
     captured = capfd.readouterr()
     assert f"model pushed to {hub.url}/test-user/sine-lstm" in captured.out
-    assert res == results(out)  # all_results.json was written before the push
+    assert res.to_dict() == results(out)  # all_results.json was written before the push
     assert sorted(p.name for p in (out / "model").iterdir()) == FILES  # and the model stays
     assert hub.repos["model:test-user/sine-lstm"]["private"] is True
     # The client's own best-effort look-up of AI-agent harnesses (when AGENT-like variables are set) is not ours.
@@ -236,10 +236,10 @@ def test_the_card_names_a_hub_dataset_and_the_revision() -> None:
     from lstm_trainer.hub import LOCAL_MODEL
 
     config = parse_config(["--dataset", "you/prices", "--hub_model_id", "you/m", "--hub_revision", "v1"]).to_dict()
-    card = model_card(config, {"best_val_mse": 0.5}, zero_stage=2)
+    card = model_card(config, made_results(best_val_mse=0.5), zero_stage=2)
     meta = card.split("---")[1]
     assert "license: unknown" in meta and "datasets:\n- you/prices\n" in meta
     assert f"--model {LOCAL_MODEL} --model_revision v1 --input" in card and f'resolve_model("{LOCAL_MODEL}", revision=\'v1\')' in card
-    assert "datasets:" not in model_card(parse_config([]).to_dict(), {}, zero_stage=2)  # the synthetic sine
-    local = model_card(parse_config(["--dataset", "/home/someone/private/prices.csv"]).to_dict(), {}, zero_stage=2)
+    assert "datasets:" not in model_card(parse_config([]).to_dict(), made_results(), zero_stage=2)  # the synthetic sine
+    local = model_card(parse_config(["--dataset", "/home/someone/private/prices.csv"]).to_dict(), made_results(), zero_stage=2)
     assert "on `prices.csv`" in local and "/home/someone" not in local and "datasets:" not in local

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import made_results
 from PIL import Image
 
 from lstm_trainer import plots
@@ -16,10 +17,7 @@ def test_save_all_writes_the_four_pictures(tmp_path: Path, noise_floor: float | 
     rng = np.random.default_rng(0)
     targets = np.sin(np.arange(512) * 0.1).astype(np.float32)
     predictions = targets + rng.normal(0, 0.1, 512).astype(np.float32)
-    results = {
-        "train_loss_history": [0.3, 0.05, 0.02], "val_mse_history": [0.04, 0.015, 0.016], "initial_val_mse": 0.5,
-        "persistence_val_mse": 0.02, "noise_floor": noise_floor,
-    }
+    results = made_results(noise_floor=noise_floor)
     learning_rates = list(enumerate(np.linspace(0, 1e-3, 48), start=1))
     paths = plots.save_all(tmp_path, results, learning_rates, predictions, targets)
     assert list(paths) == list(plots.NAMES) == ["loss_curves", "learning_rate", "predictions", "residuals"]

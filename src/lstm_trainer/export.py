@@ -14,6 +14,8 @@ from lstm_trainer.files import replace_dir
 from lstm_trainer.hub import LOCAL_MODEL
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.normalization import Normalization
+from lstm_trainer.results import Results
+from lstm_trainer.scoring import RunScores, SplitScores
 
 
 def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -56,34 +58,38 @@ def save_model(
     accelerator.wait_for_everyone()
 
 
-def baseline_rows(results: dict[str, Any]) -> str:
+SHORT = {"validation": "val", "test": "test"}  # the split names of all_results.json's keys, for the card's tables
+
+
+def baseline_rows(scores: RunScores) -> str:
     """The model and each baseline on validation and test (MSE, MAE, MASE), as a Markdown table."""
     rows = ["| split | forecast | MSE | MAE | MASE |", "|---|---|---:|---:|---:|"]
-    for split in ("val", "test"):
-        for name, prefix in (("model", ""), ("persistence", "persistence_"), ("seasonal naive", "seasonal_naive_"), ("linear AR", "linear_")):
-            figures = [results.get(f"{prefix}{split}_{metric}") for metric in ("mse", "mae", "mase")]
-            if figures[0] is not None:
-                rows.append(f"| {split} | {name} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
-    verdict = results.get("verdict")
+    for split, split_scores in scores.splits():
+        for name, forecast in split_scores.rows():
+            figures = (forecast.overall.mse, forecast.overall.mae, forecast.overall.mase)
+            rows.append(f"| {SHORT[split]} | {name} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+    verdict = scores.verdict.text if scores.verdict is not None else None
     return "\n".join(["", *rows, *([f"\nVerdict: {verdict}."] if verdict else [])]) if len(rows) > 2 else ""
 
 
-def distribution_rows(results: dict[str, Any]) -> str:
+def distribution_rows(scores: RunScores) -> str:
     """A probabilistic model's CRPS and central-interval coverage per split, as a Markdown table."""
     rows = ["| split | CRPS | coverage 50% | coverage 80% | coverage 95% |", "|---|---:|---:|---:|---:|"]
-    for split in ("val", "test"):
-        figures = [results.get(f"{split}_crps"), *(results.get(f"{split}_coverage_{level}") for level in COVERAGES)]
-        if figures[0] is not None:
-            rows.append(f"| {split} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+    for split, split_scores in scores.splits():
+        intervals = split_scores.model.intervals if split_scores.model is not None else None
+        if intervals is not None:
+            figures = [intervals.crps, *(intervals.coverage[level] for level in COVERAGES)]
+            rows.append(f"| {SHORT[split]} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
     note = "\nCoverage is the share of targets inside the forecast's central interval: calibrated, it is close to the interval's level."
     return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
 
 
-def step_rows(results: dict[str, Any]) -> str:
+def step_rows(validation: SplitScores) -> str:
     """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
-    model, naive = results.get("val_mse_by_step"), results.get("persistence_val_mse_by_step") or []
-    if not model:
+    if validation.model is None or not validation.model.by_step:
         return ""
+    model = [s.mse for s in validation.model.by_step]
+    naive = [s.mse for s in validation.persistence.by_step or []]
     rows = ["| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |", "|---|" + "---:|" * len(model)]
     rows.append("| model val MSE | " + " | ".join(f"{v:.4g}" for v in model) + " |")
     if naive:
@@ -103,7 +109,7 @@ def describe_output(model: dict[str, Any], horizon: int) -> str:
     return steps
 
 
-def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int) -> str:
+def model_card(config: dict[str, Any], results: Results, zero_stage: int) -> str:
     """README.md for the model folder: Hub metadata, what it is, how well it does, how to load it.
 
     The commands name the model `LOCAL_MODEL`; a push replaces it with the repo id.
@@ -123,9 +129,10 @@ def model_card(config: dict[str, Any], results: dict[str, Any], zero_stage: int)
     # Only a local file's name: its full path says things about this machine that a public card should not.
     source = "the synthetic sine wave" if synthetic else f"`{dataset if on_hub else Path(dataset).name}`"
 
-    def number(key: str) -> str:
-        value = results.get(key)
+    def number(value: float | None) -> str:
         return f"{value:.6f}" if isinstance(value, float) else "n/a"
+
+    validation, test = results.scores.validation, results.scores.test
 
     return f"""---
 library_name: lstm-trainer
@@ -148,14 +155,14 @@ output: {describe_output(model, horizon)}.
 
 | metric | value |
 |---|---|
-| best validation MSE | {number("best_val_mse")} |
-| persistence forecast (next = last value) | {number("persistence_val_mse")} |
-| noise floor | {number("noise_floor")} |
-| test MSE (held out, scored once) | {number("test_mse")} |
-| persistence on the test split | {number("persistence_test_mse")} |
-| quality | {results.get("quality")} |
-| epochs | {results.get("epochs_completed")} |
-{baseline_rows(results)}{distribution_rows(results)}{step_rows(results)}
+| best validation MSE | {number(results.best_val_mse)} |
+| persistence forecast (next = last value) | {number(validation.persistence.overall.mse)} |
+| noise floor | {number(results.noise_floor)} |
+| test MSE (held out, scored once) | {number(test.model.overall.mse if test is not None and test.model is not None else None)} |
+| persistence on the test split | {number(test.persistence.overall.mse if test is not None else None)} |
+| quality | {results.quality} |
+| epochs | {results.epochs_completed} |
+{baseline_rows(results.scores)}{distribution_rows(results.scores)}{step_rows(validation)}
 
 ## How to load and predict
 

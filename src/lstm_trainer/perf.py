@@ -16,7 +16,7 @@ import torch
 if TYPE_CHECKING:  # the bare loop of bench/ imports this module and must not load Accelerate
     from accelerate import Accelerator
 
-# What `results` adds to all_results.json: they differ from run to run, even between an
+# What `Cost.to_dict` adds to all_results.json: they differ from run to run, even between an
 # uninterrupted run and a resumed one that trained the same weights.
 KEYS = (
     "dataset_seconds",
@@ -54,22 +54,38 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def results(accelerator: Accelerator, timings: RunTimings) -> dict[str, Any]:
-    """The cost figures for all_results.json; every process must call it (memory is gathered)."""
+@dataclass
+class Cost:
+    """A run's timings and what its processes used, one figure per process."""
+
+    timings: RunTimings
+    cpu_threads_per_process: int
+    peak_rss_mib_per_process: list[float]
+    peak_cuda_mib_per_process: list[float] | None = None  # on CUDA only
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "dataset_seconds": self.timings.dataset_seconds,
+            "epoch_train_seconds": self.timings.epoch_train_seconds,
+            "epoch_cpu_seconds": self.timings.epoch_cpu_seconds,
+            "elapsed_seconds_history": self.timings.elapsed_seconds,
+            "first_optimizer_step_unix_time": self.timings.first_step_time,
+            "cpu_threads_per_process": self.cpu_threads_per_process,
+            "peak_rss_mib_per_process": self.peak_rss_mib_per_process,
+        }
+        if self.peak_cuda_mib_per_process is not None:  # absent rather than null: a CPU run's file is as before
+            out["peak_cuda_mib_per_process"] = self.peak_cuda_mib_per_process
+        assert out.keys() <= set(KEYS)
+        return out
+
+
+def measure(accelerator: Accelerator, timings: RunTimings) -> Cost:
+    """The run's cost; every process must call it (memory is gathered)."""
     memory = [peak_rss_mib()]
-    if accelerator.device.type == "cuda":
+    cuda = accelerator.device.type == "cuda"
+    if cuda:
         memory.append(torch.cuda.max_memory_allocated(accelerator.device) / 2**20)
     per_process = accelerator.gather(torch.tensor([memory], dtype=torch.float64, device=accelerator.device)).cpu()
-    out: dict[str, Any] = {
-        "dataset_seconds": timings.dataset_seconds,
-        "epoch_train_seconds": timings.epoch_train_seconds,
-        "epoch_cpu_seconds": timings.epoch_cpu_seconds,
-        "elapsed_seconds_history": timings.elapsed_seconds,
-        "first_optimizer_step_unix_time": timings.first_step_time,
-        "cpu_threads_per_process": torch.get_num_threads(),
-        "peak_rss_mib_per_process": per_process[:, 0].tolist(),
-    }
-    if accelerator.device.type == "cuda":
-        out["peak_cuda_mib_per_process"] = per_process[:, 1].tolist()
-    assert out.keys() <= set(KEYS)
-    return out
+    return Cost(
+        timings, torch.get_num_threads(), per_process[:, 0].tolist(), per_process[:, 1].tolist() if cuda else None
+    )

@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from lstm_trainer.results import Results
 
 # Every picture is SIZE inches at DPI: 800 x 450 pixels, wide enough for a W&B panel.
 SIZE = (8.0, 4.5)
@@ -28,7 +30,7 @@ STRETCH = 300
 
 def save_all(
     out: Path,
-    results: dict[str, Any],
+    results: Results,
     learning_rates: Sequence[tuple[int, float]],
     predictions: np.ndarray,
     targets: np.ndarray,
@@ -37,7 +39,7 @@ def save_all(
 ) -> dict[str, Path]:
     """Draw every picture into `out` as `<name>.png`; returns {name: path} in NAMES order.
 
-    `results` is the run's all_results dict; `learning_rates` holds (optimizer step, rate) for
+    `results` is the run's (its histories and validation baseline); `learning_rates` holds (optimizer step, rate) for
     each step trained; `predictions` and `targets` are one per validation window, in order
     (series after series), and `interval` (a probabilistic model's) the low and high ends of
     its central 80% interval; `data` ("3 series, 1,050 points") goes under each picture's title.
@@ -46,7 +48,7 @@ def save_all(
         "loss_curves": lambda ax: _loss_curves(ax, results),
         "learning_rate": lambda ax: _learning_rate(ax, learning_rates),
         "predictions": lambda ax: _predictions(ax, predictions, targets, interval),
-        "residuals": lambda ax: _residuals(ax, predictions - targets, results.get("noise_floor")),
+        "residuals": lambda ax: _residuals(ax, predictions - targets, results.noise_floor),
     }
     paths = {}
     for name in NAMES:
@@ -69,20 +71,21 @@ def _figure() -> Figure:
     return figure
 
 
-def _loss_curves(ax: Axes, results: dict[str, Any]) -> None:
+def _loss_curves(ax: Axes, results: Results) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    train, val = results["train_loss_history"], results["val_mse_history"]
+    train, val = results.train_loss_history, results.val_mse_history
     epochs = np.arange(1, len(train) + 1)
     ax.plot(epochs, train, marker="o", markersize=3, label="train loss (mean over the epoch)")
     # Epoch 0 is the model before training, so the curve starts where training did.
-    initial = [] if results.get("initial_val_mse") is None else [results["initial_val_mse"]]
+    initial = [] if results.initial_val_mse is None else [results.initial_val_mse]
     ax.plot(np.arange(1 - len(initial), len(val) + 1), [*initial, *val], marker="o", markersize=3, label="validation MSE")
     best = int(np.argmin(val)) + 1
     ax.scatter([best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})")
-    ax.axhline(results["persistence_val_mse"], color="grey", linestyle="--", label="persistence (next = last value)")
-    if results.get("noise_floor"):
-        ax.axhline(results["noise_floor"], color="grey", linestyle=":", label="noise floor")
+    persistence = results.scores.validation.persistence.overall.mse
+    ax.axhline(persistence, color="grey", linestyle="--", label="persistence (next = last value)")
+    if results.noise_floor:
+        ax.axhline(results.noise_floor, color="grey", linestyle=":", label="noise floor")
     # A negative log-likelihood (a distribution head's loss) can be below zero: no log axis then.
     logarithmic = min([*train, *val]) > 0
     ax.set_yscale("log" if logarithmic else "linear")

@@ -15,10 +15,11 @@ from accelerate import Accelerator
 from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.ds_config import ResolvedDeepSpeed
-from lstm_trainer.evaluate import COVERAGES, Verdict
+from lstm_trainer.evaluate import COVERAGES
 from lstm_trainer.loop import EpochLog, StepLog
 from lstm_trainer.progress import ProgressBars, say
-from lstm_trainer.scoring import ValidationForecast
+from lstm_trainer.results import Results
+from lstm_trainer.scoring import RunScores, SplitScores, ValidationForecast
 
 
 def _print(accelerator: Accelerator, text: str) -> None:
@@ -78,13 +79,12 @@ def _number(value: Any, spec: str = ".6f") -> str:
     return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
 
 
-def finish(
-    accelerator: Accelerator, results: dict[str, Any], out: Path, verdict: Verdict | None = None, data: str | None = None
-) -> None:
-    floor_text = _number(results["noise_floor"]) if results["noise_floor"] is not None else "unknown"
-    if results["stopped_early"]:
+def finish(accelerator: Accelerator, results: Results, out: Path, data: str | None = None) -> None:
+    floor_text = _number(results.noise_floor) if results.noise_floor is not None else "unknown"
+    verdict, persistence = results.scores.verdict, results.scores.validation.persistence.overall
+    if results.stopped_early:
         stop = "early stopping"
-    elif results.get("stopped_at_max_steps"):
+    elif results.stopped_at_max_steps:
         stop = "--max_train_steps"
     else:
         stop = "epoch limit"
@@ -95,26 +95,26 @@ def finish(
                 "",
                 *([f"Data: {data}"] if data else []),
                 "Training Summary:",
-                f"  - Initial Loss: {_number(results['initial_train_loss'])}",
-                f"  - Final Loss: {_number(results['final_train_loss'])}",
-                f"  - Best Loss: {_number(results['best_train_loss'])}",
-                f"  - Loss Reduction: {_number(results['train_loss_reduction_percent'], '.2f%')}",
+                f"  - Initial Loss: {_number(results.initial_train_loss)}",
+                f"  - Final Loss: {_number(results.final_train_loss)}",
+                f"  - Best Loss: {_number(results.best_train_loss)}",
+                f"  - Loss Reduction: {_number(results.train_loss_reduction_percent, '.2f%')}",
                 "",
                 "Validation Summary:",
-                f"  - Initial Val MSE (before training): {_number(results['initial_val_mse'])}",
-                f"  - Final Val MSE: {_number(results['final_val_mse'])}",
-                f"  - Best Val MSE: {_number(results['best_val_mse'])}",
-                f"  - Val MSE Reduction: {_number(results['val_mse_reduction_percent'], '.2f%')}",
-                f"  - Persistence baseline (next = last value): {_number(results['persistence_val_mse'])}",
+                f"  - Initial Val MSE (before training): {_number(results.initial_val_mse)}",
+                f"  - Final Val MSE: {_number(results.final_val_mse)}",
+                f"  - Best Val MSE: {_number(results.best_val_mse)}",
+                f"  - Val MSE Reduction: {_number(results.val_mse_reduction_percent, '.2f%')}",
+                f"  - Persistence baseline (next = last value): {_number(persistence.mse)}",
                 f"  - Noise floor (noise_std^2): {floor_text}",
-                *_test_lines(results),
-                *baseline_table(results),
-                *interval_lines(results),
-                *step_lines(results),
+                *_test_lines(results.scores.test),
+                *baseline_table(results.scores),
+                *interval_lines(results.scores),
+                *step_lines(results.scores.validation),
                 "",
-                f"Epochs completed: {results['epochs_completed']} ({stop}) in {results['train_seconds']:.1f} s",
-                f"Model Quality: {results['quality'] or 'n/a'} (best val MSE {_number(results['best_val_mse'])}; "
-                f"persistence {_number(results['persistence_val_mse'])}, floor {floor_text})"
+                f"Epochs completed: {results.epochs_completed} ({stop}) in {results.train_seconds:.1f} s",
+                f"Model Quality: {results.quality or 'n/a'} (best val MSE {_number(results.best_val_mse)}; "
+                f"persistence {_number(persistence.mse)}, floor {floor_text})"
                 if verdict is None
                 else f"Model Quality (relative): {verdict.text}",
                 # Printed once per machine; files are written by the first machine only.
@@ -126,41 +126,38 @@ def finish(
     )
 
 
-BASELINE_ROWS = (("model", ""), ("persistence", "persistence_"), ("seasonal naive", "seasonal_naive_"), ("linear AR", "linear_"))
-
-
-def baseline_table(results: dict[str, Any]) -> list[str]:
-    """The model beside every baseline on each split: MSE, MAE and MASE (rows without figures left out)."""
+def baseline_table(scores: RunScores) -> list[str]:
+    """The model beside every baseline on each split: MSE, MAE and MASE (forecasts not scored left out)."""
     lines = ["", "Model and baselines (MASE: MAE / the training split's one-step naive MAE):"]
-    for split, label in (("val", "validation"), ("test", "test")):
-        for name, prefix in BASELINE_ROWS:
-            if results.get(f"{prefix}{split}_mse") is None:
-                continue
+    for label, split in scores.splits():
+        for name, forecast in split.rows():
+            overall = forecast.overall
             lines.append(
-                f"  - {label:10s} {name:15s} MSE {_number(results[f'{prefix}{split}_mse'], '.6g'):>12s} | "
-                f"MAE {_number(results[f'{prefix}{split}_mae'], '.6g'):>10s} | MASE {_number(results[f'{prefix}{split}_mase'], '.4f')}"
+                f"  - {label:10s} {name:15s} MSE {_number(overall.mse, '.6g'):>12s} | "
+                f"MAE {_number(overall.mae, '.6g'):>10s} | MASE {_number(overall.mase, '.4f')}"
             )
     return lines if len(lines) > 2 else []
 
 
-def interval_lines(results: dict[str, Any]) -> list[str]:
+def interval_lines(scores: RunScores) -> list[str]:
     """A probabilistic model's CRPS and interval coverage per split (nothing for a point forecast)."""
     lines = ["", "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):"]
-    for split, label in (("val", "validation"), ("test", "test")):
-        if results.get(f"{split}_crps") is None:
+    for label, split in scores.splits():
+        intervals = split.model.intervals if split.model is not None else None
+        if intervals is None:
             continue
-        shares = {level: results.get(f"{split}_coverage_{level}") for level in COVERAGES}
+        shares = {level: intervals.coverage[level] for level in COVERAGES}
         coverage = ", ".join(f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items())
-        lines.append(f"  - {label:10s} CRPS {_number(results[f'{split}_crps'], '.6g')} | coverage {coverage}")
+        lines.append(f"  - {label:10s} CRPS {_number(intervals.crps, '.6g')} | coverage {coverage}")
     return lines if len(lines) > 2 else []
 
 
-def step_lines(results: dict[str, Any]) -> list[str]:
+def step_lines(validation: SplitScores) -> list[str]:
     """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
-    model = results.get("val_mse_by_step")
-    if not model:
+    if validation.model is None or not validation.model.by_step:
         return []
-    naive = results.get("persistence_val_mse_by_step") or [None] * len(model)
+    model = [s.mse for s in validation.model.by_step]
+    naive: list[float | None] = [s.mse for s in validation.persistence.by_step or []] or [None] * len(model)
     lines = ["", "Validation MSE per step ahead (model | persistence):"]
     lines += [f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}" for h, (m, p) in enumerate(zip(model, naive), start=1)]
     return lines
@@ -214,33 +211,32 @@ class Reporter:
         if self.bars is not None:
             self.bars.end_epoch(log.epoch, log.train_loss, log.val_mse, log.best_val_mse)
 
-    def finish(
-        self, results: dict[str, Any], forecast: ValidationForecast | None, verdict: Verdict | None = None
-    ) -> None:
+    def finish(self, results: Results, forecast: ValidationForecast | None) -> None:
         """The summary, then the pictures: the best model's validation `forecast` (its first step ahead)."""
         if self.bars is not None:
             self.bars.close()
-        finish(self.accelerator, results, self.out, verdict, self.data_line)
+        finish(self.accelerator, results, self.out, self.data_line)
         pictures: dict[str, Path] = {}
-        if self.accelerator.is_main_process and results["val_mse_history"] and forecast is not None:
+        if self.accelerator.is_main_process and results.val_mse_history and forecast is not None:
             pictures = plots.save_all(
                 self.out, results, self.learning_rates, forecast.predictions, forecast.targets, forecast.interval,
                 self.data_line,
             )
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
-        tracking.log_summary(self.accelerator, results, pictures, results["optimizer_steps"])
+        tracking.log_summary(self.accelerator, results, pictures)
+        verdict = results.scores.verdict
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.
             _print(self.accelerator, verdict.warning)
 
 
-def _test_lines(results: dict[str, Any]) -> list[str]:
+def _test_lines(test: SplitScores | None) -> list[str]:
     """The held-out test split, scored once at the end with the best model (absent for synthetic data)."""
-    if results.get("test_mse") is None:
+    if test is None or test.model is None:
         return []
     return [
         "",
         "Test Summary (held out, scored once with the best model):",
-        f"  - Test MSE: {_number(results['test_mse'])}",
-        f"  - Persistence baseline (next = last value): {_number(results['persistence_test_mse'])}",
+        f"  - Test MSE: {_number(test.model.overall.mse)}",
+        f"  - Persistence baseline (next = last value): {_number(test.persistence.overall.mse)}",
     ]

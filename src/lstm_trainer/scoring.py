@@ -12,7 +12,7 @@ and every score is over all series' windows, in the data's units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from accelerate import Accelerator
 
 from lstm_trainer.data import PreparedData, Windows
 from lstm_trainer.evaluate import (
-    COVERAGES,
     Forecast,
     IntervalScores,
     LinearAR,
@@ -36,8 +35,6 @@ from lstm_trainer.evaluate import (
 )
 from lstm_trainer.inference import Predictor
 
-# all_results.json names the splits short: val_mse, persistence_test_mase, ...
-SPLIT_KEYS = {"validation": "val", "test": "test"}
 FORECASTS = ("model", "persistence", "linear", "seasonal_naive")
 # Training windows the linear AR (and the model's linear skip) is fitted on: all of them up to
 # here, evenly spaced ones beyond: 200 K windows of 50 lags are ~80 MB of float64 per copy the
@@ -66,50 +63,30 @@ class ValidationForecast:
 
 @dataclass
 class SplitScores:
+    """The model and every baseline on one split."""
+
     model: ForecastScores | None  # None where no model was saved, and on processes other than the main one
     persistence: ForecastScores
     linear: ForecastScores
     seasonal_naive: ForecastScores | None  # None without --season
 
+    def rows(self) -> list[tuple[str, ForecastScores]]:
+        """(name, scores) of each forecast scored, in the order tables show them: the model, then the baselines."""
+        named = (("model", self.model), ("persistence", self.persistence), ("seasonal naive", self.seasonal_naive),
+                 ("linear AR", self.linear))  # fmt: skip
+        return [(name, scores) for name, scores in named if scores is not None]
+
 
 @dataclass
 class RunScores:
-    splits: dict[str, SplitScores]
+    validation: SplitScores
+    test: SplitScores | None  # None where the data has no test split (the synthetic sine)
     mase_scale: float
     verdict: Verdict | None  # None for the synthetic reference, graded by its absolute thresholds
-    # For the pictures; None where no model was scored.
-    validation_forecast: ValidationForecast | None = None
 
-    def results(self) -> dict[str, Any]:
-        """Flat keys for all_results.json: val_mae, linear_test_mase, seasonal_naive_val_mse, ...
-
-        Per-step lists (`val_mse_by_step`, ...) only for a horizon > 1, and `val_crps`,
-        `val_coverage_80`, ... only for a probabilistic model: a reference run's file is as before.
-        """
-        flat: dict[str, Any] = {"mase_scale": self.mase_scale}
-        for split, key in SPLIT_KEYS.items():
-            scores = self.splits.get(split)
-            for name in FORECASTS:
-                found: ForecastScores | None = getattr(scores, name) if scores is not None else None
-                prefix = "" if name == "model" else f"{name}_"
-                for metric in fields(Scores):
-                    flat[f"{prefix}{key}_{metric.name}"] = getattr(found.overall, metric.name) if found is not None else None
-                if found is not None and found.by_step is not None:
-                    for metric in fields(Scores):
-                        flat[f"{prefix}{key}_{metric.name}_by_step"] = [getattr(s, metric.name) for s in found.by_step]
-                if found is not None and found.intervals is not None:
-                    flat.update(_interval_keys(f"{prefix}{key}", found.intervals, found.intervals_by_step))
-        flat["verdict"] = self.verdict.text if self.verdict is not None else None
-        return flat
-
-
-def _interval_keys(prefix: str, scores: IntervalScores, by_step: list[IntervalScores] | None) -> dict[str, Any]:
-    flat: dict[str, Any] = {f"{prefix}_crps": scores.crps}
-    flat.update({f"{prefix}_coverage_{level}": scores.coverage[level] for level in COVERAGES})
-    if by_step is not None:
-        flat[f"{prefix}_crps_by_step"] = [s.crps for s in by_step]
-        flat.update({f"{prefix}_coverage_{level}_by_step": [s.coverage[level] for s in by_step] for level in COVERAGES})
-    return flat
+    def splits(self) -> list[tuple[str, SplitScores]]:
+        """("validation", its scores) and, where the data has one, ("test", its scores)."""
+        return [("validation", self.validation), *([("test", self.test)] if self.test is not None else [])]
 
 
 def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, forecast: Any = None) -> ForecastScores:
@@ -143,15 +120,16 @@ def fit_on_training(train: Windows) -> tuple[LinearAR, float]:
 
 def score_run(
     accelerator: Accelerator, data: PreparedData, best: Path, batch_size: int, season: int | None
-) -> RunScores:
-    """Every split after training, scored for the saved model (main process) and the baselines (all)."""
+) -> tuple[RunScores, ValidationForecast | None]:
+    """Every split after training, scored for the saved model (main process) and the baselines (all),
+    and the model's validation forecast for the pictures (None where no model was scored)."""
     linear, scale = fit_on_training(data.windows["train"])
     with_model = accelerator.is_main_process and (best / "model.safetensors").is_file()
     # The model as saved (fp32, no DeepSpeed): the figures are what a user of output_dir/model gets.
     predictor = Predictor.load(best, accelerator.device) if with_model else None
     splits: dict[str, SplitScores] = {}
     shown = None
-    for split in SPLIT_KEYS:
+    for split in ("validation", "test"):
         if split not in data.windows:
             continue
         windows = data.windows[split]
@@ -186,7 +164,8 @@ def score_run(
             seasonal_naive=score_forecast(joined["seasonal_naive"], targets, scale) if season else None,
         )
     accelerator.wait_for_everyone()
-    return RunScores(splits, scale, None if data.noise_floor is not None else _verdict(splits), shown)
+    verdict = None if data.noise_floor is not None else _verdict(splits)
+    return RunScores(splits["validation"], splits.get("test"), scale, verdict), shown
 
 
 def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -23,6 +23,7 @@ from accelerate.utils import is_tensorboard_available, is_wandb_available
 
 from lstm_trainer.config import TrainConfig
 from lstm_trainer.loop import EpochLog, StepLog
+from lstm_trainer.results import Results
 
 WANDB, TENSORBOARD = "wandb", "tensorboard"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.
@@ -97,9 +98,10 @@ def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
     accelerator.log(dict(zip(EPOCH_KEYS, values)), step=log.step)
 
 
-def log_summary(accelerator: Accelerator, results: dict[str, Any], pictures: dict[str, Path], step: int) -> None:
-    """The end-of-run numbers (every scalar of all_results.json) and the pictures."""
-    scalars = {f"{SUMMARY_PREFIX}{k}": v for k, v in results.items() if isinstance(v, (bool, int, float, str))}
+def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, Path]) -> None:
+    """The end-of-run numbers (every scalar of all_results.json, under its names) and the pictures."""
+    step = results.optimizer_steps
+    scalars = {f"{SUMMARY_PREFIX}{k}": v for k, v in results.to_dict().items() if isinstance(v, (bool, int, float, str))}
     accelerator.log(scalars, step=step)
     if not accelerator.trackers or not pictures:
         return

@@ -1,6 +1,6 @@
 """A whole run: set up, fit with early stopping and checkpoints, keep the best model, report.
 
-`run` is what `train.py` calls; it returns the dict it writes to all_results.json.
+`run` is what `train.py` calls; it returns the `Results` it writes to all_results.json.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
 from lstm_trainer.heads import OutputHead
 from lstm_trainer.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, train_epoch
-from lstm_trainer.metrics import quality_grade, reduction_percent
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.output_dir import RunLock
 from lstm_trainer.preflight import preflight
+from lstm_trainer.results import EngineSettings, Results, RunSetup
 
 BEST, MODEL = "best", "model"
 # Flags a resumed run may change; any other difference means another experiment.
@@ -68,7 +68,7 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
-def run(config: RunConfig, lock: RunLock | None = None) -> dict[str, Any]:
+def run(config: RunConfig, lock: RunLock | None = None) -> Results:
     """Train as `config` says; `lock` is output_dir's lock if the caller already took it."""
     lock = lock or preflight(config)
     try:
@@ -86,7 +86,7 @@ def run(config: RunConfig, lock: RunLock | None = None) -> dict[str, Any]:
             lock.release()
 
 
-def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> dict[str, Any]:
+def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> Results:
     """setup -> fit -> finish."""
     out = Path(config.train.output_dir)
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
@@ -267,16 +267,29 @@ class Fit:
         self.s.reporter.step(log)
 
 
-def _finish(s: Session, fit: Fit) -> dict[str, Any]:
+def _finish(s: Session, fit: Fit) -> Results:
     """Score the best model and the baselines, export it, write all_results.json, push, report."""
-    accelerator, out, train_cfg = s.accelerator, s.out, s.config.train
-    scores = scoring.score_run(accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season)
-    baselines = {**scores.results(), "noise_floor": s.data.noise_floor}
-    results = {**_results(fit.state, fit.stopper, baselines, accelerator, s.ds, fit.seconds), **perf.results(accelerator, s.timings)}
-    results["stopped_at_max_steps"] = fit.hit_step_limit
-    if scores.verdict is not None:  # a series other than the reference's is graded against its baselines
-        results["quality"] = scores.verdict.grade
-    results["deepspeed"] = engine_settings(s.model)  # what the engine ran with, beside what was asked
+    accelerator, out, train_cfg, state = s.accelerator, s.out, s.config.train, fit.state
+    scores, validation_forecast = scoring.score_run(accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season)
+    results = Results(
+        train_loss_history=state.train_losses,
+        val_mse_history=state.val_mses,
+        initial_val_mse=state.initial_val_mse,
+        best_val_mse=fit.stopper.best if state.val_mses else None,
+        logged_train_losses=state.logged_losses,
+        optimizer_steps=state.global_step,
+        stopped_early=fit.stopper.should_stop,
+        stopped_at_max_steps=fit.hit_step_limit,
+        train_seconds=fit.seconds,
+        scores=scores,
+        noise_floor=s.data.noise_floor,
+        setup=RunSetup(
+            accelerator.num_processes, s.ds.total_batch_size, s.ds.micro_batch_size, s.ds.gradient_accumulation_steps,
+            s.ds.mixed_precision, s.ds.source,
+        ),
+        cost=perf.measure(accelerator, s.timings),
+        deepspeed=EngineSettings(**engine_settings(s.model)),
+    )
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
@@ -284,13 +297,13 @@ def _finish(s: Session, fit: Fit) -> dict[str, Any]:
                 shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
                 zero_stage = s.ds.config["zero_optimization"].get("stage", 0)
                 (tmp / "README.md").write_text(model_card(s.config.to_dict(), results, zero_stage))
-        (out / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "all_results.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     if train_cfg.push_to_hub and accelerator.is_main_process and (out / MODEL).is_dir():
         assert train_cfg.hub_model_id is not None  # TrainConfig requires it with --push_to_hub
         url = hub.push_model(out / MODEL, train_cfg.hub_model_id, train_cfg.hub_private_repo, train_cfg.hub_revision)
         accelerator.print(f"model pushed to {url}")
     # Last, so that the verdict (and a warning where the model loses to a baseline) ends the output.
-    s.reporter.finish(results, scores.validation_forecast, scores.verdict)
+    s.reporter.finish(results, validation_forecast)
     return results
 
 
@@ -350,44 +363,6 @@ def _resume(
         raise UserError(f"checkpoint {path} could not be loaded ({first_line}); resume from another checkpoint") from None
     progress.load_state_dict(per_rank)
     return shared
-
-
-def _results(
-    state: TrainState,
-    stopper: EarlyStopping,
-    baselines: dict[str, Any],
-    accelerator: Accelerator,
-    ds: ResolvedDeepSpeed,
-    train_seconds: float,
-) -> dict[str, Any]:
-    train, val = state.train_losses, state.val_mses
-    initial_val = state.initial_val_mse
-    return {
-        "initial_train_loss": train[0] if train else None,
-        "final_train_loss": train[-1] if train else None,
-        "best_train_loss": min(train) if train else None,
-        # A negative log-likelihood can start below zero, where a reduction in percent means nothing.
-        "train_loss_reduction_percent": reduction_percent(train[0], train[-1]) if train and train[0] > 0 else None,
-        "initial_val_mse": initial_val,
-        "final_val_mse": val[-1] if val else None,
-        "best_val_mse": stopper.best if val else None,
-        "val_mse_reduction_percent": reduction_percent(initial_val, stopper.best) if val and initial_val else None,
-        **baselines,
-        "quality": quality_grade(stopper.best) if val else None,
-        "epochs_completed": len(val),
-        "stopped_early": stopper.should_stop,
-        "optimizer_steps": state.global_step,
-        "world_size": accelerator.num_processes,
-        "global_batch_size": ds.total_batch_size,
-        "per_device_train_batch_size": ds.micro_batch_size,
-        "gradient_accumulation_steps": ds.gradient_accumulation_steps,
-        "mixed_precision": ds.mixed_precision,
-        "ds_config": ds.source,
-        "train_seconds": train_seconds,
-        "train_loss_history": train,
-        "val_mse_history": val,
-        "logged_train_losses": state.logged_losses,
-    }
 
 
 def _optimizer_and_scheduler(

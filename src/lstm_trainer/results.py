@@ -1,0 +1,158 @@
+"""What a run reports, as one typed object: `trainer.run` returns a `Results`.
+
+all_results.json is `Results.to_dict()`. Its keys are flat (`val_mse`, `persistence_test_mase`,
+`val_coverage_80_by_step`, ...) and stay what they were when the results were a dict, so users'
+files and scripts that read them keep working; the code reads attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
+from lstm_trainer.metrics import quality_grade, reduction_percent
+from lstm_trainer.perf import Cost
+from lstm_trainer.scoring import ForecastScores, RunScores, SplitScores
+
+
+@dataclass
+class RunSetup:
+    """How the run was laid out: processes, batch and precision as resolved from the flags and the DeepSpeed JSON."""
+
+    world_size: int
+    global_batch_size: int
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    mixed_precision: str  # "no", "fp16" or "bf16"
+    ds_config: str  # which DeepSpeed JSON, and who chose it
+
+
+@dataclass
+class EngineSettings:
+    """What DeepSpeed's engine ran with, read back from it (distributed.engine_settings), beside what was asked."""
+
+    zero_stage: int
+    offload_optimizer_device: str
+    offload_param_device: str
+    gradient_clipping: float
+    optimizer: str  # the class that does the update, under ZeRO's partitioning wrapper
+
+
+@dataclass
+class Results:
+    """Everything a run reports. Losses and MSEs are in the data's units (trainer.Session says when not)."""
+
+    train_loss_history: list[float]  # per epoch: the head's loss (MSE, negative log-likelihood or pinball)
+    val_mse_history: list[float]  # per epoch
+    initial_val_mse: float | None  # before training
+    best_val_mse: float | None  # early stopping's best, the model in output_dir/best; None before a whole epoch
+    logged_train_losses: list[list[float]]  # [optimizer step, loss] at every logging step
+    optimizer_steps: int
+    stopped_early: bool
+    stopped_at_max_steps: bool
+    train_seconds: float  # this launch's epochs, validation and checkpoints included
+    scores: RunScores  # the best model and the baselines on validation and test, scored once at the end
+    noise_floor: float | None  # the synthetic series' noise variance: no forecast can beat it; None for real data
+    setup: RunSetup
+    cost: Cost
+    deepspeed: EngineSettings
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.val_mse_history)
+
+    @property
+    def initial_train_loss(self) -> float | None:
+        return self.train_loss_history[0] if self.train_loss_history else None
+
+    @property
+    def final_train_loss(self) -> float | None:
+        return self.train_loss_history[-1] if self.train_loss_history else None
+
+    @property
+    def best_train_loss(self) -> float | None:
+        return min(self.train_loss_history) if self.train_loss_history else None
+
+    @property
+    def train_loss_reduction_percent(self) -> float | None:
+        train = self.train_loss_history
+        # A negative log-likelihood can start below zero, where a reduction in percent means nothing.
+        return reduction_percent(train[0], train[-1]) if train and train[0] > 0 else None
+
+    @property
+    def final_val_mse(self) -> float | None:
+        return self.val_mse_history[-1] if self.val_mse_history else None
+
+    @property
+    def val_mse_reduction_percent(self) -> float | None:
+        if self.best_val_mse is None or not self.initial_val_mse:
+            return None
+        return reduction_percent(self.initial_val_mse, self.best_val_mse)
+
+    @property
+    def quality(self) -> str | None:
+        """Against the baselines for a real series; the reference's absolute MSE grade for its synthetic sine."""
+        if self.scores.verdict is not None:
+            return self.scores.verdict.grade
+        return quality_grade(self.best_val_mse) if self.best_val_mse is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """all_results.json, keys in the order the file has always had."""
+        return {
+            "initial_train_loss": self.initial_train_loss,
+            "final_train_loss": self.final_train_loss,
+            "best_train_loss": self.best_train_loss,
+            "train_loss_reduction_percent": self.train_loss_reduction_percent,
+            "initial_val_mse": self.initial_val_mse,
+            "final_val_mse": self.final_val_mse,
+            "best_val_mse": self.best_val_mse,
+            "val_mse_reduction_percent": self.val_mse_reduction_percent,
+            **score_keys(self.scores),
+            "noise_floor": self.noise_floor,
+            "quality": self.quality,
+            "epochs_completed": self.epochs_completed,
+            "stopped_early": self.stopped_early,
+            "optimizer_steps": self.optimizer_steps,
+            **asdict(self.setup),  # world_size ... ds_config: the fields are in the file's order
+            "train_seconds": self.train_seconds,
+            "train_loss_history": self.train_loss_history,
+            "val_mse_history": self.val_mse_history,
+            "logged_train_losses": self.logged_train_losses,
+            **self.cost.to_dict(),
+            "stopped_at_max_steps": self.stopped_at_max_steps,
+            "deepspeed": asdict(self.deepspeed),
+        }
+
+
+def score_keys(scores: RunScores) -> dict[str, Any]:
+    """Flat keys for every score: `{forecast_}{split}_{metric}`, e.g. val_mae, linear_test_mase.
+
+    Every forecast's MSE, MAE and MASE on both splits, None where there is none (no test split,
+    no --season, no saved model); `..._by_step` lists only for a horizon > 1 and `val_crps`,
+    `val_coverage_80`, ... only for a probabilistic model, so a reference run's file is as before.
+    """
+    flat: dict[str, Any] = {"mase_scale": scores.mase_scale}
+    for split, split_scores in (("val", scores.validation), ("test", scores.test)):
+        for forecast in fields(SplitScores):  # model, persistence, linear, seasonal_naive
+            name = forecast.name
+            found: ForecastScores | None = getattr(split_scores, name) if split_scores is not None else None
+            prefix = split if name == "model" else f"{name}_{split}"
+            for metric in fields(Scores):
+                flat[f"{prefix}_{metric.name}"] = getattr(found.overall, metric.name) if found is not None else None
+            if found is not None and found.by_step is not None:
+                for metric in fields(Scores):
+                    flat[f"{prefix}_{metric.name}_by_step"] = [getattr(s, metric.name) for s in found.by_step]
+            if found is not None and found.intervals is not None:
+                flat.update(_interval_keys(prefix, found.intervals, found.intervals_by_step))
+    flat["verdict"] = scores.verdict.text if scores.verdict is not None else None
+    return flat
+
+
+def _interval_keys(prefix: str, scores: IntervalScores, by_step: list[IntervalScores] | None) -> dict[str, Any]:
+    flat: dict[str, Any] = {f"{prefix}_crps": scores.crps}
+    flat.update({f"{prefix}_coverage_{level}": scores.coverage[level] for level in COVERAGES})
+    if by_step is not None:
+        flat[f"{prefix}_crps_by_step"] = [s.crps for s in by_step]
+        flat.update({f"{prefix}_coverage_{level}_by_step": [s.coverage[level] for s in by_step] for level in COVERAGES})
+    return flat
