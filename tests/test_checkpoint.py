@@ -51,6 +51,15 @@ EVERY_STEP = [
 CHECKPOINTS = [f"step-{step:07d}" for step in range(2, 13, 2)]
 
 
+def test_a_lone_process_runs_stage_0_and_still_logs_its_gradient_norm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One process has nothing to shard, so ds_config runs ZeRO stage 0; DeepSpeed computes the
+    # norm there only to clip, and the trainer keeps it (loop.keep_stage0_grad_norm).
+    train_in_process([*EVERY_STEP, "--max_train_steps", "3", "--output_dir", str(tmp_path)])
+    assert results(tmp_path)["deepspeed"]["zero_stage"] == 0
+    norms = [float(line.split("grad norm ")[1].split()[0]) for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert len(norms) == 3 and all(0 < norm < 10 for norm in norms), norms
+
+
 def checkpoint_names(out: Path) -> list[str]:
     return sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir())
 

@@ -29,9 +29,26 @@ def test_accumulation_follows_the_process_count(world: int, accumulation: int) -
     assert resolved.config["train_batch_size"] == 128
 
 
+def test_a_lone_fp32_process_runs_stage_0_and_keeps_the_asked_stage_for_checkpoints() -> None:
+    alone = resolve(TrainConfig(), REFERENCE, world_size=1, cuda=False)
+    assert alone.config["zero_optimization"]["stage"] == 0 and alone.zero_stage == 2
+    assert "zero_optimization.stage: 2 (ds_config) -> 0 (one process: nothing to shard)" in alone.changes
+    # What a checkpoint is compared on is the stage asked for, so 1 and 2 processes agree.
+    assert alone.identity()["zero_stage"] == resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False).identity()["zero_stage"] == 2
+    # ZeRO stays where it shards, offloads or runs a mixed-precision optimizer.
+    assert resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False).config["zero_optimization"]["stage"] == 2
+    assert resolve(TrainConfig(), REFERENCE, world_size=1, cuda=True).config["zero_optimization"]["stage"] == 2
+    offload = json.loads(json.dumps(REFERENCE))
+    offload["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}
+    assert resolve(TrainConfig(), offload, world_size=1, cuda=False).config["zero_optimization"]["stage"] == 2
+    zero3 = json.loads(json.dumps(REFERENCE))
+    zero3["zero_optimization"]["stage"] = 3
+    assert resolve(TrainConfig(), zero3, world_size=1, cuda=False).config["zero_optimization"]["stage"] == 3
+
+
 def test_precision_defaults_to_fp16_on_cuda_and_fp32_on_cpu() -> None:
     on_gpu = resolve(TrainConfig(), REFERENCE, world_size=1, cuda=True)
-    on_cpu = resolve(TrainConfig(), REFERENCE, world_size=1, cuda=False)
+    on_cpu = resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False)
     assert on_gpu.mixed_precision == "fp16" and on_gpu.config["fp16"]["enabled"] is True
     assert on_gpu.config["fp16"]["loss_scale"] == 0  # dynamic loss scaling kept
     assert on_cpu.mixed_precision == "no" and on_cpu.config["fp16"]["enabled"] is False

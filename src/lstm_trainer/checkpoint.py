@@ -62,9 +62,9 @@ def save(
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
-    if engine.zero_optimization_stage() in (1, 2):  # what another process count can resume from
-        from lstm_trainer import reshard
+    from lstm_trainer import reshard
 
+    if reshard.supported(engine):  # what another process count can resume from
         reshard.save_full_state(engine, tmp, accelerator.is_main_process)
     (tmp / f"rank-{accelerator.process_index}.json").write_text(json.dumps(per_rank))
     accelerator.wait_for_everyone()

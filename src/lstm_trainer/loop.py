@@ -135,6 +135,23 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+def keep_stage0_grad_norm(engine: Any) -> None:
+    """Make a stage-0 engine keep the gradient norm it computes when clipping, as ZeRO does.
+
+    At stage 0 in fp32 DeepSpeed clips with torch's clip_grad_norm_ and drops the norm it
+    returns, so get_global_grad_norm() would have nothing to report. (Without clipping no
+    norm is computed at any stage but ZeRO's.)
+    """
+    if engine.zero_optimization_stage() != 0 or engine.fp16_enabled() or engine.bfloat16_enabled():
+        return
+    from deepspeed.runtime.utils import clip_grad_norm_
+
+    def clip_and_keep_norm() -> None:
+        engine._global_grad_norm = clip_grad_norm_(engine.module.parameters(), max_norm=engine.gradient_clipping(), mpu=engine.mpu)
+
+    engine.clip_fp32_gradients = clip_and_keep_norm
+
+
 def grad_norm_of(model: torch.nn.Module) -> float:
     """The global gradient norm (before clipping) of the last optimizer step, as DeepSpeed measured it."""
     norm = model.get_global_grad_norm() if hasattr(model, "get_global_grad_norm") else None

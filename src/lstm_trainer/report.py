@@ -30,6 +30,8 @@ def _print(accelerator: Accelerator, text: str) -> None:
 def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path) -> None:
     zero_section = ds.config["zero_optimization"]
     zero = f"ZeRO-{zero_section.get('stage')}"
+    if zero_section.get("stage") != ds.zero_stage:
+        zero += f" (ZeRO-{ds.zero_stage} on 2+ processes)"
     for part in ("optimizer", "param"):
         device = zero_section.get(f"offload_{part}", {}).get("device", "none")
         if device != "none":

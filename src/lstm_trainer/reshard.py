@@ -8,6 +8,11 @@ DeepSpeed's own accessors (`safe_get_full_fp32_param`, `safe_get_full_optimizer_
 builds its engine as usual, then writes each full tensor back into its own slices with
 `safe_set_full_*`, which cut it for the new count.
 
+A lone fp32 process runs ZeRO stage 0 (ds_config.resolve), where each parameter is its own
+fp32 master and the torch optimizer keys its moments by parameter: the same whole state,
+read and written directly, so checkpoints move between stage 0 on one process and the
+asked-for stage on several.
+
 What carries over exactly: fp32 master weights, every optimizer moment and the step count,
 the learning-rate schedule, the global batch and the position in the data. What cannot:
 the random state of processes that did not exist before (dropout masks), and the order
@@ -31,6 +36,14 @@ def gather_full_state(engine: Any) -> dict[str, torch.Tensor]:
 
     state: dict[str, torch.Tensor] = {}
     keys = _moment_keys(engine)
+    if _unsharded(engine):
+        optimizer = _torch_optimizer(engine)
+        for name, param in engine.module.named_parameters():
+            state[f"{_MASTER}/{name}"] = param.detach().cpu().float().contiguous()
+            for key in keys:
+                if key in optimizer.state.get(param, {}):
+                    state[f"{key}/{name}"] = optimizer.state[param][key].detach().cpu().float().contiguous()
+        return state
     for name, param in engine.module.named_parameters():
         master = safe_get_full_fp32_param(param)
         assert master is not None, f"{name} is not managed by a ZeRO optimizer"
@@ -44,7 +57,7 @@ def gather_full_state(engine: Any) -> dict[str, torch.Tensor]:
 
 def optimizer_steps_taken(engine: Any) -> int:
     """The optimizer's own step count (Adam's bias correction depends on it)."""
-    for value in engine.optimizer.optimizer.state.values():
+    for value in _torch_optimizer(engine).state.values():
         if "step" in value:
             step = value["step"]
             return int(step.item() if torch.is_tensor(step) else step)
@@ -70,6 +83,15 @@ def load_full_state(engine: Any, folder: Path) -> None:
     with safe_open(str(path), framework="pt") as handle:
         steps = int(handle.metadata()["optimizer_steps"])
     keys = sorted({name.split("/", 1)[0] for name in state} - {_MASTER})
+    if _unsharded(engine):
+        optimizer = _torch_optimizer(engine)
+        with torch.no_grad():
+            for name, param in engine.module.named_parameters():
+                param.copy_(state[f"{_MASTER}/{name}"].to(param.device))
+                if keys:
+                    moments = {key: state[f"{key}/{name}"].to(param.device) for key in keys}
+                    optimizer.state[param] = {"step": torch.tensor(float(steps)), **moments}
+        return
     _create_optimizer_state(engine, keys, steps)
     with torch.no_grad():
         for name, param in engine.module.named_parameters():
@@ -80,9 +102,24 @@ def load_full_state(engine: Any, folder: Path) -> None:
                 safe_set_full_optimizer_state(param, state[f"{key}/{name}"].to(param.device), key)
 
 
+def supported(engine: Any) -> bool:
+    """Whether this engine's state can be gathered whole: ZeRO-1/2, or stage 0 in fp32 (ZeRO-3 cannot)."""
+    stage = engine.zero_optimization_stage()
+    return stage in (1, 2) or (stage == 0 and not engine.fp16_enabled() and not engine.bfloat16_enabled())
+
+
+def _unsharded(engine: Any) -> bool:
+    return engine.zero_optimization_stage() == 0
+
+
+def _torch_optimizer(engine: Any) -> torch.optim.Optimizer:
+    """The optimizer that holds the moments: under ZeRO's wrapper, or DeepSpeed's optimizer itself at stage 0."""
+    return engine.optimizer if _unsharded(engine) else engine.optimizer.optimizer
+
+
 def _moment_keys(engine: Any) -> list[str]:
     """The optimizer's per-parameter tensors (Adam: exp_avg, exp_avg_sq), as its state names them."""
-    for value in engine.optimizer.optimizer.state.values():
+    for value in _torch_optimizer(engine).state.values():
         return sorted(key for key, tensor in value.items() if torch.is_tensor(tensor) and tensor.dim() > 0)
     return []  # no step taken yet: the moments do not exist
 

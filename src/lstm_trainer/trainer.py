@@ -32,7 +32,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.export import model_card, save_model
 from lstm_trainer.files import replace_dir
 from lstm_trainer.heads import OutputHead
-from lstm_trainer.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, train_epoch
+from lstm_trainer.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, keep_stage0_grad_norm, train_epoch
 from lstm_trainer.model import LSTMForecaster
 from lstm_trainer.output_dir import RunLock
 from lstm_trainer.preflight import preflight
@@ -154,6 +154,7 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
+    keep_stage0_grad_norm(model)
 
     run_info = {
         "config": config.to_dict(),
@@ -243,6 +244,7 @@ class Fit:
             "world_size": s.accelerator.num_processes,
             "config": s.config.to_dict(),
             "deepspeed": s.ds.identity(),
+            "engine_zero_stage": s.model.zero_optimization_stage(),  # 0 for a lone process (ds_config.resolve)
             "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
         }
         return checkpoint.save(
@@ -312,7 +314,10 @@ def _resume(
 ) -> dict[str, Any]:
     """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
     shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
-    resharded = shared["world_size"] != accelerator.num_processes
+    # Older checkpoints ran the stage they asked for.
+    saved_stage = shared.get("engine_zero_stage", shared.get("deepspeed", {}).get("zero_stage"))
+    restaged = saved_stage is not None and saved_stage != model.zero_optimization_stage()
+    resharded = shared["world_size"] != accelerator.num_processes or restaged
     if resharded and not (path / reshard.PORTABLE).is_file():
         raise UserError(
             f"checkpoint {path} was written by {shared['world_size']} processes and this run has "
@@ -351,9 +356,14 @@ def _resume(
         model.lr_scheduler.load_state_dict(shared["lr_scheduler"])
         model.lr_scheduler.step(shared["lr_scheduler"]["last_batch_iteration"])  # puts that step's rate in place
         progress.load_state_dict(EpochProgress.merged(checkpoint.read_all_ranks(path), accelerator.num_processes))
+        what = (
+            f"processes {shared['world_size']} -> {accelerator.num_processes}"
+            if shared["world_size"] != accelerator.num_processes
+            else f"ZeRO stage {saved_stage} -> {model.zero_optimization_stage()}"
+        )
         accelerator.print(
-            f"  changed: processes {shared['world_size']} -> {accelerator.num_processes}: the whole fp32 state is "
-            "cut anew for this count; global batch and data order are kept, dropout masks are not"
+            f"  changed: {what}: the whole fp32 state is cut anew for this run; global batch and data order are "
+            "kept, dropout masks are not"
         )
         return shared
     try:
