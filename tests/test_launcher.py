@@ -1,11 +1,13 @@
 """What train.py reads from `accelerate launch`: the environment it exports, parsed and left in place."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from conftest import SRC, TINY
 from lstm_trainer.errors import UserError
 from lstm_trainer.launcher import read_launch_request
 
@@ -96,6 +98,28 @@ def test_reading_leaves_the_mapping_as_it_was() -> None:
     before = dict(env)
     read_launch_request(env)
     assert env == before
+
+
+def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: Path) -> None:
+    """What the CPU relaunch passes on: the parent's arguments after "launch", verbatim, and its folder."""
+    child = "from lstm_trainer.launcher import _parent_launch; print(_parent_launch())"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    launched = [sys.executable, "-c", parent, "launch", "--config_file", "my config.yaml", "train.py", "--seed", "1"]
+    done = subprocess.run(launched, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == repr((["--config_file", "my config.yaml", "train.py", "--seed", "1"], str(tmp_path))), done.stderr
+    # A parent that is no launcher gives nothing, and the relaunch then stops with its one-line advice.
+    child = (
+        "from lstm_trainer.launcher import _parent_launch, relaunch_for_cpu_processes\n"
+        "print(_parent_launch())\n"
+        "relaunch_for_cpu_processes()"
+    )
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    simple = {k: v for k, v in env.items() if k not in ("RANK", "LSTM_TRAINER_RELAUNCHED")}
+    simple.update(ACCELERATE_USE_CPU="True", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")
+    alone = subprocess.run([sys.executable, "-c", parent], cwd=tmp_path, env=simple, capture_output=True, text=True, timeout=60)
+    assert alone.stdout.strip() == "None", alone.stderr
+    assert "UserError: accelerate launch started one process for several; add --use_deepspeed" in alone.stderr
 
 
 def test_the_accelerator_honours_the_resolved_plan_and_leaves_accelerates_variables(
