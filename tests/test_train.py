@@ -67,6 +67,8 @@ def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str],
     assert done.returncode == 0, output(done)
     res = check_learned(out)
     assert (res["world_size"], res["gradient_accumulation_steps"]) == (2, 2)
+    # Accelerate's simple launcher started one process; it handed the launch to the DeepSpeed launcher.
+    assert "relaunching through its DeepSpeed launcher" in done.stderr, output(done)
     assert done.stdout.count("Training Summary:") == 1  # only the main process reports
     assert not any(extensions.iterdir()) and "built successfully" not in done.stdout + done.stderr, output(done)
 

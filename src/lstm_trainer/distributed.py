@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator, DeepSpeedPlugin
-from accelerate.utils import InitProcessGroupKwargs
+from accelerate.utils import GradientAccumulationPlugin, InitProcessGroupKwargs
 
 from lstm_trainer import tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, resolve
-from lstm_trainer.launcher import take_launch_request
+from lstm_trainer.launcher import FIELDS, FROM_CONFIG_FILE, USE_CPU, launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 _SET_HERE = "LSTM_TRAINER_OWN_RENDEZVOUS"  # marks rendezvous variables this process set itself
@@ -75,7 +76,7 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
         os.environ[_SET_HERE] = "1"
     cuda = torch.cuda.is_available()
     world_size = int(os.environ["WORLD_SIZE"])
-    launch = take_launch_request()
+    launch = launch_request()
     if launch.use_cpu is not None and cuda:
         # Accelerate would drop DeepSpeed for use_cpu, and DeepSpeed would still take the GPU.
         raise UserError(
@@ -91,20 +92,61 @@ def make_accelerator(config: RunConfig) -> tuple[Accelerator, ResolvedDeepSpeed]
     _hide_scheduler_start_warning()
     if not cuda:
         _skip_shm_inference_op()
-    plugin = DeepSpeedPlugin(hf_ds_config=resolved.config)
     # Without CUDA, Accelerate leaves the backend unset and DeepSpeed then believes it
     # runs alone (its batch check fails with 2+ processes); gloo is the CPU backend.
     handlers = [] if cuda else [InitProcessGroupKwargs(backend="gloo")]
-    accelerator = Accelerator(
-        deepspeed_plugin=plugin,
-        mixed_precision=resolved.mixed_precision,
-        gradient_accumulation_steps=resolved.gradient_accumulation_steps,
-        kwargs_handlers=handlers,
-        # None rather than []: Accelerate warns that an empty list found no trackers.
-        log_with=tracking.log_with(config.train) or None,
-    )
+    # Every value is given explicitly, so Accelerate does not take it from the ACCELERATE_*
+    # variables a second time: the plugin's fields, and the accumulation as a plugin (the
+    # Accelerator prefers ACCELERATE_GRADIENT_ACCUMULATION_STEPS to a plain count, not to a plugin).
+    with _hidden(FROM_CONFIG_FILE, USE_CPU):
+        plugin = DeepSpeedPlugin(hf_ds_config=resolved.config, **_plugin_fields(resolved))
+        accelerator = Accelerator(
+            deepspeed_plugin=plugin,
+            mixed_precision=resolved.mixed_precision,
+            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=resolved.gradient_accumulation_steps),
+            kwargs_handlers=handlers,
+            # None rather than []: Accelerate warns that an empty list found no trackers.
+            log_with=tracking.log_with(config.train) or None,
+        )
     assert accelerator.num_processes == world_size, (accelerator.num_processes, world_size)
     return accelerator, resolved
+
+
+# What DeepSpeedPlugin takes for a field that neither it is given nor the environment sets.
+_PLUGIN_DEFAULTS = {"zero_stage": 2, "gradient_clipping": "auto"}
+
+
+def _plugin_fields(resolved: ResolvedDeepSpeed) -> dict[str, Any]:
+    """DeepSpeedPlugin's fields from the resolved config; a value the config leaves out or
+    "auto" gets the plugin's own default, which it would otherwise read from the environment."""
+    fields: dict[str, Any] = {"gradient_accumulation_steps": resolved.gradient_accumulation_steps}
+    for name, key, _, absent_means in FIELDS.values():
+        node: Any = resolved.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        fields[name] = node if node not in (None, "auto") else _PLUGIN_DEFAULTS.get(name, absent_means)
+    return fields
+
+
+@contextlib.contextmanager
+def _hidden(*names: str) -> Iterator[None]:
+    """Take `names` out of os.environ while the Accelerator is built, and put them back after.
+
+    Two of Accelerate's variables would undo what ds_config.resolve decided, and Accelerate
+    offers no argument that overrides them:
+    - ACCELERATE_CONFIG_DS_FIELDS: with a DeepSpeed config given, DeepSpeedPlugin refuses to
+      start where the accelerate config set a DeepSpeed field (Accelerate's own rule "not
+      both"); resolve has already merged those fields into the JSON, or stopped on a conflict.
+    - ACCELERATE_USE_CPU (what `accelerate config default` writes on a CPU machine): the
+      AcceleratorState turns DeepSpeed off for it; this trainer runs DeepSpeed on the CPU.
+    Both take effect only there (a later AcceleratorState() reads ACCELERATE_USE_CPU again,
+    which changes nothing once the state is set up on the CPU).
+    """
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _skip_shm_inference_op() -> None:

@@ -189,9 +189,8 @@ def resolve(
         raise UserError(
             "the accelerate config and the DeepSpeed JSON disagree: "
             + "; ".join(conflicts)
-            + f". Make them agree: drop the value from {launch.where} (rerun `accelerate config`, or edit the file "
-            "given to --config_file) or the launch flag to keep the JSON's, or set it to \"auto\" in the JSON to "
-            "take the accelerate config's"
+            + f". Make them agree: to keep the JSON's, drop the value from {launch.where} or from the launch "
+            "flags; to take the accelerate config's, set it to \"auto\" in the JSON"
         )
     for name in ("fp16", "bf16"):
         section = config.setdefault(name, {})
