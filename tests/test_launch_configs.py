@@ -57,10 +57,11 @@ def summary(res: dict[str, Any]) -> tuple[Any, ...]:
 @pytest.mark.parametrize(
     ("name", "flags", "expected"),
     [
-        ("cpu.yaml", (), (1, 4, "no", 2, "none")),
+        # One fp32 process runs ZeRO stage 0: nothing to shard (ds_config.resolve).
+        ("cpu.yaml", (), (1, 4, "no", 0, "none")),
         ("cpu_2proc.yaml", (), (2, 2, "no", 2, "none")),
         # The GPU files run on a CPU too, in fp32: the JSON's fp16 is "auto".
-        ("gpu.yaml", (), (1, 4, "no", 2, "none")),
+        ("gpu.yaml", (), (1, 4, "no", 0, "none")),
         ("multi_gpu.yaml", ("--num_processes", "2"), (2, 2, "no", 2, "none")),
         # ZeRO-3 over 2 processes: best/ must be gathered from both shards to score as it did.
         ("zero3.yaml", ("--num_processes", "2"), (2, 2, "no", 3, "none")),
@@ -162,8 +163,10 @@ def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_train([*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], HF_HOME=str(hf_home))
     res = trained(done, out)
-    assert summary(res) == (1, 4, "no", 2, "none")
-    # DeepSpeed ran (ZeRO-2 above) although the file says use_cpu: true, which switches it off
+    assert summary(res) == (1, 4, "no", 0, "none")
+    assert "DeepSpeed ZeRO-0 (ZeRO-2 on 2+ processes)" in done.stdout
+    # DeepSpeed ran (its engine's stage above: 0, as one fp32 process has nothing to shard, with
+    # ZeRO-2 kept for more processes) although the file says use_cpu: true, which switches it off
     # in Accelerate. The file's mixed_precision: no is not counted: Accelerate exports "no" when
     # nothing is chosen, and only a DeepSpeed launch lists what its config file set, so the
     # precision follows train.py's own rule (fp32 on a CPU).
