@@ -12,7 +12,7 @@ reference's 4 micro batches of 32 on one process,
     4 x (forward, MSE / 4, backward) -> clip the global norm to 1.0 -> AdamW -> warmup lr
 
 on the same shuffled micro batches (`GlobalBatchSampler`) as the trainer's. It writes the
-same timing keys the trainer writes to all_results.json (see lstm_trainer/perf.py).
+same timing keys the trainer writes to all_results.json (see lstm_trainer/train/perf.py).
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lstm_trainer.cli import parse_config  # noqa: E402
+from lstm_trainer.cli.train import parse_config  # noqa: E402
 from lstm_trainer.config import RunConfig  # noqa: E402
 from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
-from lstm_trainer.dataloaders import GlobalBatchSampler  # noqa: E402
-from lstm_trainer.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
+from lstm_trainer.data.loaders import GlobalBatchSampler  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
-from lstm_trainer.model import LSTMForecaster  # noqa: E402
-from lstm_trainer.perf import peak_rss_mib  # noqa: E402
-from lstm_trainer.steps import fit_to_data  # noqa: E402
+from lstm_trainer.model.forecaster import LSTMForecaster  # noqa: E402
+from lstm_trainer.train.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
+from lstm_trainer.train.perf import peak_rss_mib  # noqa: E402
+from lstm_trainer.train.steps import fit_to_data  # noqa: E402
 
 
 def warmup_factor(scheduler: dict[str, Any]) -> Any:

@@ -4,7 +4,7 @@
 
 bench/run.py calls `measure` on the model its one-process trainer run exported. Three
 figures: one window forecast inside a running process (the model already loaded, the
-median of many calls), the whole `python -m lstm_trainer.predict` command for one series
+median of many calls), the whole `python -m lstm_trainer.cli.predict` command for one series
 (interpreter start, imports, reading the file, writing the CSV; best of 3), and one
 `Predictor.forecast` call over 10,000 windows (10,000 series, one window each).
 """
@@ -32,7 +32,7 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
     import numpy as np
     import torch
 
-    from lstm_trainer.inference import Predictor
+    from lstm_trainer.model.inference import Predictor
 
     torch.set_num_threads(1)  # as `accelerate launch` gives a CPU process, and as the trainer was timed
     predictor = Predictor.load(model)
@@ -53,7 +53,7 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
     with tempfile.TemporaryDirectory(prefix="lstm-latency-") as tmp:
         series = Path(tmp) / "series.csv"
         series.write_text("y\n" + "\n".join(f"{v:.6f}" for v in np.sin(np.arange(4 * length) / 5.0)) + "\n")
-        command = [sys.executable, "-m", "lstm_trainer.predict", "--model", str(model), "--input", str(series),
+        command = [sys.executable, "-m", "lstm_trainer.cli.predict", "--model", str(model), "--input", str(series),
                    "--output", str(Path(tmp) / "forecast.csv")]  # fmt: skip
         command_times = []
         for _ in range(3):
@@ -81,7 +81,7 @@ def markdown(latency: dict[str, Any]) -> str:
         "|---|---:|---:|:---:|",
         f"| one window, in a running process (median) | {latency['one_window_ms_median']:.1f} ms | "
         f"< {MAX_ONE_MS:.0f} ms | {'yes' if targets['one_window_ms']['met'] else 'no'} |",
-        f"| `python -m lstm_trainer.predict`, one series, whole command | {latency['predict_command_seconds']:.2f} s | "
+        f"| `python -m lstm_trainer.cli.predict`, one series, whole command | {latency['predict_command_seconds']:.2f} s | "
         f"< {MAX_COMMAND_S:.0f} s | {'yes' if targets['predict_command_s']['met'] else 'no'} |",
         f"| {latency['many_series']:,} series, one window each, one call | {latency['many_series_seconds']:.2f} s | | |",
     ]) + "\n"  # fmt: skip

@@ -5,7 +5,7 @@
     python bench/run.py --epochs 4 -- --num_train_samples 2048   # flags after -- go to both loops
 
 (a) is `bench/bare_loop.py`; (b) and (c) are the real `accelerate launch train.py`, which
-records its own timings in all_results.json (lstm_trainer/perf.py). Every run trains the
+records its own timings in all_results.json (lstm_trainer/train/perf.py). Every run trains the
 same epochs with no early stopping. Epoch figures are medians over the epochs after the
 first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md.
 """
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import latency as forecast_latency  # noqa: E402  (bench/latency.py, beside this file)
+
 from lstm_trainer.errors import UserError  # noqa: E402
 
 # The targets of issue 7, checked in every report.

@@ -76,9 +76,9 @@ def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
 
     from lstm_trainer.config import DataConfig, ModelConfig
     from lstm_trainer.data import prepare_data
-    from lstm_trainer.dataloaders import train_loader
-    from lstm_trainer.model import LSTMForecaster
-    from lstm_trainer.scoring import linear_fit_windows
+    from lstm_trainer.data.loaders import train_loader
+    from lstm_trainer.evaluate.scoring import linear_fit_windows
+    from lstm_trainer.model.forecaster import LSTMForecaster
 
     torch.set_num_threads(1)
     started = time.perf_counter()

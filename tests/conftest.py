@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from lstm_trainer.results import Results
+    from lstm_trainer.outputs.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -51,8 +51,8 @@ def train_in_process(args: list[str]) -> Results:
     Seconds instead of the ~10 s a fresh interpreter spends importing torch, Accelerate and
     DeepSpeed. A user error raises `UserError`, as it does before `train.py` prints it.
     """
-    from lstm_trainer.cli import parse_config
-    from lstm_trainer.trainer import run
+    from lstm_trainer.cli.train import parse_config
+    from lstm_trainer.train.trainer import run
 
     os.environ.setdefault("WANDB_MODE", "offline")
     return run(parse_config(args))
@@ -62,9 +62,9 @@ def made_results(**changes: Any) -> Results:
     """A `Results` made by hand, for code that reads one (pictures, model card) without a run:
     three epochs on the synthetic sine, validation scores only; `changes` replaces fields."""
     from lstm_trainer.evaluate import Scores
-    from lstm_trainer.perf import Cost, RunTimings
-    from lstm_trainer.results import EngineSettings, Results, RunSetup
-    from lstm_trainer.scoring import ForecastScores, RunScores, SplitScores
+    from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
+    from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+    from lstm_trainer.train.perf import Cost, RunTimings
 
     validation = SplitScores(
         model=ForecastScores(Scores(0.015, 0.1, 0.8)), persistence=ForecastScores(Scores(0.02, 0.11, 1.0)),

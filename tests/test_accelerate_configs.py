@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
-
 from conftest import ROOT
+
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.ds_config import find_ds_config, load_ds_config, resolve
+from lstm_trainer.train.ds_config import find_ds_config, load_ds_config, resolve
 
 CONFIGS = ROOT / "accelerate_configs"
 YAMLS = sorted(CONFIGS.glob("*.yaml"))

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, TINY, child_env, output, results, run_train, train_in_process
-from lstm_trainer import checkpoint, perf
+
 from lstm_trainer.errors import UserError
+from lstm_trainer.train import checkpoint, perf
 
 TIMING = {"train_seconds", *perf.KEYS}
 
@@ -230,7 +230,7 @@ def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Pa
 import json, sys
 import torch
 from safetensors.torch import load_file
-from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 model = LSTMForecaster.from_pretrained({str(out / 'model')!r})

@@ -4,10 +4,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, child_env, run_train, train_in_process
-from lstm_trainer.cli import main
-from lstm_trainer.model import LSTMForecaster
+
+from lstm_trainer.cli.train import main
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 def test_help_is_fast_and_shows_defaults() -> None:
@@ -61,7 +61,7 @@ def test_train_py_prints_a_user_error_alone(tmp_path) -> None:  # type: ignore[n
 
 
 def test_deepspeeds_launcher_flag_is_accepted() -> None:
-    from lstm_trainer.cli import parse_config
+    from lstm_trainer.cli.train import parse_config
 
     # `deepspeed train.py` passes --local_rank=N to each process; LOCAL_RANK says the same.
     assert parse_config(["--local_rank=1", "--hidden_size", "8"]).model.hidden_size == 8

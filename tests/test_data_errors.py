@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_train
-from lstm_trainer.data.cli import main as data_main
+
+from lstm_trainer.cli.data import main as data_main
 
 GOOD = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=400, freq="h").strftime("%Y-%m-%dT%H:%M"),
                      "open": np.sin(np.arange(400) / 5.0), "close": np.cos(np.arange(400) / 5.0)})  # fmt: skip

@@ -1,6 +1,6 @@
 """Push to the Hub and train from it, against tests/hub_server.py on 127.0.0.1.
 
-The real `python -m lstm_trainer.data push` (DatasetDict.push_to_hub, DatasetCard.push_to_hub)
+The real `python -m lstm_trainer.cli.data push` (DatasetDict.push_to_hub, DatasetCard.push_to_hub)
 and the real `load_dataset` run unchanged in subprocesses pointed at the local server.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY, child_env, hub_client, output, results, run_train
+
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 
@@ -44,7 +44,7 @@ def hub_env(hub: HubServer, token: bool = True, **extra: str) -> dict[str, str]:
 
 
 def data_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lstm_trainer.data", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "lstm_trainer.cli.data", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from datasets import Dataset, load_from_disk
 
+from lstm_trainer.cli.data import main as data_main
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import prepare_data
-from lstm_trainer.data import synthetic_series
-from lstm_trainer.data.cli import main as data_main
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.data import prepare_data, synthetic_series
+from lstm_trainer.data.normalization import Normalization
 
 SEQ = 8
 

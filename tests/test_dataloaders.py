@@ -7,7 +7,7 @@ import torch
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import INPUTS, TARGET, prepare_data
-from lstm_trainer.dataloaders import GlobalBatchSampler, WholeBatches, eval_loader, train_loader
+from lstm_trainer.data.loaders import GlobalBatchSampler, WholeBatches, eval_loader, train_loader
 
 
 def small_split(split: str = "train", **kwargs: object):  # type: ignore[no-untyped-def]

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from lstm_trainer.config import DataConfig, ModelConfig
+from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import Forecast, interval_scores, seasonal_naive
 from lstm_trainer.evaluate.probabilistic import normal_crps, studentt_crps
-from lstm_trainer.heads import LOG_SCALE_FLOOR, OutputHead
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
 
 KINDS = [
     ({}, 1, (6,)),
@@ -175,7 +175,7 @@ def test_bad_options_are_user_errors(factory, kwargs, message) -> None:  # type:
 
 
 def test_quantiles_flag_parses_to_a_sorted_tuple() -> None:
-    from lstm_trainer.cli import parse_config
+    from lstm_trainer.cli.train import parse_config
 
     config = parse_config(["--quantiles", "0.9", "0.1", "0.5", "--horizon", "6"])
     assert config.model.quantiles == (0.1, 0.5, 0.9) and config.data.horizon == 6

@@ -4,9 +4,9 @@ import re
 import pytest
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.ds_config import DsJson, check_with_deepspeed, choose_ds_config, load_ds_config, resolve
 from lstm_trainer.errors import UserError
-from lstm_trainer.launcher import LaunchRequest, Requested
+from lstm_trainer.train.ds_config import DsJson, check_with_deepspeed, choose_ds_config, load_ds_config, resolve
+from lstm_trainer.train.launcher import LaunchRequest, Requested
 
 REFERENCE = load_ds_config("accelerate_configs/ds_zero2.json")
 
@@ -81,7 +81,7 @@ def test_cli_overrides_are_applied_and_reported() -> None:
 
 def test_precedence_flag_then_json_then_default() -> None:
     """The documented order: a typed flag > the JSON's value > the default; "auto" takes the default."""
-    from lstm_trainer.cli import parse_config
+    from lstm_trainer.cli.train import parse_config
 
     json_lr = {**REFERENCE, "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "weight_decay": "auto"}}}
     defaults = parse_config([]).train

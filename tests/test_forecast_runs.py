@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY, results, train_in_process
-from lstm_trainer import backtest, predict
+
+from lstm_trainer.cli import backtest as backtest_command
+from lstm_trainer.cli import predict
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate import LinearAR
+from lstm_trainer.evaluate import LinearAR, backtest
 from lstm_trainer.evaluate.probabilistic import normal_crps
-from lstm_trainer.inference import Predictor
+from lstm_trainer.model.inference import Predictor
 
 SEQ = ["--seq_length", "20"]
 
@@ -135,7 +136,7 @@ def test_backtest_batched_equals_a_loop_over_origins(normal_run: Path) -> None:
 
 def test_backtest_command_writes_json_table_and_picture(horizon_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "bt"
-    code = backtest.main(["--model", str(horizon_run / "model"), "--num_train_samples", "2048", "--num_val_samples", "512",
+    code = backtest_command.main(["--model", str(horizon_run / "model"), "--num_train_samples", "2048", "--num_val_samples", "512",
                           "--horizon", "6", "--stride", "2", "--season", "10", "--output_dir", str(out)])  # fmt: skip
     assert code == 0
     record = json.loads((out / "backtest.json").read_text())
@@ -150,7 +151,7 @@ def test_backtest_command_writes_json_table_and_picture(horizon_run: Path, tmp_p
 def test_backtest_of_a_distribution_reports_crps_and_coverage(normal_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "bt"
     # No --horizon: the model's own (1).
-    assert backtest.main(["--model", str(normal_run / "model"), "--num_train_samples", "2048", "--num_val_samples", "512",
+    assert backtest_command.main(["--model", str(normal_run / "model"), "--num_train_samples", "2048", "--num_val_samples", "512",
                           "--output_dir", str(out)]) == 0  # fmt: skip
     record = json.loads((out / "backtest.json").read_text())
     assert {"crps", "coverage_50", "coverage_80", "coverage_95"} <= set(record)

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
-
 from conftest import ROOT, TINY, child_env, output, results, run_train
+
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
-from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 pytestmark = pytest.mark.e2e
 

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SRC, TINY
+
 from lstm_trainer.errors import UserError
-from lstm_trainer.launcher import read_launch_request
+from lstm_trainer.train.launcher import read_launch_request
 
 # What Accelerate's DeepSpeed launcher exports for a wizard config with these answers
 # (accelerate/utils/launch.py, prepare_deepspeed_cmd_env).
@@ -102,7 +102,7 @@ def test_reading_leaves_the_mapping_as_it_was() -> None:
 
 def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: Path) -> None:
     """What the CPU relaunch passes on: the parent's arguments after "launch", verbatim, and its folder."""
-    child = "from lstm_trainer.launcher import _parent_launch; print(_parent_launch())"
+    child = "from lstm_trainer.train.launcher import _parent_launch; print(_parent_launch())"
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     launched = [sys.executable, "-c", parent, "launch", "--config_file", "my config.yaml", "train.py", "--seed", "1"]
@@ -110,7 +110,7 @@ def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: 
     assert done.stdout.strip() == repr((["--config_file", "my config.yaml", "train.py", "--seed", "1"], str(tmp_path))), done.stderr
     # A parent that is no launcher gives nothing, and the relaunch then stops with its one-line advice.
     child = (
-        "from lstm_trainer.launcher import _parent_launch, relaunch_for_cpu_processes\n"
+        "from lstm_trainer.train.launcher import _parent_launch, relaunch_for_cpu_processes\n"
         "print(_parent_launch())\n"
         "relaunch_for_cpu_processes()"
     )
@@ -129,8 +129,8 @@ def test_the_accelerator_honours_the_resolved_plan_and_leaves_accelerates_variab
     CPU, the accumulation and stage resolved from them, and every variable is still there after."""
     from accelerate.utils import DistributedType
 
-    from lstm_trainer.cli import parse_config
-    from lstm_trainer.distributed import make_accelerator, release_process_state
+    from lstm_trainer.cli.train import parse_config
+    from lstm_trainer.train.distributed import make_accelerator, release_process_state
 
     launched = {
         "ACCELERATE_USE_DEEPSPEED": "true",

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import train_in_process
+
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
 
@@ -164,9 +164,9 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     saved = json.loads((out / "model" / "normalization.json").read_text())
     assert sorted(saved["series"]) == ["a", "b", "c"] and saved["series"]["c"]["std"] > 10 * saved["series"]["a"]["std"]
     # predict --id_column: every series in one call, each with its own statistics, as a user runs it.
-    from lstm_trainer.model import LSTMForecaster
-    from lstm_trainer.normalization import Normalization
-    from lstm_trainer.predict import main as predict_main
+    from lstm_trainer.cli.predict import main as predict_main
+    from lstm_trainer.data.normalization import Normalization
+    from lstm_trainer.model.forecaster import LSTMForecaster
 
     forecast = tmp_path / "forecast.csv"
     assert predict_main([
@@ -188,7 +188,7 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     got = table[(table.store == "c") & (table.step == 1)]["forecast"].item()
     assert got == pytest.approx(expected, rel=1e-6) and 100 < got < 1000  # c's own scale, not a's
     # The backtest over every series' test windows (stride 1, one step) is the run's own test score.
-    from lstm_trainer.backtest import main as backtest_main
+    from lstm_trainer.cli.backtest import main as backtest_main
 
     assert backtest_main([
         "--model", str(out / "model"), "--dataset", str(tmp_path / "stores.csv"), "--id_column", "store",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstm_trainer.config import ModelConfig
-from lstm_trainer.model import LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 def test_reference_initialisation() -> None:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, TINY, child_env, hub_client, made_results, output, results, train_in_process
 
-from lstm_trainer.cli import main as train_main
-from lstm_trainer.cli import parse_config
+from lstm_trainer.cli.train import main as train_main
+from lstm_trainer.cli.train import parse_config
 from lstm_trainer.errors import UserError
 
 try:
@@ -107,7 +107,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     meta = pushed["meta"]
     assert meta["library_name"] == "lstm-trainer" and meta["license"] == "cc0-1.0"
     assert "time-series-forecasting" in meta["tags"] and meta["pipeline_tag"] == "time-series-forecasting"
-    assert "python -m lstm_trainer.predict --model test-user/sine-lstm --input series.csv" in pushed["text"]
+    assert "python -m lstm_trainer.cli.predict --model test-user/sine-lstm --input series.csv" in pushed["text"]
     assert 'resolve_model("test-user/sine-lstm")' in pushed["text"] and "path/to/this/folder" not in pushed["text"]
 
     # Predict by Hub id gives the very forecast the local folder gives.
@@ -116,7 +116,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     for name, model, extra in [("local", str(out / "model"), {}), ("hub", "test-user/sine-lstm", {}),
                                ("cached", "test-user/sine-lstm", {"HF_HUB_OFFLINE": "1"})]:  # fmt: skip
         target = tmp_path / f"{name}.csv"
-        done = run_module(hub_env(hub, **extra), "lstm_trainer.predict", "--model", model, "--input", str(series),
+        done = run_module(hub_env(hub, **extra), "lstm_trainer.cli.predict", "--model", model, "--input", str(series),
                           "--data_column", "y", "--horizon", "12", "--output", str(target))  # fmt: skip
         assert done.returncode == 0, output(done)
         assert TOKEN not in done.stdout + done.stderr
@@ -131,7 +131,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
         ({"HF_ENDPOINT": closed_endpoint()}, "test-user/never-fetched", "cannot be reached and no copy is in the cache"),
     ]
     for extra, model, message in cases:
-        done = run_module(hub_env(hub, **extra), "lstm_trainer.predict", "--model", *model.split(), "--input",
+        done = run_module(hub_env(hub, **extra), "lstm_trainer.cli.predict", "--model", *model.split(), "--input",
                           str(series), "--output", str(tmp_path / "none.csv"))  # fmt: skip
         last = done.stderr.strip().splitlines()[-1]
         assert done.returncode == 2 and "Traceback" not in done.stderr and message in last, (model, done.stderr[-2000:])
@@ -143,17 +143,17 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
 def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
     hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    import lstm_trainer.hub
+    import lstm_trainer.outputs.hub
 
     # The Hub answered the check at the start, then went away before the end of the run.
     point_client_at(monkeypatch, tmp_path, closed_endpoint(), TOKEN)
-    monkeypatch.setattr(lstm_trainer.hub, "check_push_access", lambda repo_id: None)
+    monkeypatch.setattr(lstm_trainer.outputs.hub, "check_push_access", lambda repo_id: None)
     out = tmp_path / "run"
     with pytest.raises(UserError) as failed:
         train_in_process([*RUN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "test-user/later"])
     message = str(failed.value)
     assert "could not push the model to test-user/later (cannot reach the Hub at" in message
-    command = f"python -m lstm_trainer.hub push --model {out / 'model'} --hub_model_id test-user/later"
+    command = f"python -m lstm_trainer.cli.hub push --model {out / 'model'} --hub_model_id test-user/later"
     assert f"it is safe in {out / 'model'}: push it later with `{command}`" in message
     assert "\n" not in message and TOKEN not in message
     assert sorted(p.name for p in (out / "model").iterdir()) == FILES and (out / "all_results.json").is_file()
@@ -162,7 +162,7 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
 
     # The command it gives works as written, to a branch as well.
     args = command.split()[3:]
-    done = run_module(hub_env(hub), "lstm_trainer.hub", *args, "--hub_revision", "v1")
+    done = run_module(hub_env(hub), "lstm_trainer.cli.hub", *args, "--hub_revision", "v1")
     assert done.returncode == 0, output(done)
     assert "--model test-user/later --model_revision v1" in done.stdout and TOKEN not in done.stdout + done.stderr
     listed = hub_client(hub_env(hub), """
@@ -213,7 +213,7 @@ def test_hub_flags_are_checked_with_the_config(args: list[str], message: str) ->
 
 
 def test_hub_flags_parse_and_may_change_on_resume() -> None:
-    from lstm_trainer.trainer import RESUMABLE_CHANGES
+    from lstm_trainer.train.trainer import RESUMABLE_CHANGES
 
     config = parse_config(["--push_to_hub", "--hub_model_id", "you/sine.v2", "--hub_private_repo", "--hub_revision", "v1"])
     assert (config.train.push_to_hub, config.train.hub_model_id) == (True, "you/sine.v2")
@@ -223,7 +223,7 @@ def test_hub_flags_parse_and_may_change_on_resume() -> None:
 
 
 def test_resolve_model_keeps_local_paths(tmp_path: Path) -> None:
-    from lstm_trainer.hub import resolve_model
+    from lstm_trainer.outputs.hub import resolve_model
 
     assert resolve_model(str(tmp_path)) == tmp_path
     assert resolve_model("nowhere") == Path("nowhere")  # not an id: the loader names the missing file
@@ -232,8 +232,8 @@ def test_resolve_model_keeps_local_paths(tmp_path: Path) -> None:
 
 
 def test_the_card_names_a_hub_dataset_and_the_revision() -> None:
-    from lstm_trainer.export import model_card
-    from lstm_trainer.hub import LOCAL_MODEL
+    from lstm_trainer.outputs.export import model_card
+    from lstm_trainer.outputs.hub import LOCAL_MODEL
 
     config = parse_config(["--dataset", "you/prices", "--hub_model_id", "you/m", "--hub_revision", "v1"]).to_dict()
     card = model_card(config, made_results(best_val_mse=0.5), zero_stage=2)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_trainer.normalization import FILE, Normalization
+from lstm_trainer.data.normalization import FILE, Normalization
 
 
 def test_fit_apply_invert_round_trip() -> None:

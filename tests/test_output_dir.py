@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, TINY, child_env, output, results, run_train
+
 from lstm_trainer.errors import UserError
-from lstm_trainer.output_dir import LOCK, claim
+from lstm_trainer.outputs.output_dir import LOCK, claim
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
@@ -55,7 +55,7 @@ def test_a_folder_the_run_made_and_never_used_is_removed_on_release(tmp_path: Pa
 def test_an_output_dir_that_cannot_be_written_stops_before_torch_loads(make, message: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = make(tmp_path)
     script = (
-        "import sys; from lstm_trainer.cli import main; code = main(sys.argv[1:]); "
+        "import sys; from lstm_trainer.cli.train import main; code = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'torch was imported first'; sys.exit(code)"
     )
     done = subprocess.run([sys.executable, "-c", script, "--output_dir", str(out)], env=child_env(), capture_output=True, text=True)

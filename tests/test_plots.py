@@ -9,7 +9,7 @@ import pytest
 from conftest import made_results
 from PIL import Image
 
-from lstm_trainer import plots
+from lstm_trainer.outputs import plots
 
 
 @pytest.mark.parametrize("noise_floor", [0.01, None])  # None: real data, no known floor

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, TINY, child_env, train_in_process
+
+from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import synthetic_series
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
-from lstm_trainer.predict import main as predict_main
+from lstm_trainer.data.normalization import Normalization
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ class Done:
 
 
 def predict(*args: str) -> Done:
-    """The command's own entry point in this process: what `python -m lstm_trainer.predict` runs."""
+    """The command's own entry point in this process: what `python -m lstm_trainer.cli.predict` runs."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = predict_main(list(args))
@@ -111,10 +111,10 @@ def test_too_short_a_series_says_how_long(trained: Path, tmp_path: Path) -> None
 
 @pytest.mark.e2e
 def test_the_command_as_a_user_types_it(trained: Path, tmp_path: Path) -> None:
-    """`python -m lstm_trainer.predict` in a fresh interpreter: the same forecast as in-process."""
+    """`python -m lstm_trainer.cli.predict` in a fresh interpreter: the same forecast as in-process."""
     source = write_series(tmp_path / "series.csv", np.sin(np.arange(100) / 5))
     done = subprocess.run(
-        [sys.executable, "-m", "lstm_trainer.predict", "--model", str(trained), "--input", str(source), "--data_column", "y",
+        [sys.executable, "-m", "lstm_trainer.cli.predict", "--model", str(trained), "--input", str(source), "--data_column", "y",
          "--horizon", "3", "--output", str(tmp_path / "cmd.csv")],
         cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip

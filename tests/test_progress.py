@@ -11,7 +11,7 @@ from typing import TextIO
 
 import pytest
 
-from lstm_trainer.progress import ProgressBars, say
+from lstm_trainer.outputs.progress import ProgressBars, say
 
 
 def drive(file: TextIO, show: bool = True) -> None:

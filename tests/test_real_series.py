@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import results, train_in_process
-from lstm_trainer.cli import main as train_main
+from test_predict import predict
+
+from lstm_trainer.cli.train import main as train_main
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
+from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.evaluate import LinearAR, naive_scale, persistence, score, seasonal_naive
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
-from test_predict import predict
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 datasets = pytest.importorskip("statsmodels.datasets")
 

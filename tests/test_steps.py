@@ -3,8 +3,8 @@
 import pytest
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.ds_config import load_ds_config, resolve
-from lstm_trainer.steps import FEW_STEPS, fit_to_data, planned_steps
+from lstm_trainer.train.ds_config import load_ds_config, resolve
+from lstm_trainer.train.steps import FEW_STEPS, fit_to_data, planned_steps
 
 
 def reference(train: TrainConfig, world_size: int = 1):  # type: ignore[no-untyped-def]

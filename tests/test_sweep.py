@@ -6,11 +6,11 @@ import itertools
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args, load_sweep_config
 
-from conftest import ROOT
-from lstm_trainer import tracking
-from lstm_trainer.cli import parse_config
+from lstm_trainer.cli.train import parse_config
+from lstm_trainer.outputs import tracking
 
 SWEEP = load_sweep_config(str(ROOT / "sweep.yaml"))  # W&B's own loader
 

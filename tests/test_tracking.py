@@ -16,9 +16,9 @@ from accelerate.tracking import TensorBoardTracker
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard.summary import hparams
 
-from lstm_trainer import tracking
 from lstm_trainer.config import RunConfig, TrainConfig
-from lstm_trainer.loop import StepLog
+from lstm_trainer.outputs import tracking
+from lstm_trainer.train.loop import StepLog
 
 RUN_INFO = {"config": RunConfig().to_dict(), "world_size": 1, "deepspeed": {"zero_optimization": {"stage": 2}, "x": [1, 2]}}
 

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import output, results, run_train
-from lstm_trainer.model import LSTMForecaster
+
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 pytestmark = pytest.mark.e2e
 

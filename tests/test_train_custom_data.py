@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TINY, output, results, run_train
+
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data, synthetic_series
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.data.normalization import Normalization
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import output, results, run_train
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import output, results, run_train
-from lstm_trainer import plots, tracking
+from lstm_trainer.outputs import plots, tracking
 
 pytestmark = pytest.mark.e2e
 

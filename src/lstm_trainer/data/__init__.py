@@ -8,8 +8,9 @@
     splits.py     each series cut in time by fraction of its length; too-short series dropped by id
     windows.py    windows as (series, offset) index arithmetic, gathered a batch at a time
     prepare.py    per-series normalisation from the train part, and what a run trains on
-    card.py       the dataset card written by `push`
-    cli.py        `python -m lstm_trainer.data build|push`
+    normalization.py  per-series statistics, and a model's inputs scaled with them
+    loaders.py    the batch samplers: a whole global batch per optimizer step, whatever the process count
+    card.py       the dataset card written by `python -m lstm_trainer.cli.data push`
 """
 
 from lstm_trainer.data.prepare import PreparedData, prepare_data

@@ -144,7 +144,7 @@ accelerate launch train.py --dataset {repo_id}{revision_flag} --seq_length {leng
 
 The trainer fits a z-score on each series' train part ({'none for this synthetic data, which the reference trains raw' if params.get('source') == 'synthetic' else 'its own mean and std'}),
 stores it beside the model as `normalization.json`, and reports every final score in the data's units.
-Built with `python -m lstm_trainer.data push`.
+Built with `python -m lstm_trainer.cli.data push`.
 """
 
 
@@ -155,7 +155,7 @@ def _source_paragraph(params: dict[str, Any]) -> str:
             "Generated: sin(0.5t) + 0.5 sin(2t) + 0.3 sin(5t) + N(0, noise_std²), the reference task of "
             "lstm-trainer, with t spanning 0..4π over the training part and the validation part continuing the "
             "same clock. The parameters below regenerate it exactly: "
-            f"`python -m lstm_trainer.data build --seed {params.get('seed')} --num_train_samples "
+            f"`python -m lstm_trainer.cli.data build --seed {params.get('seed')} --num_train_samples "
             f"{params.get('num_train_samples')} --num_val_samples {params.get('num_val_samples')} --noise_std "
             f"{params.get('noise_std')} --seq_length {params.get('seq_length')}`."
         )

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 from datasets import DatasetDict
 
-from lstm_trainer import metrics
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.data.rows import SeriesSet
 from lstm_trainer.data.sources import load_series
 from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction
 from lstm_trainer.data.windows import Windows, params_info
 from lstm_trainer.errors import UserError
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.evaluate import metrics
 
 
 @dataclass

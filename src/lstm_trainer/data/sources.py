@@ -116,7 +116,7 @@ def _load_folder(path: Path, name: str) -> Dataset | DatasetDict:
     except FileNotFoundError:
         raise UserError(
             f"{name}: is a folder but not one written by save_to_disk (no dataset_dict.json or dataset_info.json); "
-            "give a file, such a folder (e.g. from `python -m lstm_trainer.data build`) or a Hub id"
+            "give a file, such a folder (e.g. from `python -m lstm_trainer.cli.data build`) or a Hub id"
         ) from None
 
 
@@ -222,14 +222,14 @@ def _from_loaded(
     if any("inputs" in part.column_names and not _is_series_rows(part, column) for part in parts.values()):
         raise UserError(
             f"{name} holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it with "
-            "`python -m lstm_trainer.data build` (series rows, one per series, as the Hub's time-series sets)"
+            "`python -m lstm_trainer.cli.data build` (series rows, one per series, as the Hub's time-series sets)"
         )
     if any(_is_series_rows(part, column) for part in parts.values()):
         return _series_rows(parts, config, column, source, card or {})
     if len(parts) != 1:
         raise UserError(
             f"{name} has splits {', '.join(parts)} but no list column {column!r} of series; give one table with "
-            "a row per time step, or series rows (item_id, start, target) as `python -m lstm_trainer.data build` writes"
+            "a row per time step, or series rows (item_id, start, target) as `python -m lstm_trainer.cli.data build` writes"
         )
     table = next(iter(parts.values()))
     rows, read = table_to_series(table, name, config.data_column, config.time_column, config.id_column, config.fill_missing)

@@ -62,7 +62,7 @@ def save(
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
-    from lstm_trainer import reshard
+    from lstm_trainer.train import reshard
 
     if reshard.supported(engine):  # what another process count can resume from
         reshard.save_full_state(engine, tmp, accelerator.is_main_process)

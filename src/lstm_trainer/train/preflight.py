@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lstm_trainer.config import ModelConfig, RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.output_dir import RunLock, claim
+from lstm_trainer.outputs.output_dir import RunLock, claim
 
 
 def is_main_process() -> bool:
@@ -30,11 +30,11 @@ def preflight(config: RunConfig) -> RunLock | None:
     if not is_main_process():
         return None
     if config.train.resume_from_checkpoint:
-        from lstm_trainer.checkpoint import resolve
+        from lstm_trainer.train.checkpoint import resolve
 
         resolve(Path(config.train.output_dir), config.train.resume_from_checkpoint)  # before the folder is made
     if config.train.push_to_hub and config.train.hub_model_id is not None:
-        from lstm_trainer.hub import check_push_access
+        from lstm_trainer.outputs.hub import check_push_access
 
         check_push_access(config.train.hub_model_id)  # a push that cannot work stops the run before it trains
     return claim(config.train.output_dir)

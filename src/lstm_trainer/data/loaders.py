@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
 import numpy as np
+import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from lstm_trainer.data import INPUTS, TARGET, Windows

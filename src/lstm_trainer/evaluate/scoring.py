@@ -33,7 +33,7 @@ from lstm_trainer.evaluate import (
     score_by_step,
     seasonal_naive,
 )
-from lstm_trainer.inference import Predictor
+from lstm_trainer.model.inference import Predictor
 
 FORECASTS = ("model", "persistence", "linear", "seasonal_naive")
 # Training windows the linear AR (and the model's linear skip) is fitted on: all of them up to

@@ -19,7 +19,7 @@ import dataclasses
 from accelerate import Accelerator
 
 from lstm_trainer.config import TrainConfig, is_set
-from lstm_trainer.ds_config import ResolvedDeepSpeed
+from lstm_trainer.train.ds_config import ResolvedDeepSpeed
 
 # A global batch of at most windows / 10: ten optimizer steps an epoch, so early stopping's
 # patience (counted in epochs) spans at least ten times its value in updates.

@@ -17,26 +17,28 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer import checkpoint, hub, perf, report, reshard, scoring, steps, tracking
 from lstm_trainer.config import DEEPSPEED_SETTINGS, RunConfig
 from lstm_trainer.data import PreparedData, prepare_data
-from lstm_trainer.dataloaders import GlobalBatchSampler, eval_loader, train_loader
-from lstm_trainer.distributed import (
+from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loader
+from lstm_trainer.errors import UserError
+from lstm_trainer.evaluate import scoring
+from lstm_trainer.files import replace_dir
+from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.heads import OutputHead
+from lstm_trainer.outputs import hub, report, tracking
+from lstm_trainer.outputs.export import model_card, save_model
+from lstm_trainer.outputs.output_dir import RunLock
+from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+from lstm_trainer.train import checkpoint, perf, reshard, steps
+from lstm_trainer.train.distributed import (
     engine_settings,
     main_process_first_or_raise,
     make_accelerator,
     release_process_state,
 )
-from lstm_trainer.ds_config import ResolvedDeepSpeed
-from lstm_trainer.errors import UserError
-from lstm_trainer.export import model_card, save_model
-from lstm_trainer.files import replace_dir
-from lstm_trainer.heads import OutputHead
-from lstm_trainer.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, keep_stage0_grad_norm, train_epoch
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.output_dir import RunLock
-from lstm_trainer.preflight import preflight
-from lstm_trainer.results import EngineSettings, Results, RunSetup
+from lstm_trainer.train.ds_config import ResolvedDeepSpeed
+from lstm_trainer.train.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, keep_stage0_grad_norm, train_epoch
+from lstm_trainer.train.preflight import preflight
 
 BEST, MODEL = "best", "model"
 # Flags a resumed run may change; any other difference means another experiment.

@@ -12,14 +12,14 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from lstm_trainer import plots, tracking
 from lstm_trainer.config import RunConfig
-from lstm_trainer.ds_config import ResolvedDeepSpeed
 from lstm_trainer.evaluate import COVERAGES
-from lstm_trainer.loop import EpochLog, StepLog
-from lstm_trainer.progress import ProgressBars, say
-from lstm_trainer.results import Results
-from lstm_trainer.scoring import RunScores, SplitScores, ValidationForecast
+from lstm_trainer.evaluate.scoring import RunScores, SplitScores, ValidationForecast
+from lstm_trainer.outputs import plots, tracking
+from lstm_trainer.outputs.progress import ProgressBars, say
+from lstm_trainer.outputs.results import Results
+from lstm_trainer.train.ds_config import ResolvedDeepSpeed
+from lstm_trainer.train.loop import EpochLog, StepLog
 
 
 def _print(accelerator: Accelerator, text: str) -> None:

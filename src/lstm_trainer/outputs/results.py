@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
-from lstm_trainer.metrics import quality_grade, reduction_percent
-from lstm_trainer.perf import Cost
-from lstm_trainer.scoring import ForecastScores, RunScores, SplitScores
+from lstm_trainer.evaluate.metrics import quality_grade, reduction_percent
+from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
+from lstm_trainer.train.perf import Cost
 
 
 @dataclass

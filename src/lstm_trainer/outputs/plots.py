@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from lstm_trainer.results import Results
+    from lstm_trainer.outputs.results import Results
 
 # Every picture is SIZE inches at DPI: 800 x 450 pixels, wide enough for a W&B panel.
 SIZE = (8.0, 4.5)

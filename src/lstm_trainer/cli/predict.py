@@ -4,12 +4,12 @@ Steps up to the model's own horizon come from its direct multi-step head; steps 
 recursive (its forecasts fed back as inputs, a horizon at a time). A probabilistic model
 (--distribution or --quantiles in training) also gives quantile columns q0.1, q0.5, ...
 
-    python -m lstm_trainer.predict --model outputs/model --input series.csv --data_column y \\
+    python -m lstm_trainer.cli.predict --model outputs/model --input series.csv --data_column y \\
         --horizon 24 --output forecast.csv --plot forecast.png
 
-    python -m lstm_trainer.predict --model you/sine-lstm --input series.csv   # a Hub model id
+    python -m lstm_trainer.cli.predict --model you/sine-lstm --input series.csv   # a Hub model id
 
-    python -m lstm_trainer.predict --model outputs/model --input sales.csv --id_column store \
+    python -m lstm_trainer.cli.predict --model outputs/model --input sales.csv --id_column store \
         --time_column day --data_column sales --horizon 7    # every series in one batched call
 
 Needs only the model folder (safetensors, config.json, normalization.json): no DeepSpeed,
@@ -25,16 +25,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_trainer.cli import OneLineParser, run_command
+from lstm_trainer.cli.common import OneLineParser, run_command
 from lstm_trainer.errors import UserError
 
 if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
+    from lstm_trainer.data.normalization import Normalization
     from lstm_trainer.evaluate import Forecast
-    from lstm_trainer.inference import Predictor
-    from lstm_trainer.model import LSTMForecaster
-    from lstm_trainer.normalization import Normalization
+    from lstm_trainer.model.forecaster import LSTMForecaster
+    from lstm_trainer.model.inference import Predictor
 
 # Quantiles written for a distribution model when --quantiles is not given: the median and an 80% interval.
 DEFAULT_LEVELS = (0.1, 0.5, 0.9)
@@ -42,7 +42,7 @@ DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m lstm_trainer.predict",
+        prog="python -m lstm_trainer.cli.predict",
         description="Forecast the values that follow a series with a model trained by train.py.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -161,8 +161,8 @@ def run(args: argparse.Namespace) -> Path:
 
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
-    from lstm_trainer.hub import resolve_model
-    from lstm_trainer.inference import Predictor
+    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.outputs.hub import resolve_model
 
     if args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.evaluate import Forecast
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Backtest a trained model over rolling origins of the held-out span, all origins in one pass.
 
-    python -m lstm_trainer.backtest --model outputs/model --horizon 24 --output_dir backtest
-    python -m lstm_trainer.backtest --model you/sine-lstm --dataset prices.csv --data_column close \\
+    python -m lstm_trainer.cli.backtest --model outputs/model --horizon 24 --output_dir backtest
+    python -m lstm_trainer.cli.backtest --model you/sine-lstm --dataset prices.csv --data_column close \\
         --horizon 12 --stride 6 --season 12 --output_dir backtest
 
 Every origin of the test split (validation where the data has no test split, as the synthetic
@@ -18,16 +18,11 @@ probabilistic model; the same for the baselines), backtest.md (tables) and backt
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_trainer.cli import OneLineParser, add_config_flags, run_command
-from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,29 +30,10 @@ if TYPE_CHECKING:
 
     from lstm_trainer.data import PreparedData
     from lstm_trainer.evaluate import LinearAR
-    from lstm_trainer.inference import Predictor
-    from lstm_trainer.scoring import ForecastScores
+    from lstm_trainer.evaluate.scoring import ForecastScores
+    from lstm_trainer.model.inference import Predictor
 
-PROG = "python -m lstm_trainer.backtest"
 RESULTS, TABLE, PICTURE = "backtest.json", "backtest.md", "backtest.png"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=PROG, description="Score a trained model over rolling forecast origins of the held-out span.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id.")
-    parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
-    parser.add_argument("--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon.")
-    parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
-    parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
-    parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
-    parser.add_argument("--seed", type=int, default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
-                        help="Seed of the synthetic data (train.py's --seed).")  # fmt: skip
-    # The series and its splits are read exactly as training read them; the window length comes from the model.
-    add_config_flags(parser.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization", "seq_length", "horizon"))
-    return parser
 
 
 @dataclass
@@ -116,7 +92,7 @@ def backtest_split(
     were cut for the backtest's horizon), each forecast with its own series' statistics."""
     import numpy as np
 
-    from lstm_trainer.scoring import fit_on_training, window_statistics
+    from lstm_trainer.evaluate.scoring import fit_on_training, window_statistics
 
     windows = data.windows[split]
     index = np.arange(0, len(windows), stride, dtype=np.int64)
@@ -144,7 +120,7 @@ def score_origins(
     """The model's forecasts of every origin's `inputs` [N, T] in one batched pass, and the baselines', scored
     against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series."""
     from lstm_trainer.evaluate import persistence, seasonal_naive
-    from lstm_trainer.scoring import score_forecast
+    from lstm_trainer.evaluate.scoring import score_forecast
 
     seq_length, horizon = inputs.shape[1], targets.shape[1]
     started = time.perf_counter()
@@ -194,7 +170,7 @@ def to_markdown(record: dict[str, Any]) -> str:
     rows = [f"| forecast | {' | '.join(head)} |", "|---|" + "---:|" * len(head)]
     named = {"model": record, **record["baselines"]}
     for name, figures in named.items():
-        rows.append(f"| {name} | " + " | ".join(_cell(figures.get(key)) for key in head) + " |")
+        rows.append(f"| {name} | " + " | ".join(cell(figures.get(key)) for key in head) + " |")
     steps = ["| step | model MSE | model MAE | model MASE |" + (" CRPS | coverage 80% |" if probabilistic else "") + " persistence MSE |"]
     steps.append("|---:|" + "---:|" * (5 + (2 if probabilistic else 0) - 1))
     by_step, naive = record["by_step"], record["baselines"]["persistence"]["by_step"]
@@ -202,7 +178,7 @@ def to_markdown(record: dict[str, Any]) -> str:
         cells = [by_step["mse"][h], by_step["mae"][h], by_step["mase"][h]]
         if probabilistic:
             cells += [by_step["crps"][h], by_step["coverage_80"][h]]
-        steps.append(f"| {h + 1} | " + " | ".join(_cell(v) for v in [*cells, naive["mse"][h]]) + " |")
+        steps.append(f"| {h + 1} | " + " | ".join(cell(v) for v in [*cells, naive["mse"][h]]) + " |")
     recursive = (
         f" Steps beyond the model's horizon ({record['model_horizon']}) are recursive: its forecasts fed back as inputs."
         if record["recursive"] else ""
@@ -221,7 +197,7 @@ def to_markdown(record: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, (int, float)) else "n/a"
 
 
@@ -229,7 +205,7 @@ def save_picture(record: dict[str, Any], path: Path) -> Path:
     """MSE per step ahead of the model and each baseline (and the 80% coverage, for a distribution)."""
     import numpy as np
 
-    from lstm_trainer.plots import DPI, SIZE, _figure
+    from lstm_trainer.outputs.plots import DPI, SIZE, _figure
 
     figure = _figure()
     probabilistic = "crps" in record
@@ -254,49 +230,3 @@ def save_picture(record: dict[str, Any], path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    def work() -> str:
-        out = backtest_command(build_parser().parse_args(argv))
-        return f"backtest written to {out / RESULTS}, {out / TABLE} and {out / PICTURE}"
-
-    return run_command(work)
-
-
-def backtest_command(args: argparse.Namespace) -> Path:
-    from lstm_trainer.data import prepare_data
-    from lstm_trainer.hub import resolve_model
-    from lstm_trainer.inference import Predictor
-
-    for name in ("stride", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.horizon is not None and args.horizon < 1:
-        raise UserError(f"--horizon must be >= 1, got {args.horizon}")
-    predictor = Predictor.load(resolve_model(args.model, args.model_revision))
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
-    horizon = args.horizon or predictor.horizon  # default: the model's own horizon
-    data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
-    # The splits exactly as training cut them, with windows long enough for `horizon` targets.
-    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
-    split = "test" if "test" in prepared.windows else "validation"
-    result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
-    record = to_json(result)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS).write_text(json.dumps(record, indent=2) + "\n")
-    (out / TABLE).write_text(to_markdown(record))
-    save_picture(record, out / PICTURE)
-    print(
-        f"{result.origins} origins x {result.horizon} steps of the {split} split forecast in {result.seconds:.2f} s: "
-        f"MSE {record['mse']:.6g}, MASE {_cell(record['mase'])}"
-        + (f", CRPS {record['crps']:.6g}, 80% coverage {record['coverage_80']:.1%}" if "crps" in record else "")
-    )
-    return out
-
-
-if __name__ == "__main__":
-    sys.exit(main())

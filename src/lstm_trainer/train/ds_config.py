@@ -27,9 +27,9 @@ from typing import Any
 
 from lstm_trainer.config import TrainConfig, gradient_accumulation_steps, is_set
 from lstm_trainer.errors import UserError
-from lstm_trainer.launcher import LaunchRequest, Requested
+from lstm_trainer.train.launcher import LaunchRequest, Requested
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
 _ABSENT = object()
 

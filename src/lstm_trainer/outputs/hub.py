@@ -1,8 +1,8 @@
 """The exported model on the Hugging Face Hub: check before a run, push after it, load by id.
 
     accelerate launch train.py --push_to_hub --hub_model_id you/sine-lstm       # push at the end
-    python -m lstm_trainer.hub push --model outputs/model --hub_model_id you/sine-lstm
-    python -m lstm_trainer.predict --model you/sine-lstm --input series.csv    # load by id
+    python -m lstm_trainer.cli.hub push --model outputs/model --hub_model_id you/sine-lstm
+    python -m lstm_trainer.cli.predict --model you/sine-lstm --input series.csv    # load by id
 
 Everything goes through huggingface_hub's own calls (whoami, create_repo, create_commit,
 snapshot_download). The token comes from HF_TOKEN or a prior `hf auth login` and is handed to
@@ -16,14 +16,12 @@ layout stays the one train.py writes; this module only moves it.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
 
-PROG = "python -m lstm_trainer.hub"
+PROG = "python -m lstm_trainer.cli.hub"
 CARD = "README.md"
 # The card's commands name the model by this placeholder until it is pushed under an id.
 LOCAL_MODEL = "path/to/this/folder"
@@ -155,41 +153,3 @@ def hub_reason(err: Exception) -> str:
     if is_network_error(err):
         return f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}: {first_line})"
     raise err
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from lstm_trainer.cli import OneLineParser
-
-    parser = OneLineParser(prog=PROG, description="Share a model trained by train.py on the Hugging Face Hub.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{push}")
-    push = commands.add_parser(
-        "push", help="upload a model folder (output_dir/model) to a Hub model repository",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
-    push.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model).")
-    push.add_argument("--hub_model_id", required=True, help="Hub model repository, user/name (created if missing).")
-    push.add_argument("--hub_private_repo", action="store_true", help="Create the repository private.")
-    push.add_argument("--hub_revision", default=None, help="Branch to push to (created if missing; default: main).")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from lstm_trainer.cli import run_command
-
-    def work() -> str:
-        args = build_parser().parse_args(argv)
-        if not is_hub_id(args.hub_model_id):
-            raise UserError(f"--hub_model_id must be a Hub repository id user/name, got {args.hub_model_id!r}")
-        model = Path(args.model)
-        if not (model / "model.safetensors").is_file():
-            raise UserError(f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
-        check_push_access(args.hub_model_id)
-        url = push_model(model, args.hub_model_id, args.hub_private_repo, args.hub_revision)
-        revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""
-        return f"pushed {model} to {url}; forecast with: python -m lstm_trainer.predict --model {args.hub_model_id}{revision_flag} --input series.csv"
-
-    return run_command(work)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,13 +9,13 @@ import torch
 from accelerate import Accelerator
 
 from lstm_trainer.config import is_hub_id
+from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.evaluate import COVERAGES
+from lstm_trainer.evaluate.scoring import RunScores, SplitScores
 from lstm_trainer.files import replace_dir
-from lstm_trainer.hub import LOCAL_MODEL
-from lstm_trainer.model import LSTMForecaster
-from lstm_trainer.normalization import Normalization
-from lstm_trainer.results import Results
-from lstm_trainer.scoring import RunScores, SplitScores
+from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.outputs.hub import LOCAL_MODEL
+from lstm_trainer.outputs.results import Results
 
 
 def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -170,14 +170,14 @@ With lstm-trainer installed, forecast the 24 values that follow the series in a 
 (at least {data["seq_length"]} rows; `y` is the column holding it):
 
 ```bash
-python -m lstm_trainer.predict --model {LOCAL_MODEL}{revision_flag} --input series.csv --data_column y --horizon 24 --output forecast.csv
+python -m lstm_trainer.cli.predict --model {LOCAL_MODEL}{revision_flag} --input series.csv --data_column y --horizon 24 --output forecast.csv
 ```
 
 In Python (a Hub id is downloaded once with `snapshot_download`; `HF_HUB_OFFLINE=1` uses the cache):
 
 ```python
-from lstm_trainer.hub import resolve_model
-from lstm_trainer.inference import Predictor
+from lstm_trainer.outputs.hub import resolve_model
+from lstm_trainer.model.inference import Predictor
 
 folder = resolve_model("{LOCAL_MODEL}"{revision_arg})  # a local folder is used as it is
 predictor = Predictor.load(folder)  # safetensors and normalization.json, no DeepSpeed needed
@@ -187,7 +187,7 @@ forecast.point  # [batch, 24]: direct up to the model's horizon ({horizon}), rec
 ```
 
 `LSTMForecaster.from_pretrained(folder)` gives the bare network: it works on values
-z-scored with `normalization.json` and returns what `lstm_trainer/heads.py` describes.
+z-scored with `normalization.json` and returns what `lstm_trainer/model/heads.py` describes.
 
 MSEs above are in the data's own units. `normalization.json` holds the z-score fitted on the
 training split (mean 0, std 1 where the data was not normalised).

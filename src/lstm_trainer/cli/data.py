@@ -1,9 +1,9 @@
-"""`python -m lstm_trainer.data build|push`: the series a run trains on, to a folder or the Hub.
+"""`python -m lstm_trainer.cli.data build|push`: the series a run trains on, to a folder or the Hub.
 
-    python -m lstm_trainer.data build --output_dir data/sine               # the reference data
-    python -m lstm_trainer.data build --dataset prices.csv --data_column close --output_dir data/prices
-    python -m lstm_trainer.data push --repo_id you/sine [--private] [--revision v1]
-    python -m lstm_trainer.data build --dataset sales.csv --id_column store --time_column day --output_dir data/sales
+    python -m lstm_trainer.cli.data build --output_dir data/sine               # the reference data
+    python -m lstm_trainer.cli.data build --dataset prices.csv --data_column close --output_dir data/prices
+    python -m lstm_trainer.cli.data push --repo_id you/sine [--private] [--revision v1]
+    python -m lstm_trainer.cli.data build --dataset sales.csv --id_column store --time_column day --output_dir data/sales
     accelerate launch train.py --dataset you/sine                          # trains on the same windows
 
 What is written is series rows in the Hub's time-series layout (item_id, start, target), one
@@ -19,12 +19,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from lstm_trainer.cli import OneLineParser, add_config_flags, run_command
+from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.hub import hub_reason
+from lstm_trainer.outputs.hub import hub_reason
 
-PROG = "python -m lstm_trainer.data"
+PROG = "python -m lstm_trainer.cli.data"
 
 
 def build_parser() -> argparse.ArgumentParser:

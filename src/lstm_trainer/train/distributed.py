@@ -14,11 +14,11 @@ import torch
 from accelerate import Accelerator, DeepSpeedPlugin
 from accelerate.utils import GradientAccumulationPlugin, InitProcessGroupKwargs
 
-from lstm_trainer import tracking
 from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, resolve
-from lstm_trainer.launcher import FIELDS, FROM_CONFIG_FILE, USE_CPU, launch_request
+from lstm_trainer.outputs import tracking
+from lstm_trainer.train.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, resolve
+from lstm_trainer.train.launcher import FIELDS, FROM_CONFIG_FILE, USE_CPU, launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 _SET_HERE = "LSTM_TRAINER_OWN_RENDEZVOUS"  # marks rendezvous variables this process set itself

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 
 from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
-from lstm_trainer.heads import OutputHead
-from lstm_trainer.metrics import gradient_health
+from lstm_trainer.evaluate.metrics import gradient_health
+from lstm_trainer.model.heads import OutputHead
 
 
 class TrainingDiverged(UserError):

@@ -1,0 +1,85 @@
+"""`python -m lstm_trainer.cli.backtest`: score a trained model over rolling origins (evaluate/backtest.py).
+
+    python -m lstm_trainer.cli.backtest --model outputs/model --horizon 24 --output_dir backtest
+    python -m lstm_trainer.cli.backtest --model you/sine-lstm --dataset prices.csv --data_column close \\
+        --horizon 12 --stride 6 --season 12 --output_dir backtest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
+from lstm_trainer.config import DataConfig, TrainConfig
+from lstm_trainer.errors import UserError
+from lstm_trainer.evaluate.backtest import PICTURE, RESULTS, TABLE, backtest_split, cell, save_picture, to_json, to_markdown
+
+PROG = "python -m lstm_trainer.cli.backtest"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG, description="Score a trained model over rolling forecast origins of the held-out span.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id.")
+    parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
+    parser.add_argument("--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon.")
+    parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
+    parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
+    parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
+    parser.add_argument("--seed", type=int, default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
+                        help="Seed of the synthetic data (train.py's --seed).")  # fmt: skip
+    # The series and its splits are read exactly as training read them; the window length comes from the model.
+    add_config_flags(parser.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization", "seq_length", "horizon"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    def work() -> str:
+        out = backtest_command(build_parser().parse_args(argv))
+        return f"backtest written to {out / RESULTS}, {out / TABLE} and {out / PICTURE}"
+
+    return run_command(work)
+
+
+def backtest_command(args: argparse.Namespace) -> Path:
+    from lstm_trainer.data import prepare_data
+    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.outputs.hub import resolve_model
+
+    for name in ("stride", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.horizon is not None and args.horizon < 1:
+        raise UserError(f"--horizon must be >= 1, got {args.horizon}")
+    predictor = Predictor.load(resolve_model(args.model, args.model_revision))
+    seq_length = predictor.model.seq_length
+    if seq_length is None:
+        raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
+    horizon = args.horizon or predictor.horizon  # default: the model's own horizon
+    data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
+    # The splits exactly as training cut them, with windows long enough for `horizon` targets.
+    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
+    split = "test" if "test" in prepared.windows else "validation"
+    result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
+    record = to_json(result)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS).write_text(json.dumps(record, indent=2) + "\n")
+    (out / TABLE).write_text(to_markdown(record))
+    save_picture(record, out / PICTURE)
+    print(
+        f"{result.origins} origins x {result.horizon} steps of the {split} split forecast in {result.seconds:.2f} s: "
+        f"MSE {record['mse']:.6g}, MASE {cell(record['mase'])}"
+        + (f", CRPS {record['crps']:.6g}, 80% coverage {record['coverage_80']:.1%}" if "crps" in record else "")
+    )
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

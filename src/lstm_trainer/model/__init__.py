@@ -1,0 +1,1 @@
+"""The recurrent forecaster, its output heads, and the one inference path."""

@@ -1,0 +1,1 @@
+"""What a run leaves behind: results, console lines, trackers, pictures, export, the Hub."""
