@@ -15,6 +15,7 @@ HF_TOKEN or a prior `hf auth login`, through huggingface_hub; it is never printe
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,7 @@ def _summary(data: Any) -> str:
     head = f"{source_text(data.params)}: {data.rows.num_series} series, {data.rows.num_points} points; windows of {train.seq_length} steps -> {ahead}"
     notes = "".join(f"\nnote: {note}" for note in data.notes)
     return f"{head}\n{summary_table(data)}{notes}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
