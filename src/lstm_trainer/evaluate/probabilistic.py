@@ -2,7 +2,7 @@
 
 A `Forecast` holds what a model said about N windows x H steps ahead, in the data's units:
 its point forecast and, for a probabilistic head, the distribution's parameters or the
-quantiles (the parameter layout is heads.py's, after the run's z-score has been undone).
+quantiles (the parameter layout is model/heads.py's, after the run's z-score has been undone).
 
 CRPS (the continuous ranked probability score, Gneiting & Raftery 2007) is in the data's
 units like MAE, which it equals for a point forecast; lower is better. Closed forms: the
@@ -29,7 +29,7 @@ KINDS = ("point", "normal", "studentt", "quantile")
 
 @dataclass(frozen=True)
 class Forecast:
-    """N windows x H steps: `point` [N, H]; `params` [N, H, P] (see heads.py); all in data units."""
+    """N windows x H steps: `point` [N, H]; `params` [N, H, P] (see model/heads.py); all in data units."""
 
     kind: str
     point: np.ndarray

@@ -1,6 +1,6 @@
 """The best model and every baseline scored on validation and test, in the data's units.
 
-Runs once at the end of training with the model exactly as saved (see inference.py), so
+Runs once at the end of training with the model exactly as saved (see model/inference.py), so
 the figures are those a user of output_dir/model gets. The baselines see the same windows;
 the linear AR and MASE's scale are fitted on the training split only. With a horizon H > 1
 every forecast covers the H steps after its window, scored overall and per step ahead; a

@@ -1,10 +1,10 @@
 """What the forecaster's last hidden state becomes, and the loss it trains on.
 
-One `OutputHead` per `ModelConfig.output_kind`; the model (model.py) calls it, and so do the
+One `OutputHead` per `ModelConfig.output_kind`; the model (forecaster.py) calls it, and so do the
 training loop (the loss, the point forecast for validation MSE) and the inference path. The
 head's raw output is [B, H, P] (H forecast steps, P parameters a step) in the window's units;
 `to_model_units` turns it into the parameters in the model's units (the data after the run's
-z-score, see normalization.py), per kind:
+z-score, see data/normalization.py), per kind:
 
     point      [B, H]     the value (the reference's output; [B] when H == 1, exactly as before)
     normal     [B, H, 2]  loc, log scale

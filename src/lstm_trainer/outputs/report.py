@@ -181,7 +181,7 @@ class Reporter:
         data = run_info.get("data", {})
         self.data_line = f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
         if self.data_line and data["series"] > 1 and data.get("normalization", {}).get("std", 1.0) != 1.0:
-            # Training and validation losses are then in each series' own z-score units (trainer.py).
+            # Training and validation losses are then in each series' own z-score units (train/trainer.py).
             self.data_line += "; training and validation losses in per-series z-score units, final scores in data units"
         start(accelerator, config, ds, steps_per_epoch, out)
         tracking.start(accelerator, config.train, run_info)

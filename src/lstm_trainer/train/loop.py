@@ -200,7 +200,7 @@ def train_epoch(
     dtype = model_dtype(model)
     for batch in loader:
         with accelerator.accumulate(model):
-            output = model(batch[INPUTS].to(dtype))  # [B], [B, H] or [B, H, P]: see heads.py
+            output = model(batch[INPUTS].to(dtype))  # [B], [B, H] or [B, H, P]: see model/heads.py
             loss = head.loss(output, batch[TARGET])  # in float32 whatever the model's precision
             accelerator.backward(loss)
             # No-ops under DeepSpeed (its engine steps inside backward); kept so the loop
