@@ -17,7 +17,8 @@ from accelerate.utils import GradientAccumulationPlugin, InitProcessGroupKwargs
 from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.outputs import tracking
-from lstm_trainer.train.ds_config import ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, resolve
+from lstm_trainer.outputs.results import EngineSettings
+from lstm_trainer.train.ds_config import ABSENT, ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, get_dotted, resolve
 from lstm_trainer.train.launcher import FIELDS, FROM_CONFIG_FILE, USE_CPU, launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -121,10 +122,8 @@ def _plugin_fields(resolved: ResolvedDeepSpeed) -> dict[str, Any]:
     "auto" gets the plugin's own default, which it would otherwise read from the environment."""
     fields: dict[str, Any] = {"gradient_accumulation_steps": resolved.gradient_accumulation_steps}
     for name, key, _, absent_means in FIELDS.values():
-        node: Any = resolved.config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        fields[name] = node if node not in (None, "auto") else _PLUGIN_DEFAULTS.get(name, absent_means)
+        value = get_dotted(resolved.config, key)
+        fields[name] = value if value not in (ABSENT, None, "auto") else _PLUGIN_DEFAULTS.get(name, absent_means)
     return fields
 
 
@@ -195,18 +194,17 @@ def main_process_first_or_raise(accelerator: Accelerator, work: Callable[[], T])
     return result
 
 
-def engine_settings(engine: Any) -> dict[str, Any]:
+def engine_settings(engine: Any) -> EngineSettings:
     """What DeepSpeed's engine actually runs with, read back from it rather than from our config."""
 
     def device(offload: Any) -> str:
         # DeepSpeed stores the device as an enum or, depending on its validation, a plain str.
         return str(getattr(offload.device, "value", offload.device)) if offload is not None else "none"
 
-    return {
-        "zero_stage": int(engine.zero_optimization_stage()),
-        "offload_optimizer_device": device(engine.zero_offload_optimizer()),
-        "offload_param_device": device(engine.zero_offload_param()),
-        "gradient_clipping": float(engine.gradient_clipping()),
-        # The optimizer that does the update, under ZeRO's partitioning wrapper.
-        "optimizer": type(engine.basic_optimizer).__name__,
-    }
+    return EngineSettings(
+        zero_stage=int(engine.zero_optimization_stage()),
+        offload_optimizer_device=device(engine.zero_offload_optimizer()),
+        offload_param_device=device(engine.zero_offload_param()),
+        gradient_clipping=float(engine.gradient_clipping()),
+        optimizer=type(engine.basic_optimizer).__name__,
+    )

@@ -31,7 +31,7 @@ from lstm_trainer.train.launcher import LaunchRequest, Requested
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
-_ABSENT = object()
+ABSENT = object()
 
 
 @dataclass
@@ -172,10 +172,10 @@ def resolve(
         put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", why)
 
     for requested in launch.values:
-        current = _get(config, requested.key)
-        if current is _ABSENT and _same(requested.value, requested.absent_means):
+        current = get_dotted(config, requested.key)
+        if current is ABSENT and _same(requested.value, requested.absent_means):
             continue  # the launcher asks for what DeepSpeed does anyway
-        if current is _ABSENT or current == "auto" or not strict or _same(current, requested.value):
+        if current is ABSENT or current == "auto" or not strict or _same(current, requested.value):
             section, key = _node(config, requested.key)
             put(section, key, requested.value, requested.key, requested.origin)
         else:
@@ -375,20 +375,21 @@ def _resolve_precision(
 
 def _json_precision(config: dict[str, Any]) -> str | None:
     """What the JSON's fp16/bf16 sections ask for; None where they leave it open ("auto" or absent)."""
-    enabled = {name: config.get(name, {}).get("enabled", _ABSENT) for name in ("fp16", "bf16")}
+    enabled = {name: config.get(name, {}).get("enabled", ABSENT) for name in ("fp16", "bf16")}
     for name, value in enabled.items():
         if value is True:
             return name
-    if "auto" in enabled.values() or all(value is _ABSENT for value in enabled.values()):
+    if "auto" in enabled.values() or all(value is ABSENT for value in enabled.values()):
         return None
     return "no"
 
 
-def _get(config: dict[str, Any], dotted: str) -> Any:
+def get_dotted(config: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted key ("zero_optimization.stage"), or ABSENT."""
     node: Any = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            return _ABSENT
+            return ABSENT
         node = node[part]
     return node
 

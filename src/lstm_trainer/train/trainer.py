@@ -28,7 +28,7 @@ from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card, save_model
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+from lstm_trainer.outputs.results import Results, RunSetup
 from lstm_trainer.train import checkpoint, perf, reshard, steps
 from lstm_trainer.train.distributed import (
     engine_settings,
@@ -292,7 +292,7 @@ def _finish(s: Session, fit: Fit) -> Results:
             s.ds.mixed_precision, s.ds.source,
         ),
         cost=perf.measure(accelerator, s.timings),
-        deepspeed=EngineSettings(**engine_settings(s.model)),
+        deepspeed=engine_settings(s.model),
     )
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
