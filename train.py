@@ -1,8 +1,8 @@
 """Train the forecaster.
 
-    accelerate launch train.py                       # defaults: the reference setup
-    accelerate launch --num_processes 2 train.py     # same global batch, half the accumulation
-    python train.py --help                           # every flag, with its default
+accelerate launch train.py                       # defaults: the reference setup
+accelerate launch --num_processes 2 train.py     # same global batch, half the accumulation
+python train.py --help                           # every flag, with its default
 """
 
 import logging

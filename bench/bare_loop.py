@@ -193,8 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     ds = fit_to_data(ds, config.train, len(data.windows["train"]), world_size=1)  # as the trainer fits it
     units = (lambda mse: mse) if data.per_series else data.normalization.mse_in_data_units  # as the trainer does
     # The bare loop materialises every window as tensors: the fastest a batch can be read.
-    train = dict(zip((INPUTS, TARGET), map(torch.from_numpy, data.windows["train"].gather(np.arange(len(data.windows["train"]))))))
-    val = dict(zip((INPUTS, TARGET), map(torch.from_numpy, data.windows["validation"].gather(np.arange(len(data.windows["validation"]))))))
+    train = dict(
+        zip(
+            (INPUTS, TARGET), map(torch.from_numpy, data.windows["train"].gather(np.arange(len(data.windows["train"]))))
+        )
+    )
+    val = dict(
+        zip(
+            (INPUTS, TARGET),
+            map(torch.from_numpy, data.windows["validation"].gather(np.arange(len(data.windows["validation"])))),
+        )
+    )
     x_train, y_train = train[INPUTS].to(device), train[TARGET].to(device)  # [N, T], [N]
     x_val, y_val = val[INPUTS].to(device), val[TARGET].to(device)
 

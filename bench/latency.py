@@ -45,7 +45,9 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
         started = time.perf_counter()
         predictor.forecast(one)
         times.append(time.perf_counter() - started)
-    many = np.sin(np.arange(length)[None, :] / 5.0 + rng.uniform(0, 6.3, (MANY, 1))) + 0.1 * rng.standard_normal((MANY, length))
+    many = np.sin(np.arange(length)[None, :] / 5.0 + rng.uniform(0, 6.3, (MANY, 1))) + 0.1 * rng.standard_normal(
+        (MANY, length)
+    )
     started = time.perf_counter()
     predictor.forecast(many)
     many_seconds = time.perf_counter() - started

@@ -68,8 +68,9 @@ def write_csv(series: RealSeries, folder: Path) -> Path:
 
 def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float:
     """Over the same test targets as the run (every test value is one, whatever the window)."""
-    config = DataConfig(dataset=str(csv), data_column=series.column, fill_missing=series.fill_missing,
-                        seq_length=max(50, series.season))
+    config = DataConfig(
+        dataset=str(csv), data_column=series.column, fill_missing=series.fill_missing, seq_length=max(50, series.season)
+    )
     data = prepare_data(config, 42)
     test = data.windows["test"]
     inputs, targets = test.gather(np.arange(len(test)), normalised=False)
@@ -85,8 +86,10 @@ def main(argv: list[str]) -> int:
     tag = own[own.index("--tag") + 1] if "--tag" in own else "default"
     work = ROOT / "bench" / "results" / f"real_series_{tag}"
     work.mkdir(parents=True, exist_ok=True)
-    rows = ["| series | points | model test MASE | persistence | seasonal naive (season) | linear AR | model vs linear AR |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| series | points | model test MASE | persistence | seasonal naive (season) | linear AR | model vs linear AR |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     commands = []
     for series in SERIES:
         csv = write_csv(series, work)
@@ -95,7 +98,9 @@ def main(argv: list[str]) -> int:
         out = work / f"run_{series.name}"
         command = [sys.executable, "train.py", *flags, "--output_dir", str(out.relative_to(ROOT)), *extra]
         commands.append("python " + " ".join(command[1:]))
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(done.stderr[-3000:], file=sys.stderr)
             return done.returncode

@@ -66,16 +66,25 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu: fp32; cuda: one GPU, fp16")
     parser.add_argument("--epochs", type=int, default=12, help="epochs per run, the first one a warm-up")
     parser.add_argument(
-        "--processes", type=int, nargs="+", default=None,
+        "--processes",
+        type=int,
+        nargs="+",
+        default=None,
         help="trainer process counts (default: 1 and 2 on CPU; 1, and 2 where 2 GPUs are visible)",
     )
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="intra-op threads (OMP_NUM_THREADS) per process in every run; 1 is what `accelerate launch` "
         "gives each process on a CPU",
     )
-    parser.add_argument("--target_mse", type=float, default=TARGET_MSE, help="validation MSE whose time-to-reach is reported")
-    parser.add_argument("--output_dir", default=str(ROOT / "bench" / "results"), help="where bench.json and bench.md go")
+    parser.add_argument(
+        "--target_mse", type=float, default=TARGET_MSE, help="validation MSE whose time-to-reach is reported"
+    )
+    parser.add_argument(
+        "--output_dir", default=str(ROOT / "bench" / "results"), help="where bench.json and bench.md go"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each run")
     args, passthrough = parser.parse_known_args(argv)
     passthrough = [a for a in passthrough if a != "--"]
@@ -142,9 +151,13 @@ def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Pa
     print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
     run.launched_at = time.time()
     try:
-        done = subprocess.run(command, cwd=ROOT, env=child_env(threads), capture_output=True, text=True, timeout=args.timeout)
+        done = subprocess.run(
+            command, cwd=ROOT, env=child_env(threads), capture_output=True, text=True, timeout=args.timeout
+        )
     except subprocess.TimeoutExpired:
-        raise UserError(f"{run.title} took over {args.timeout:.0f} s; use fewer --epochs or a larger --timeout") from None
+        raise UserError(
+            f"{run.title} took over {args.timeout:.0f} s; use fewer --epochs or a larger --timeout"
+        ) from None
     if done.returncode != 0 or not result_file.is_file():
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise RunFailed(f"{run.title} failed with exit code {done.returncode}:\n{tail}")
@@ -224,7 +237,9 @@ def machine(device: str) -> dict[str, Any]:
 def assess(summary: dict[str, dict[str, Any]], help_time: float) -> dict[str, Any]:
     """The issue's targets, each with its measured value and whether it holds."""
     bare, one, two = summary["bare"], summary.get("trainer_1"), summary.get("trainer_2")
-    out: dict[str, Any] = {"help_seconds": {"value": help_time, "limit": MAX_HELP_SECONDS, "met": help_time < MAX_HELP_SECONDS}}
+    out: dict[str, Any] = {
+        "help_seconds": {"value": help_time, "limit": MAX_HELP_SECONDS, "met": help_time < MAX_HELP_SECONDS}
+    }
     if one:
         ratio = one["epoch_seconds_median"] / bare["epoch_seconds_median"]
         out["trainer_1_over_bare"] = {"value": ratio, "limit": MAX_TRAINER_RATIO, "met": ratio <= MAX_TRAINER_RATIO}

@@ -36,12 +36,18 @@ _HF_HOME = tempfile.TemporaryDirectory(prefix="lstm_trainer_tests_hf_home_")
 
 # Small enough for seconds per run, big enough that the model beats persistence.
 TINY = [
-    "--num_train_samples", "2048",
-    "--num_val_samples", "512",
-    "--num_train_epochs", "3",
-    "--num_warmup_steps", "10",
-    "--learning_rate", "3e-3",
-    "--hidden_size", "32",
+    "--num_train_samples",
+    "2048",
+    "--num_val_samples",
+    "512",
+    "--num_train_epochs",
+    "3",
+    "--num_warmup_steps",
+    "10",
+    "--learning_rate",
+    "3e-3",
+    "--hidden_size",
+    "32",
 ]
 
 
@@ -67,8 +73,10 @@ def made_results(**changes: Any) -> Results:
     from lstm_trainer.train.perf import Cost, RunTimings
 
     validation = SplitScores(
-        model=ForecastScores(Scores(0.015, 0.1, 0.8)), persistence=ForecastScores(Scores(0.02, 0.11, 1.0)),
-        linear=ForecastScores(Scores(0.016, 0.1, 0.82)), seasonal_naive=None,
+        model=ForecastScores(Scores(0.015, 0.1, 0.8)),
+        persistence=ForecastScores(Scores(0.02, 0.11, 1.0)),
+        linear=ForecastScores(Scores(0.016, 0.1, 0.82)),
+        seasonal_naive=None,
     )
     made = Results(
         train_loss_history=[0.3, 0.05, 0.02], val_mse_history=[0.04, 0.015, 0.016], initial_val_mse=0.5,
@@ -81,9 +89,15 @@ def made_results(**changes: Any) -> Results:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))
+    }
     # PYTHONFAULTHANDLER: a process killed by a signal (SIGABRT, SIGSEGV) still prints its Python stacks.
-    env.update(PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", HF_HOME=_HF_HOME.name)
+    env.update(
+        PYTHONPATH=str(SRC), WANDB_MODE="offline", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", HF_HOME=_HF_HOME.name
+    )
     env.update(extra)  # a test may override the defaults, e.g. WANDB_MODE
     return env
 
@@ -101,7 +115,11 @@ def run_train(
             prefix[2:2] = ["--main_process_port", str(free_port())]
     return subprocess.run(
         [*prefix, str(ROOT / "train.py"), *args],
-        cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -17,8 +17,14 @@ JSONS = sorted(CONFIGS.glob("*.json"))
 # Fields Accelerate refuses next to a deepspeed_config_file (DeepSpeedPlugin._deepspeed_config_checks):
 # the JSON is where they belong.
 NOT_WITH_A_JSON = {
-    "gradient_accumulation_steps", "gradient_clipping", "zero_stage", "offload_optimizer_device",
-    "offload_param_device", "offload_param_nvme_path", "offload_optimizer_nvme_path", "zero3_save_16bit_model",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "zero_stage",
+    "offload_optimizer_device",
+    "offload_param_device",
+    "offload_param_nvme_path",
+    "offload_optimizer_nvme_path",
+    "zero3_save_16bit_model",
 }
 # What each JSON is for: ZeRO stage and where optimizer states live.
 EXPECTED = {"ds_zero2.json": (2, "none"), "ds_zero3.json": (3, "none"), "ds_zero2_offload.json": (2, "cpu")}
@@ -26,7 +32,15 @@ EXPECTED = {"ds_zero2.json": (2, "none"), "ds_zero3.json": (3, "none"), "ds_zero
 
 def test_the_table_of_setups_is_complete() -> None:
     names = {p.name for p in YAMLS}
-    assert names == {"cpu.yaml", "cpu_2proc.yaml", "gpu.yaml", "multi_gpu.yaml", "zero3.yaml", "zero2_offload.yaml", "multi_machine.yaml"}
+    assert names == {
+        "cpu.yaml",
+        "cpu_2proc.yaml",
+        "gpu.yaml",
+        "multi_gpu.yaml",
+        "zero3.yaml",
+        "zero2_offload.yaml",
+        "multi_machine.yaml",
+    }
     assert {p.name for p in JSONS} == set(EXPECTED)
     readme = (ROOT / "README.md").read_text()
     for name in names:  # each one is documented with its command
@@ -68,7 +82,10 @@ def test_json_is_valid_for_deepspeeds_own_config_class(path: Path, cuda: bool) -
     checked = DeepSpeedConfig(resolved.config)
     stage, offload = EXPECTED[path.name]
     # The stage asked for; a lone fp32 process runs stage 0 instead (test_ds_config).
-    assert resolved.zero_stage == stage and checked.zero_optimization_stage == resolved.config["zero_optimization"]["stage"]
+    assert (
+        resolved.zero_stage == stage
+        and checked.zero_optimization_stage == resolved.config["zero_optimization"]["stage"]
+    )
     device = checked.zero_config.offload_optimizer.device if checked.zero_config.offload_optimizer else "none"
     assert getattr(device, "value", device) == offload
     assert (checked.train_batch_size, checked.gradient_accumulation_steps) == (128, 4)
@@ -80,5 +97,8 @@ def test_jsons_differ_only_in_their_zero_section() -> None:
     configs = {p.name: json.loads(p.read_text()) for p in JSONS}
     rest = {name: {k: v for k, v in c.items() if k != "zero_optimization"} for name, c in configs.items()}
     assert rest["ds_zero3.json"] == rest["ds_zero2.json"] == rest["ds_zero2_offload.json"]
-    zero2, offload = configs["ds_zero2.json"]["zero_optimization"], configs["ds_zero2_offload.json"]["zero_optimization"]
+    zero2, offload = (
+        configs["ds_zero2.json"]["zero_optimization"],
+        configs["ds_zero2_offload.json"]["zero_optimization"],
+    )
     assert {k: v for k, v in offload.items() if k != "offload_optimizer"} == zero2

@@ -23,7 +23,16 @@ import bare_loop  # noqa: E402
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
 # The reference's global batch, set so that steps.py does not shrink it for 512 windows: the
 # benchmark compares the loops at the batch arithmetic of the full-size run.
-TINY_BENCH = ["--num_train_samples", "512", "--num_val_samples", "256", "--hidden_size", "16", "--total_batch_size", "128"]
+TINY_BENCH = [
+    "--num_train_samples",
+    "512",
+    "--num_val_samples",
+    "256",
+    "--hidden_size",
+    "16",
+    "--total_batch_size",
+    "128",
+]
 
 
 def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -56,7 +65,12 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
     assert runs["trainer_1"]["val_mse_history"] == pytest.approx(bare, rel=1e-5)
     assert runs["trainer_2"]["val_mse_history"] == pytest.approx(bare, rel=1e-2)
     targets = report["targets"]
-    assert set(targets) == {"help_seconds", "trainer_1_over_bare", "trainer_2_over_trainer_1", "time_to_target_1_over_bare"}
+    assert set(targets) == {
+        "help_seconds",
+        "trainer_1_over_bare",
+        "trainer_2_over_trainer_1",
+        "time_to_target_1_over_bare",
+    }
     assert targets["help_seconds"]["value"] > 0
     assert targets["time_to_target_1_over_bare"] == {"value": None, "limit": 1.0, "met": False}
     assert report["machine"]["usable_cores"] >= 1 and report["settings"]["global_batch_size"] == 128
@@ -117,7 +131,11 @@ def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) ->
         return seen
 
     theirs = rates(lambda opt: WarmupLR(opt, **params))
-    ours = rates(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, bare_loop.warmup_factor({"type": "WarmupLR", "params": params})))
+    ours = rates(
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(
+            opt, bare_loop.warmup_factor({"type": "WarmupLR", "params": params})
+        )
+    )
     assert ours == pytest.approx(theirs, abs=1e-12)
     assert theirs[0] == params["warmup_min_lr"] and math.isclose(theirs[-1], params["warmup_max_lr"])
 
@@ -129,7 +147,12 @@ def test_scale_table_measures_every_cell(tmp_path: Path) -> None:
     done = subprocess.run([*scale, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, output(done)
     records = json.loads((tmp_path / "scale.json").read_text())
-    assert [(r["series"], r["processes"], len(r["runs"])) for r in records] == [(1, 1, 1), (1, 2, 2), (10, 1, 1), (10, 2, 2)]
+    assert [(r["series"], r["processes"], len(r["runs"])) for r in records] == [
+        (1, 1, 1),
+        (1, 2, 2),
+        (10, 1, 1),
+        (10, 2, 2),
+    ]
     for record in records:
         for run in record["runs"]:
             assert run["points"] == 10_000 and run["series"] == record["series"] and run["values_bytes"] == 40_000

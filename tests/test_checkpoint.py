@@ -45,18 +45,37 @@ def all_checkpoints_load(out: Path) -> list[str]:
 # 3 epochs, a checkpoint every 2 steps: mid-epoch saves at steps 2, 6, 10 and epoch-end saves
 # at 4, 8, 12; every step's loss is logged.
 EVERY_STEP = [
-    *TINY, "--num_train_samples", "512", "--num_val_samples", "256", "--total_batch_size", "128", "--checkpointing_steps", "2",
-    "--save_total_limit", "100", "--logging_steps", "1", "--early_stopping_patience", "100",
+    *TINY,
+    "--num_train_samples",
+    "512",
+    "--num_val_samples",
+    "256",
+    "--total_batch_size",
+    "128",
+    "--checkpointing_steps",
+    "2",
+    "--save_total_limit",
+    "100",
+    "--logging_steps",
+    "1",
+    "--early_stopping_patience",
+    "100",
 ]
 CHECKPOINTS = [f"step-{step:07d}" for step in range(2, 13, 2)]
 
 
-def test_a_lone_process_runs_stage_0_and_still_logs_its_gradient_norm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lone_process_runs_stage_0_and_still_logs_its_gradient_norm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # One process has nothing to shard, so ds_config runs ZeRO stage 0; DeepSpeed computes the
     # norm there only to clip, and the trainer keeps it (loop.keep_stage0_grad_norm).
     train_in_process([*EVERY_STEP, "--max_train_steps", "3", "--output_dir", str(tmp_path)])
     assert results(tmp_path)["deepspeed"]["zero_stage"] == 0
-    norms = [float(line.split("grad norm ")[1].split()[0]) for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    norms = [
+        float(line.split("grad norm ")[1].split()[0])
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("step ")
+    ]
     assert len(norms) == 3 and all(0 < norm < 10 for norm in norms), norms
 
 
@@ -72,7 +91,13 @@ def test_resume_from_every_checkpoint_reproduces_the_uninterrupted_run(tmp_path:
     # Every checkpoint but the last (nothing follows it); from step 8 back, a whole epoch or more follows.
     for name in CHECKPOINTS[:-1]:
         resumed = train_in_process(
-            [*EVERY_STEP, "--output_dir", str(tmp_path / name), "--resume_from_checkpoint", str(straight / "checkpoints" / name)]
+            [
+                *EVERY_STEP,
+                "--output_dir",
+                str(tmp_path / name),
+                "--resume_from_checkpoint",
+                str(straight / "checkpoints" / name),
+            ]
         )
         same_results(expected.to_dict(), resumed.to_dict())
 
@@ -108,16 +133,34 @@ def test_a_checkpoint_resumes_on_another_process_count(tmp_path: Path) -> None:
     assert done.returncode == 0, output(done)
     one_results = train_in_process([*args, "--output_dir", str(one)]).to_dict()
     mid_epoch_2 = "step-0000006"  # 2 of epoch 2's 4 steps done; all of epoch 3 follows
-    two_to_one = train_in_process([*args, "--output_dir", str(tmp_path / "2to1"), "--resume_from_checkpoint", str(two / "checkpoints" / mid_epoch_2)]).to_dict()
-    resumed = run_train([*args, "--output_dir", str(tmp_path / "1to2"), "--resume_from_checkpoint", str(one / "checkpoints" / mid_epoch_2)],
-                        launcher=launcher)
+    two_to_one = train_in_process(
+        [
+            *args,
+            "--output_dir",
+            str(tmp_path / "2to1"),
+            "--resume_from_checkpoint",
+            str(two / "checkpoints" / mid_epoch_2),
+        ]
+    ).to_dict()
+    resumed = run_train(
+        [
+            *args,
+            "--output_dir",
+            str(tmp_path / "1to2"),
+            "--resume_from_checkpoint",
+            str(one / "checkpoints" / mid_epoch_2),
+        ],
+        launcher=launcher,
+    )
     assert resumed.returncode == 0, output(resumed)
     assert "changed: processes 1 -> 2" in resumed.stdout
     one_to_two = results(tmp_path / "1to2")
     for straight, other in ((results(two), two_to_one), (one_results, one_to_two)):
         assert other["optimizer_steps"] == straight["optimizer_steps"] == 12
         assert [s for s, _ in other["logged_train_losses"]] == list(range(1, 13))
-        assert [loss for _, loss in other["logged_train_losses"]] == pytest.approx([loss for _, loss in straight["logged_train_losses"]], rel=1e-5)
+        assert [loss for _, loss in other["logged_train_losses"]] == pytest.approx(
+            [loss for _, loss in straight["logged_train_losses"]], rel=1e-5
+        )
         assert other["train_loss_history"] == pytest.approx(straight["train_loss_history"], rel=1e-5)
         assert other["best_val_mse"] == pytest.approx(straight["best_val_mse"], rel=0.02)
 
@@ -126,10 +169,15 @@ def test_max_train_steps_then_resume_latest_keeps_the_newest_checkpoints_and_the
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     expected = train_in_process([*TINY, "--output_dir", str(straight)])
     # 16 optimizer steps an epoch: step 40 is inside epoch 3.
-    first = train_in_process([*TINY, "--output_dir", str(resumed), "--max_train_steps", "40", "--checkpointing_steps", "20"])
+    first = train_in_process(
+        [*TINY, "--output_dir", str(resumed), "--max_train_steps", "40", "--checkpointing_steps", "20"]
+    )
     assert first.stopped_at_max_steps and first.optimizer_steps == 40
     assert (resumed / "checkpoints" / "latest").read_text().strip() == "step-0000040"
-    same_results(expected.to_dict(), train_in_process([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"]).to_dict())
+    same_results(
+        expected.to_dict(),
+        train_in_process([*TINY, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"]).to_dict(),
+    )
     # The last 3 checkpoints are kept, plus the best one.
     names = all_checkpoints_load(resumed)
     best = json.loads((resumed / "checkpoints" / "step-0000048" / "trainer_state.json").read_text())["best_checkpoint"]
@@ -141,8 +189,14 @@ def kill_when(out: Path, condition, timeout: float = 240) -> subprocess.Popen:  
     args = [*TINY, "--output_dir", str(out), "--checkpointing_steps", "1", "--resume_from_checkpoint", "latest"]
     if not (out / "checkpoints" / "latest").exists():
         args = args[:-2]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if condition(out):
@@ -233,9 +287,9 @@ from safetensors.torch import load_file
 from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
-model = LSTMForecaster.from_pretrained({str(out / 'model')!r})
+model = LSTMForecaster.from_pretrained({str(out / "model")!r})
 assert "deepspeed" not in sys.modules and "accelerate" not in sys.modules
-weights = load_file({str(out / 'model' / 'model.safetensors')!r})
+weights = load_file({str(out / "model" / "model.safetensors")!r})
 assert all(w.dtype == torch.float32 for w in weights.values())
 # fp32 masters, not bf16 copies: some weight is not exactly representable in bf16.
 assert any((w.to(torch.bfloat16).float() != w).any() for w in weights.values())

@@ -12,7 +12,9 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 def test_help_is_fast_and_shows_defaults() -> None:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=child_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "train.py", "--help"], cwd=ROOT, env=child_env(), capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - started
     assert done.returncode == 0
     assert "--hidden_size" in done.stdout and "(default: 64)" in done.stdout
@@ -79,7 +81,9 @@ def test_divergence_stops_cleanly_and_keeps_the_best_model(
     # An absurd learning rate sends the weights, then the loss, to inf within a few steps.
     assert main([*tiny, "--output_dir", str(out), "--learning_rate", "1e30", "--logging_steps", "1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: loss became") and "lower the learning rate" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: loss became") and "lower the learning rate" in lines[0], (
+        lines
+    )
     assert not (out / "all_results.json").exists()
     assert (out / "best" / "model.safetensors").read_bytes() == best_before
     LSTMForecaster.from_pretrained(out / "best")

@@ -58,41 +58,78 @@ CASES = [
     (["--dataset", "{d}/notes"], "notes: is a folder but not one written by save_to_disk"),
     (["--dataset", "{d}/empty.csv"], "empty.csv is empty"),
     (["--dataset", "{d}/header_only.csv"], "header_only.csv has no rows"),
-    (["--dataset", "{d}/good.csv", "--data_column", "price"],
-     "good.csv has no column 'price' (--data_column); its columns are: date, open, close"),
-    (["--dataset", "{d}/holes.csv", "--data_column", "open", "close"],
-     "holes.csv: series 'close': column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301"),
-    (["--dataset", "{d}/old_windows"], "old_windows holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it"),
-    (["--dataset", "{d}/long.csv", "--id_column", "row", "--data_column", "sales"],
-     "long.csv: --id_column 'row' has a different value on each of its 400 rows, so every series would be one point long"),
-    (["--dataset", "{d}/long_gap.csv", "--id_column", "store", "--time_column", "date"],
-     "long_gap.csv: series 'south': column 'sales' has 1 missing (empty or NaN) value, at row 251; repair them with "
-     "--fill_missing ffill|interpolate|drop"),
-    (["--dataset", "{d}/long_twice.csv", "--id_column", "store", "--time_column", "date"],
-     "long_twice.csv: series 'south' (--id_column 'store') has time '2024-01-01T05:00' twice (rows 206 and 211)"),
-    (["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "--seq_length", "150"],
-     "long.csv: every one of its 2 series is too short for --seq_length 150"),
-    (["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "row"],
-     "--id_column store holds a long table, one value column; --data_column names 2 (sales row)"),
-    (["--dataset", "{d}/good.csv", "--data_column", "date"], "column 'date' row 1 holds '2024-01-01T00:00', which is not a number"),
-    (["--dataset", "{d}/words.csv", "--data_column", "close"], "words.csv: column 'close' row 42 holds 'n/a?', which is not a number"),
-    (["--dataset", "{d}/holes.csv", "--data_column", "close"],
-     "holes.csv: column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301; "
-     "repair them with --fill_missing ffill|interpolate|drop"),
-    (["--dataset", "{d}/twice.csv", "--data_column", "close", "--time_column", "date"],
-     "twice.csv: --time_column 'date' holds '2024-01-01T03:00' twice (rows 4 and 8)"),
-    (["--dataset", "{d}/good.csv", "--data_column", "close", "--time_column", "when"], "good.csv has no column 'when' (--time_column)"),
+    (
+        ["--dataset", "{d}/good.csv", "--data_column", "price"],
+        "good.csv has no column 'price' (--data_column); its columns are: date, open, close",
+    ),
+    (
+        ["--dataset", "{d}/holes.csv", "--data_column", "open", "close"],
+        "holes.csv: series 'close': column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301",
+    ),
+    (
+        ["--dataset", "{d}/old_windows"],
+        "old_windows holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it",
+    ),
+    (
+        ["--dataset", "{d}/long.csv", "--id_column", "row", "--data_column", "sales"],
+        "long.csv: --id_column 'row' has a different value on each of its 400 rows, so every series would be one point long",
+    ),
+    (
+        ["--dataset", "{d}/long_gap.csv", "--id_column", "store", "--time_column", "date"],
+        "long_gap.csv: series 'south': column 'sales' has 1 missing (empty or NaN) value, at row 251; repair them with "
+        "--fill_missing ffill|interpolate|drop",
+    ),
+    (
+        ["--dataset", "{d}/long_twice.csv", "--id_column", "store", "--time_column", "date"],
+        "long_twice.csv: series 'south' (--id_column 'store') has time '2024-01-01T05:00' twice (rows 206 and 211)",
+    ),
+    (
+        ["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "--seq_length", "150"],
+        "long.csv: every one of its 2 series is too short for --seq_length 150",
+    ),
+    (
+        ["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "row"],
+        "--id_column store holds a long table, one value column; --data_column names 2 (sales row)",
+    ),
+    (
+        ["--dataset", "{d}/good.csv", "--data_column", "date"],
+        "column 'date' row 1 holds '2024-01-01T00:00', which is not a number",
+    ),
+    (
+        ["--dataset", "{d}/words.csv", "--data_column", "close"],
+        "words.csv: column 'close' row 42 holds 'n/a?', which is not a number",
+    ),
+    (
+        ["--dataset", "{d}/holes.csv", "--data_column", "close"],
+        "holes.csv: column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301; "
+        "repair them with --fill_missing ffill|interpolate|drop",
+    ),
+    (
+        ["--dataset", "{d}/twice.csv", "--data_column", "close", "--time_column", "date"],
+        "twice.csv: --time_column 'date' holds '2024-01-01T03:00' twice (rows 4 and 8)",
+    ),
+    (
+        ["--dataset", "{d}/good.csv", "--data_column", "close", "--time_column", "when"],
+        "good.csv has no column 'when' (--time_column)",
+    ),
     # Validation and test read their first inputs from the split before, so only training needs a whole window.
-    (["--dataset", "{d}/short.jsonl", "--data_column", "close", "--seq_length", "80"],
-     "short.jsonl: the series has 100 values, too short for --seq_length 80: the train split gets 70 values "
-     "and needs at least 81 (seq_length + 1); give at least 115 values"),
-    (["--dataset", "{d}/good.csv", "--data_column", "close", "--fill_missing", "guess"], "argument --fill_missing: invalid choice: 'guess'"),
+    (
+        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--seq_length", "80"],
+        "short.jsonl: the series has 100 values, too short for --seq_length 80: the train split gets 70 values "
+        "and needs at least 81 (seq_length + 1); give at least 115 values",
+    ),
+    (
+        ["--dataset", "{d}/good.csv", "--data_column", "close", "--fill_missing", "guess"],
+        "argument --fill_missing: invalid choice: 'guess'",
+    ),
     (["--dataset", "{d}/good.csv", "--val_fraction", "0.6", "--test_fraction", "0.4"], "leave nothing to train on"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[m.split(":")[0][:40] for _, m in CASES])
-def test_bad_input_is_one_line_with_exit_code_2(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_with_exit_code_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     files(tmp_path)
     out = tmp_path / "built"
     code = data_main(["build", *[a.format(d=tmp_path) for a in args], "--output_dir", str(out)])
@@ -123,7 +160,10 @@ def test_build_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys: 
 def test_train_py_reports_data_errors_without_writing_output(tmp_path: Path) -> None:
     files(tmp_path)
     for args, message in [
-        (["--dataset", str(tmp_path / "holes.csv"), "--data_column", "close"], "at rows 5, 10, 301; repair them with --fill_missing"),
+        (
+            ["--dataset", str(tmp_path / "holes.csv"), "--data_column", "close"],
+            "at rows 5, 10, 301; repair them with --fill_missing",
+        ),
         (["--dataset", str(tmp_path / "nowhere.parquet")], "nowhere.parquet: no such file or folder"),
     ]:
         out = tmp_path / "out"

@@ -56,7 +56,9 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     assert "| train | 1 | 2098 | 2048 |" in pushed.stdout and "--dataset test-user/sine" in pushed.stdout
     assert hub.unhandled == []
 
-    loaded = hub_client(env, """
+    loaded = hub_client(
+        env,
+        """
         import json
         import numpy as np
         from datasets import load_dataset
@@ -71,28 +73,37 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
                 for s in local}
         card = DatasetCard(open(hf_hub_download("test-user/sine", "README.md", repo_type="dataset")).read())
         print(json.dumps({"splits": sorted(hub), "same": same, "meta": card.data.to_dict(), "text": card.text}))
-    """)
+    """,
+    )
     assert loaded["splits"] == ["train", "validation"] and loaded["same"] == {"train": True, "validation": True}
     meta = loaded["meta"]
     assert meta["license"] == "cc0-1.0" and meta["task_categories"] == ["time-series-forecasting"]
     assert meta["size_categories"] == ["1K<n<10K"]  # 2,660 points
     assert meta["lstm_trainer"] == {"source": "synthetic", "seed": 42, "seq_length": 50, "num_train_samples": 2048,
                                     "num_val_samples": 512, "noise_std": 0.1, "series": 1, "points": 2660}  # fmt: skip
-    assert [s["num_examples"] for s in meta["dataset_info"]["splits"]] == [1, 1]  # push_to_hub's own, kept: one row per series
+    assert [s["num_examples"] for s in meta["dataset_info"]["splits"]] == [
+        1,
+        1,
+    ]  # push_to_hub's own, kept: one row per series
     text = loaded["text"]
     assert 'load_dataset("test-user/sine")' in text and "train.py --dataset test-user/sine" in text
     assert "| validation | 1 | 562 | 512 |" in text and "--num_train_samples 2048" in text
 
     # A real run on the private copy, with the token from HF_TOKEN.
     out = tmp_path / "from_hub"
-    done = run_train([*TINY, "--dataset", "test-user/sine", "--output_dir", str(out)], **hub.env(base={}, with_token=True))
+    done = run_train(
+        [*TINY, "--dataset", "test-user/sine", "--output_dir", str(out)], **hub.env(base={}, with_token=True)
+    )
     assert done.returncode == 0, output(done)
     res = results(out)
     local = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42)
     assert res["persistence_val_mse"] == local.persistence_mse("validation")  # the very same validation windows
     assert res["noise_floor"] == pytest.approx(0.01)  # the card's parameters came back with the data
     assert res["test_mse"] is None and res["best_val_mse"] < res["persistence_val_mse"]
-    assert "data synthetic sine (seed 42, noise_std 0.1): 1 series, 2,660 points; train 2048, validation 512 windows" in done.stdout
+    assert (
+        "data synthetic sine (seed 42, noise_std 0.1): 1 series, 2,660 points; train 2048, validation 512 windows"
+        in done.stdout
+    )
     written = "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
     assert TOKEN not in done.stdout + done.stderr + written
 
@@ -109,7 +120,9 @@ def test_push_a_csv_series_to_a_revision(hub: HubServer, tmp_path: Path) -> None
     built = data_command(env, "build", *flags, "--output_dir", str(tmp_path / "local"))
     assert built.returncode == 0, output(built)
 
-    loaded = hub_client(env, f"""
+    loaded = hub_client(
+        env,
+        f"""
         import json
         import numpy as np
         from datasets import load_dataset, load_from_disk
@@ -122,13 +135,21 @@ def test_push_a_csv_series_to_a_revision(hub: HubServer, tmp_path: Path) -> None
         main_files = HfApi().list_repo_files("test-user/load", repo_type="dataset")
         print(json.dumps({{"splits": sorted(hub), "same": same, "meta": card.data.to_dict(), "text": card.text,
                           "main": main_files}}))
-    """)
+    """,
+    )
     assert loaded["splits"] == ["test", "train", "validation"] and loaded["same"]
     assert loaded["meta"]["license"] == "mit" and loaded["meta"]["size_categories"] == ["n<1K"]
     params = loaded["meta"]["lstm_trainer"]
-    assert (params["source"], params["file"], params["data_column"], params["time_column"]) == ("file", "load.csv", "megawatts", "hour")
+    assert (params["source"], params["file"], params["data_column"], params["time_column"]) == (
+        "file",
+        "load.csv",
+        "megawatts",
+        "hour",
+    )
     assert params["split_rows"]["test"]["first_time"] == "340"
-    assert 'load_dataset("test-user/load", revision="v1")' in loaded["text"] and "--dataset_revision v1" in loaded["text"]
+    assert (
+        'load_dataset("test-user/load", revision="v1")' in loaded["text"] and "--dataset_revision v1" in loaded["text"]
+    )
     assert not any(f.endswith(".parquet") for f in loaded["main"])  # only the v1 branch got data
 
 

@@ -53,14 +53,19 @@ def table(n: int = 200) -> pd.DataFrame:
 def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Path) -> None:
     frame = table()
     got = {
-        suffix: load_windows(config(write(frame, tmp_path / f"series{suffix}"), data_column="price", time_column="date"), 0)
+        suffix: load_windows(
+            config(write(frame, tmp_path / f"series{suffix}"), data_column="price", time_column="date"), 0
+        )
         for suffix in (".csv", ".parquet", ".jsonl", "_folder")
     }
     expected = arrays(got[".csv"])
     assert list(expected) == ["train", "validation", "test"]
     for suffix, windows in got.items():
         for split, (inputs, targets) in arrays(windows).items():
-            assert np.array_equal(inputs, expected[split][0]) and np.array_equal(targets, expected[split][1]), (suffix, split)
+            assert np.array_equal(inputs, expected[split][0]) and np.array_equal(targets, expected[split][1]), (
+                suffix,
+                split,
+            )
     # The series is the column itself, in file order, cut 70 / 15 / 15 before windowing.
     price = frame["price"].to_numpy(np.float32)
     assert np.array_equal(expected["train"][0][0], price[:SEQ])
@@ -75,7 +80,10 @@ def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Pat
     assert data_main(["build", "--dataset", str(tmp_path / "series.csv"), "--data_column", "price",
                       "--seq_length", str(SEQ), "--output_dir", str(tmp_path / "built")]) == 0  # fmt: skip
     rebuilt = load_windows(config(tmp_path / "built"), 0)
-    assert all(np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1]) for s, a in arrays(rebuilt).items())
+    assert all(
+        np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1])
+        for s, a in arrays(rebuilt).items()
+    )
     assert load_from_disk(str(tmp_path / "built"))["test"].column_names == ["item_id", "start", "target"]
 
 
@@ -101,7 +109,9 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
         inputs, targets = raw[split]
         assert np.abs(targets - centre).max() < 6, split
         assert np.allclose(targets, values[start : start + len(targets)], atol=1e-4), split
-        assert np.allclose(inputs, np.stack([values[t - SEQ : t] for t in range(start, start + len(targets))]), atol=1e-4), split
+        assert np.allclose(
+            inputs, np.stack([values[t - SEQ : t] for t in range(start, start + len(targets))]), atol=1e-4
+        ), split
     # The z-score is the train part's: its mean and std, not the series'.
     norm = data.normalization
     assert norm.mean == pytest.approx(values[:140].mean()) and norm.std == pytest.approx(values[:140].std())
@@ -111,7 +121,9 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
     # Baselines stay in data units, over every test target: the first follows the jump from 50 to
     # 100 (about 50^2 / 30 of the mean), the others score the noise (about 2 * 1^2).
-    assert data.persistence_mse("test") == pytest.approx(float(np.mean((values[169:199] - values[170:200]) ** 2)), rel=1e-5)
+    assert data.persistence_mse("test") == pytest.approx(
+        float(np.mean((values[169:199] - values[170:200]) ** 2)), rel=1e-5
+    )
     assert data.persistence_mse("test") == pytest.approx(2.0 + 2500 / 30, rel=0.1)
     assert data.noise_floor is None
 
@@ -125,7 +137,9 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
     assert np.array_equal(arrays(data.windows, normalised=True)["train"][0][0], series[:10])
     assert "test" not in data.windows and data.persistence_mse("test") is None
     assert data.noise_floor == pytest.approx(0.01)
-    zscored = prepare_data(DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3)
+    zscored = prepare_data(
+        DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3
+    )
     assert zscored.normalization.std == pytest.approx(float(np.std(series[:310])))
 
 
@@ -135,10 +149,12 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
 )
 def test_fill_missing_policies(tmp_path: Path, policy: str, expected: list[float]) -> None:
     frame = pd.DataFrame({"y": [1.0, 2.0, np.nan, np.inf, 5.0] * 40})
-    data = prepare_data(DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0)
+    data = prepare_data(
+        DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0
+    )
     inputs, targets = data.windows["train"].every()
     series = np.concatenate([inputs[0], targets])
-    assert series[:len(expected)].tolist() == expected
+    assert series[: len(expected)].tolist() == expected
     params = data.params
     assert (params["filled_values"], params["dropped_rows"]) == ((0, 80) if policy == "drop" else (80, 0))
 
@@ -155,4 +171,6 @@ def test_series_rows_from_a_folder_are_used_in_place(tmp_path: Path) -> None:
     assert {split: len(w) for split, w in data.windows.items()} == {"train": 300, "validation": 100}
     same = prepare_data(small, 0)
     for split in ("train", "validation"):
-        assert all(np.array_equal(a, b) for a, b in zip(data.windows[split].every(), same.windows[split].every(), strict=True))
+        assert all(
+            np.array_equal(a, b) for a, b in zip(data.windows[split].every(), same.windows[split].every(), strict=True)
+        )

@@ -11,7 +11,9 @@ from lstm_trainer.data.loaders import GlobalBatchSampler, WholeBatches, eval_loa
 
 
 def small_split(split: str = "train", **kwargs: object):  # type: ignore[no-untyped-def]
-    return prepare_data(DataConfig(seq_length=8, num_train_samples=300, num_val_samples=70, **kwargs), seed=3).windows[split]  # type: ignore[arg-type]
+    return prepare_data(DataConfig(seq_length=8, num_train_samples=300, num_val_samples=70, **kwargs), seed=3).windows[
+        split
+    ]  # type: ignore[arg-type]
 
 
 def test_whole_batches_are_the_split_windows() -> None:
@@ -21,7 +23,9 @@ def test_whole_batches_are_the_split_windows() -> None:
     batch = rows.__getitems__(indices)
     inputs, targets = windows.every()
     assert batch[INPUTS].shape == (5, 8) and batch[INPUTS].dtype == torch.float32
-    assert torch.equal(batch[INPUTS], torch.from_numpy(inputs[indices])) and torch.equal(batch[TARGET], torch.from_numpy(targets[indices]))
+    assert torch.equal(batch[INPUTS], torch.from_numpy(inputs[indices])) and torch.equal(
+        batch[TARGET], torch.from_numpy(targets[indices])
+    )
     assert len(rows) == 300
     assert torch.equal(rows[17][INPUTS], batch[INPUTS][2])
 

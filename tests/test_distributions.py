@@ -54,7 +54,9 @@ def test_quantile_levels_never_cross() -> None:
     # so neighbouring levels may be equal; they never cross.
     gen = torch.Generator().manual_seed(0)
     raw = 5 * torch.randn(64, 3, 5, generator=gen)
-    params = head.to_model_units(torch.randn(64, 3, generator=gen), raw, torch.randn(64, generator=gen), torch.rand(64, generator=gen) + 0.1)
+    params = head.to_model_units(
+        torch.randn(64, 3, generator=gen), raw, torch.randn(64, generator=gen), torch.rand(64, generator=gen) + 0.1
+    )
     assert torch.all(params.diff(dim=-1) >= 0)
     moderate = head.to_model_units(torch.zeros(64, 3), raw.clamp(-5, 5), torch.zeros(64), torch.ones(64))
     assert torch.all(moderate.diff(dim=-1) > 0)
@@ -64,13 +66,17 @@ def test_log_scale_floor_keeps_a_half_precision_loss_finite() -> None:
     """A raw log scale far below the floor (an fp16 exp would give 0) still gives a finite NLL."""
     head = OutputHead(ModelConfig(distribution="normal"), horizon=1)
     raw = torch.tensor([[[0.0, -60.0]], [[0.0, -1e4]]], dtype=torch.float16)  # [B=2, H=1, P=2]
-    params = head.to_model_units(raw[..., 0], raw, torch.zeros(2, dtype=torch.float16), torch.ones(2, dtype=torch.float16))
+    params = head.to_model_units(
+        raw[..., 0], raw, torch.zeros(2, dtype=torch.float16), torch.ones(2, dtype=torch.float16)
+    )
     assert torch.all(params[..., 1].float() >= LOG_SCALE_FLOOR - 1e-2)
     loss = head.loss(params, torch.tensor([0.5, -0.5]))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     student = OutputHead(ModelConfig(distribution="studentt"), horizon=1)
     raw3 = torch.tensor([[[0.0, -60.0, -60.0]]], dtype=torch.float16)
-    params3 = student.to_model_units(raw3[..., 0], raw3, torch.zeros(1, dtype=torch.float16), torch.ones(1, dtype=torch.float16))
+    params3 = student.to_model_units(
+        raw3[..., 0], raw3, torch.zeros(1, dtype=torch.float16), torch.ones(1, dtype=torch.float16)
+    )
     assert float(params3[0, 0, 2]) > 2.0  # df > 2: the variance exists
     assert torch.isfinite(student.loss(params3, torch.tensor([3.0])))
 
@@ -86,7 +92,9 @@ def test_nll_in_data_units(kind: str) -> None:
     data = params.clone()
     data[..., 0] = norm.invert(data[..., 0])
     data[..., 1] += math.log(norm.std)
-    assert head.loss_in_data_units(model_units, norm.std) == pytest.approx(float(head.loss(data, norm.invert(y))), rel=1e-5)
+    assert head.loss_in_data_units(model_units, norm.std) == pytest.approx(
+        float(head.loss(data, norm.invert(y))), rel=1e-5
+    )
 
 
 def monte_carlo_crps(samples: np.ndarray, y: float) -> float:
@@ -100,7 +108,9 @@ def test_closed_form_crps_matches_monte_carlo(y: float) -> None:
     rng = np.random.default_rng(0)
     loc, scale, df = 0.2, 0.7, 3.5
     normal = loc + scale * rng.standard_normal(2_000_000)
-    assert float(normal_crps(np.array(y), np.array(loc), np.array(scale))) == pytest.approx(monte_carlo_crps(normal, y), rel=5e-3)
+    assert float(normal_crps(np.array(y), np.array(loc), np.array(scale))) == pytest.approx(
+        monte_carlo_crps(normal, y), rel=5e-3
+    )
     student = loc + scale * rng.standard_t(df, 2_000_000)
     closed = float(studentt_crps(np.array(y), np.array(loc), np.array(scale), np.array(df)))
     assert closed == pytest.approx(monte_carlo_crps(student, y), rel=1e-2)
@@ -194,7 +204,9 @@ def test_quantile_head_crps_approaches_the_exact_one() -> None:
     assert crps is not None and float(np.mean(crps)) == pytest.approx(1 / math.sqrt(math.pi), rel=0.01)
 
 
-@pytest.mark.parametrize("options", [{"distribution": "normal"}, {"distribution": "studentt"}, {"quantiles": (0.1, 0.5, 0.9)}])
+@pytest.mark.parametrize(
+    "options", [{"distribution": "normal"}, {"distribution": "studentt"}, {"quantiles": (0.1, 0.5, 0.9)}]
+)
 def test_the_spread_starts_at_the_linear_ars_errors(options) -> None:  # type: ignore[no-untyped-def]
     """Before any training step the intervals are the linear AR's: its error spread (in each window's
     units), not the window's own spread, which is ~10x too wide for a sine with noise sd 0.1."""

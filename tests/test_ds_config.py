@@ -34,7 +34,11 @@ def test_a_lone_fp32_process_runs_stage_0_and_keeps_the_asked_stage_for_checkpoi
     assert alone.config["zero_optimization"]["stage"] == 0 and alone.zero_stage == 2
     assert "zero_optimization.stage: 2 (ds_config) -> 0 (one process: nothing to shard)" in alone.changes
     # What a checkpoint is compared on is the stage asked for, so 1 and 2 processes agree.
-    assert alone.identity()["zero_stage"] == resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False).identity()["zero_stage"] == 2
+    assert (
+        alone.identity()["zero_stage"]
+        == resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False).identity()["zero_stage"]
+        == 2
+    )
     # ZeRO stays where it shards, offloads or runs a mixed-precision optimizer.
     assert resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False).config["zero_optimization"]["stage"] == 2
     assert resolve(TrainConfig(), REFERENCE, world_size=1, cuda=True).config["zero_optimization"]["stage"] == 2
@@ -128,7 +132,9 @@ def asked(accumulation: int | None = None, precision: str | None = None, **value
     request = LaunchRequest(where="w.yaml")
     request.values = [Requested(keys[k], v, f"{k} in w.yaml", absent.get(k)) for k, v in values.items()]
     if accumulation is not None:
-        request.accumulation = Requested("gradient_accumulation_steps", accumulation, "gradient_accumulation_steps in w.yaml")
+        request.accumulation = Requested(
+            "gradient_accumulation_steps", accumulation, "gradient_accumulation_steps in w.yaml"
+        )
     if precision is not None:
         request.mixed_precision = Requested("mixed_precision", precision, "mixed_precision in w.yaml")
     return request
@@ -149,7 +155,13 @@ def test_accelerate_config_answers_replace_the_default_json_and_say_so() -> None
 
 
 def test_answers_that_match_or_fill_a_named_json_are_fine() -> None:
-    resolved = resolve(TrainConfig(), named(ZERO3), 1, False, asked(zero_stage=3, offload_optimizer_device="none", gradient_clipping=1.0))
+    resolved = resolve(
+        TrainConfig(),
+        named(ZERO3),
+        1,
+        False,
+        asked(zero_stage=3, offload_optimizer_device="none", gradient_clipping=1.0),
+    )
     assert resolved.config["zero_optimization"]["stage"] == 3
     assert "offload_optimizer" not in resolved.config["zero_optimization"]  # "none" is what DeepSpeed does anyway
     assert not [c for c in resolved.changes if "w.yaml" in c]
@@ -169,7 +181,9 @@ def test_answers_that_contradict_a_named_json_stop_with_both_values() -> None:
 def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> None:
     resolved = resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False, launch=asked(accumulation=1))
     assert (resolved.gradient_accumulation_steps, resolved.micro_batch_size, resolved.total_batch_size) == (1, 64, 128)
-    assert "train_micro_batch_size_per_gpu: 32 (ds_config) -> 64 (global batch 128 / (accumulation 1" in "\n".join(resolved.changes)
+    assert "train_micro_batch_size_per_gpu: 32 (ds_config) -> 64 (global batch 128 / (accumulation 1" in "\n".join(
+        resolved.changes
+    )
     # The same count with a micro batch that fits: nothing to change.
     assert resolve(TrainConfig(), named(REFERENCE), 2, False, asked(accumulation=2)).micro_batch_size == 32
 
@@ -177,8 +191,20 @@ def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> Non
 @pytest.mark.parametrize(
     ("train", "source", "world", "accumulation", "message"),
     [
-        (TrainConfig(per_device_train_batch_size=16), REFERENCE, 1, 1, "--per_device_train_batch_size 16 x gradient_accumulation_steps 1"),
-        (TrainConfig(), named(REFERENCE), 1, 1, "sets micro batch 32 and global batch 128, which take 4 on 1 processes"),
+        (
+            TrainConfig(per_device_train_batch_size=16),
+            REFERENCE,
+            1,
+            1,
+            "--per_device_train_batch_size 16 x gradient_accumulation_steps 1",
+        ),
+        (
+            TrainConfig(),
+            named(REFERENCE),
+            1,
+            1,
+            "sets micro batch 32 and global batch 128, which take 4 on 1 processes",
+        ),
         (TrainConfig(), REFERENCE, 3, 1, "global batch 128 is not gradient_accumulation_steps 1"),
     ],
 )
@@ -203,24 +229,40 @@ def test_precision_flag_beats_accelerate_config_which_beats_the_default() -> Non
 def test_which_json_a_run_uses() -> None:
     default = choose_ds_config(None, LaunchRequest())
     assert (default.path, default.chosen_by) == ("accelerate_configs/ds_zero2.json", None)
-    from_config = LaunchRequest(ds_config_file=Requested("deepspeed_config_file", "accelerate_configs/ds_zero3.json", "deepspeed_config_file in w.yaml"))
+    from_config = LaunchRequest(
+        ds_config_file=Requested(
+            "deepspeed_config_file", "accelerate_configs/ds_zero3.json", "deepspeed_config_file in w.yaml"
+        )
+    )
     chosen = choose_ds_config(None, from_config)
-    assert chosen.config["zero_optimization"]["stage"] == 3 and chosen.label == "accelerate_configs/ds_zero3.json (deepspeed_config_file in w.yaml)"
-    assert choose_ds_config("accelerate_configs/ds_zero3.json", from_config).chosen_by == "--ds_config"  # the same file twice
-    with pytest.raises(UserError, match=r"two DeepSpeed JSONs: .*ds_zero2.json \(--ds_config\) and .*ds_zero3.json \(deepspeed_config_file in w.yaml\)"):
+    assert (
+        chosen.config["zero_optimization"]["stage"] == 3
+        and chosen.label == "accelerate_configs/ds_zero3.json (deepspeed_config_file in w.yaml)"
+    )
+    assert (
+        choose_ds_config("accelerate_configs/ds_zero3.json", from_config).chosen_by == "--ds_config"
+    )  # the same file twice
+    with pytest.raises(
+        UserError,
+        match=r"two DeepSpeed JSONs: .*ds_zero2.json \(--ds_config\) and .*ds_zero3.json \(deepspeed_config_file in w.yaml\)",
+    ):
         choose_ds_config("accelerate_configs/ds_zero2.json", from_config)
 
 
 def test_deepspeed_itself_rejects_a_bad_section_as_one_line() -> None:
     broken = {**REFERENCE, "zero_optimization": {"stage": 2, "no_such_knob": True}}
     resolved = resolve(TrainConfig(), named(broken), 1, False)
-    with pytest.raises(UserError, match=r"DeepSpeed rejects the config from x.json \(--ds_config\): .*no_such_knob") as err:
+    with pytest.raises(
+        UserError, match=r"DeepSpeed rejects the config from x.json \(--ds_config\): .*no_such_knob"
+    ) as err:
         check_with_deepspeed(resolved)
     assert "\n" not in str(err.value)
 
 
 def test_a_top_level_key_deepspeed_never_reads_is_an_error() -> None:
     typo = {**REFERENCE, "gradient_cliping": 1.0, "bogus_key": 1}
-    with pytest.raises(UserError, match=r"^DeepSpeed does not use the top-level key\(s\) 'bogus_key', 'gradient_cliping' in x.json"):
+    with pytest.raises(
+        UserError, match=r"^DeepSpeed does not use the top-level key\(s\) 'bogus_key', 'gradient_cliping' in x.json"
+    ):
         check_with_deepspeed(resolve(TrainConfig(), named(typo), 1, False))
     check_with_deepspeed(resolve(TrainConfig(), named(REFERENCE), 1, False))  # every key of the shipped JSON is read

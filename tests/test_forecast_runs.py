@@ -43,7 +43,9 @@ def test_normal_head_is_calibrated_on_the_known_noise(normal_run: Path) -> None:
     for level, tolerance in ((50, 0.06), (80, 0.05), (95, 0.03)):
         assert res[f"val_coverage_{level}"] == pytest.approx(level / 100, abs=tolerance), level
     data = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
-    (train_inputs, train_targets), (val_inputs, val_targets) = (data.windows[s].every() for s in ("train", "validation"))
+    (train_inputs, train_targets), (val_inputs, val_targets) = (
+        data.windows[s].every() for s in ("train", "validation")
+    )
     linear = LinearAR.fit(train_inputs, train_targets).predict(val_inputs)
     noise_crps = float(np.mean(normal_crps(val_targets.astype(np.float64), linear, np.full(len(linear), 0.1))))
     assert res["val_crps"] == pytest.approx(noise_crps, rel=0.15)
@@ -66,7 +68,12 @@ def test_a_distribution_run_resumes(normal_run: Path, tmp_path: Path) -> None:
 
 def test_horizon_run_scores_every_step(horizon_run: Path) -> None:
     res = results(horizon_run)
-    assert len(res["val_mse_by_step"]) == len(res["persistence_val_mse_by_step"]) == len(res["linear_val_mse_by_step"]) == 4
+    assert (
+        len(res["val_mse_by_step"])
+        == len(res["persistence_val_mse_by_step"])
+        == len(res["linear_val_mse_by_step"])
+        == 4
+    )
     assert res["val_mse"] == pytest.approx(np.mean(res["val_mse_by_step"]), rel=1e-9)
     assert all(m < p for m, p in zip(res["val_mse_by_step"], res["persistence_val_mse_by_step"]))
     assert "val_crps" not in res  # a point forecast has no distribution scores
@@ -140,7 +147,12 @@ def test_backtest_command_writes_json_table_and_picture(horizon_run: Path, tmp_p
                           "--horizon", "6", "--stride", "2", "--season", "10", "--output_dir", str(out)])  # fmt: skip
     assert code == 0
     record = json.loads((out / "backtest.json").read_text())
-    assert record["split"] == "validation" and record["horizon"] == 6 and record["model_horizon"] == 4 and record["recursive"]
+    assert (
+        record["split"] == "validation"
+        and record["horizon"] == 6
+        and record["model_horizon"] == 4
+        and record["recursive"]
+    )
     assert record["origins"] == (512 - 1) // 2 + 1  # every other one of the 512 validation windows
     assert {"mse", "mae", "mase", "by_step", "baselines"} <= set(record) and "crps" not in record
     assert set(record["baselines"]) == {"persistence", "seasonal_naive", "linear"}

@@ -42,7 +42,10 @@ def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]
     assert done.returncode == 0, output(done)
     res = results(out)
     assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
-    inputs, targets = map(torch.from_numpy, prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"].every())
+    inputs, targets = map(
+        torch.from_numpy,
+        prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"].every(),
+    )
     with torch.no_grad():
         prediction = LSTMForecaster.from_pretrained(out / "best")(inputs.float())
     assert torch.mean((prediction - targets.float()) ** 2).item() == pytest.approx(res["best_val_mse"], rel=1e-4)
@@ -51,7 +54,13 @@ def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]
 
 def summary(res: dict[str, Any]) -> tuple[Any, ...]:
     ds = res["deepspeed"]
-    return (res["world_size"], res["gradient_accumulation_steps"], res["mixed_precision"], ds["zero_stage"], ds["offload_optimizer_device"])
+    return (
+        res["world_size"],
+        res["gradient_accumulation_steps"],
+        res["mixed_precision"],
+        ds["zero_stage"],
+        ds["offload_optimizer_device"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,7 +77,9 @@ def summary(res: dict[str, Any]) -> tuple[Any, ...]:
         ("zero2_offload.yaml", (), (1, 4, "no", 2, "cpu")),
     ],
 )
-def test_config_file_runs_as_documented(name: str, flags: tuple[str, ...], expected: tuple[Any, ...], tmp_path: Path) -> None:
+def test_config_file_runs_as_documented(
+    name: str, flags: tuple[str, ...], expected: tuple[Any, ...], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     done = launch(f"accelerate_configs/{name}", out, *flags)
     res = trained(done, out)
@@ -92,13 +103,29 @@ def test_several_machines_on_one_host(tmp_path: Path) -> None:
     runs = []
     for rank in ("0", "1"):
         command = [
-            ACCELERATE, "launch",
-            "--config_file", "accelerate_configs/multi_machine.yaml", "--num_machines", "2", "--num_processes", "2",
-            "--machine_rank", rank, "--main_process_ip", "127.0.0.1", "--main_process_port", port,
-            str(ROOT / "train.py"), *SMALL, "--output_dir", str(out),
+            ACCELERATE,
+            "launch",
+            "--config_file",
+            "accelerate_configs/multi_machine.yaml",
+            "--num_machines",
+            "2",
+            "--num_processes",
+            "2",
+            "--machine_rank",
+            rank,
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            port,
+            str(ROOT / "train.py"),
+            *SMALL,
+            "--output_dir",
+            str(out),
         ]
         env = child_env(HF_HOME=str(tmp_path / "hf_home"))
-        runs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        runs.append(
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     outputs = [run.communicate(timeout=300) for run in runs]
     for run, (_, stderr) in zip(runs, outputs):
         assert run.returncode == 0, stderr[-3000:]
@@ -112,9 +139,19 @@ def test_several_machines_on_one_host(tmp_path: Path) -> None:
 def wizard_config(path: Path, num_processes: int, **deepspeed: Any) -> Path:
     """A config file exactly as `accelerate config` writes it: its own dataclass and writer."""
     ClusterConfig(
-        compute_environment="LOCAL_MACHINE", distributed_type="DEEPSPEED", mixed_precision="no", use_cpu=True,
-        debug=False, num_processes=num_processes, machine_rank=0, num_machines=1, rdzv_backend="static",
-        same_network=True, main_training_function="main", enable_cpu_affinity=False, downcast_bf16=False,
+        compute_environment="LOCAL_MACHINE",
+        distributed_type="DEEPSPEED",
+        mixed_precision="no",
+        use_cpu=True,
+        debug=False,
+        num_processes=num_processes,
+        machine_rank=0,
+        num_machines=1,
+        rdzv_backend="static",
+        same_network=True,
+        main_training_function="main",
+        enable_cpu_affinity=False,
+        downcast_bf16=False,
         deepspeed_config={"offload_param_device": "none", "zero3_init_flag": False, **deepspeed},
     ).to_yaml_file(path)
     return path
@@ -122,8 +159,12 @@ def wizard_config(path: Path, num_processes: int, **deepspeed: Any) -> Path:
 
 def test_wizard_config_is_honoured(tmp_path: Path) -> None:
     config = wizard_config(
-        tmp_path / "wizard.yaml", 2,
-        zero_stage=2, offload_optimizer_device="cpu", gradient_accumulation_steps=1, gradient_clipping=0.5,
+        tmp_path / "wizard.yaml",
+        2,
+        zero_stage=2,
+        offload_optimizer_device="cpu",
+        gradient_accumulation_steps=1,
+        gradient_clipping=0.5,
     )
     out = tmp_path / "out"
     done = launch(config, out)
@@ -132,17 +173,25 @@ def test_wizard_config_is_honoured(tmp_path: Path) -> None:
     assert summary(res) == (2, 1, "no", 2, "cpu") and res["per_device_train_batch_size"] == 64
     assert res["deepspeed"]["gradient_clipping"] == 0.5
     assert "gradient_clipping: 1.0 (ds_config) -> 0.5 (gradient_clipping in the accelerate config)" in done.stdout
-    assert "zero_optimization.offload_optimizer.device: unset (ds_config) -> cpu (offload_optimizer_device in the accelerate config)" in done.stdout
+    assert (
+        "zero_optimization.offload_optimizer.device: unset (ds_config) -> cpu (offload_optimizer_device in the accelerate config)"
+        in done.stdout
+    )
 
 
 def test_wizard_config_that_contradicts_the_named_json_stops(tmp_path: Path) -> None:
-    config = wizard_config(tmp_path / "wizard.yaml", 1, zero_stage=3, gradient_accumulation_steps=4, gradient_clipping=0.5)
+    config = wizard_config(
+        tmp_path / "wizard.yaml", 1, zero_stage=3, gradient_accumulation_steps=4, gradient_clipping=0.5
+    )
     out = tmp_path / "out"
     done = launch(config, out, args=("--ds_config", "accelerate_configs/ds_zero2.json"))
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, output(done)
-    assert "zero_optimization.stage is 3 from zero_stage in the accelerate config but 2 in accelerate_configs/ds_zero2.json (--ds_config)" in errors[0]
+    assert (
+        "zero_optimization.stage is 3 from zero_stage in the accelerate config but 2 in accelerate_configs/ds_zero2.json (--ds_config)"
+        in errors[0]
+    )
     assert "gradient_clipping is 0.5" in errors[0] and "but 1.0 in" in errors[0]
     # train.py exits with 2; the launcher's report of it says so (the launcher itself exits with 1).
     assert "exitcode  : 2" in done.stderr, output(done)
@@ -155,7 +204,10 @@ def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
     hf_home = tmp_path / "hf_home"
     written = subprocess.run(
         [ACCELERATE, "config", "default"],
-        env=child_env(HF_HOME=str(hf_home)), capture_output=True, text=True, timeout=120,
+        env=child_env(HF_HOME=str(hf_home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert written.returncode == 0, written.stderr
     default = hf_home / "accelerate" / "default_config.yaml"
@@ -181,9 +233,20 @@ def test_deepspeeds_own_launcher(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", "--master_port", str(port), str(ROOT / "train.py"),
-               *SMALL, "--output_dir", str(out)]
-    done = subprocess.run(command, cwd=ROOT, env=child_env(HF_HOME=str(tmp_path / "hf_home")), capture_output=True, text=True, timeout=300)
+    command = [
+        str(Path(sys.executable).parent / "deepspeed"),
+        "--num_gpus",
+        "2",
+        "--master_port",
+        str(port),
+        str(ROOT / "train.py"),
+        *SMALL,
+        "--output_dir",
+        str(out),
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=child_env(HF_HOME=str(tmp_path / "hf_home")), capture_output=True, text=True, timeout=300
+    )
     assert "'--local_rank=1'" in done.stdout + done.stderr, output(done)
     res = trained(done, out)
     assert summary(res) == (2, 2, "no", 2, "none")

@@ -43,39 +43,68 @@ def test_fields_the_config_file_did_not_set_are_launch_flags() -> None:
     # Accelerate's DeepSpeed launcher lists the config file's fields; the rest came from its flags.
     env = {**WIZARD_ENV, "ACCELERATE_CONFIG_DS_FIELDS": "zero_stage", "ACCELERATE_DEEPSPEED_CONFIG_FILE": "x.json"}
     request = read_launch_request(env)
-    assert request.accumulation is not None and request.accumulation.origin == "accelerate launch --gradient_accumulation_steps"
-    assert request.ds_config_file is not None and request.ds_config_file.origin == "accelerate launch --deepspeed_config_file"
+    assert (
+        request.accumulation is not None
+        and request.accumulation.origin == "accelerate launch --gradient_accumulation_steps"
+    )
+    assert (
+        request.ds_config_file is not None
+        and request.ds_config_file.origin == "accelerate launch --deepspeed_config_file"
+    )
     origins = {r.key: r.origin for r in request.values}
     assert origins["zero_optimization.stage"] == "zero_stage in the accelerate config"
     assert origins["gradient_clipping"] == "accelerate launch --gradient_clipping"
-    assert request.mixed_precision is not None and request.mixed_precision.origin == "accelerate launch --mixed_precision"
+    assert (
+        request.mixed_precision is not None and request.mixed_precision.origin == "accelerate launch --mixed_precision"
+    )
 
 
 def test_outside_a_deepspeed_launch_a_deepspeed_value_was_set_by_hand() -> None:
     request = read_launch_request({"ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "1", "ACCELERATE_MIXED_PRECISION": "bf16"})
-    assert request.accumulation is not None and request.accumulation.origin == "the environment variable ACCELERATE_GRADIENT_ACCUMULATION_STEPS"
+    assert (
+        request.accumulation is not None
+        and request.accumulation.origin == "the environment variable ACCELERATE_GRADIENT_ACCUMULATION_STEPS"
+    )
     # Every launcher exports the precision, from a flag or the config file.
     assert request.mixed_precision is not None
-    assert request.mixed_precision.origin == "accelerate launch's mixed_precision (a launch flag or the accelerate config)"
+    assert (
+        request.mixed_precision.origin == "accelerate launch's mixed_precision (a launch flag or the accelerate config)"
+    )
 
 
 def test_plain_python_has_nothing_to_honour() -> None:
     request = read_launch_request({})
-    assert (request.values, request.accumulation, request.ds_config_file, request.mixed_precision, request.use_cpu) == ([], None, None, None, None)
+    assert (request.values, request.accumulation, request.ds_config_file, request.mixed_precision, request.use_cpu) == (
+        [],
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_precision_no_counts_only_where_the_config_file_is_listed_as_setting_it() -> None:
     # Accelerate exports "no" when nothing was chosen, so a bare "no" says nothing.
     assert read_launch_request({"ACCELERATE_MIXED_PRECISION": "no"}).mixed_precision is None
-    assert read_launch_request({"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_CONFIG_DS_FIELDS": "zero_stage"}).mixed_precision is None
-    chosen = read_launch_request({"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_CONFIG_DS_FIELDS": "mixed_precision"}).mixed_precision
+    assert (
+        read_launch_request(
+            {"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_CONFIG_DS_FIELDS": "zero_stage"}
+        ).mixed_precision
+        is None
+    )
+    chosen = read_launch_request(
+        {"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_CONFIG_DS_FIELDS": "mixed_precision"}
+    ).mixed_precision
     assert chosen is not None and chosen.value == "no" and chosen.origin == "mixed_precision in the accelerate config"
 
 
 def test_use_cpu_is_read_from_either_of_its_sources() -> None:
     assert read_launch_request({"ACCELERATE_USE_CPU": "False"}).use_cpu is None
     use_cpu = read_launch_request({"ACCELERATE_USE_CPU": "True"}).use_cpu
-    assert use_cpu is not None and use_cpu.origin == "accelerate launch's use_cpu (--cpu, or use_cpu: true in the accelerate config)"
+    assert (
+        use_cpu is not None
+        and use_cpu.origin == "accelerate launch's use_cpu (--cpu, or use_cpu: true in the accelerate config)"
+    )
 
 
 def test_messages_name_the_default_config_file_only_as_the_likely_one() -> None:
@@ -107,7 +136,9 @@ def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     launched = [sys.executable, "-c", parent, "launch", "--config_file", "my config.yaml", "train.py", "--seed", "1"]
     done = subprocess.run(launched, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == repr((["--config_file", "my config.yaml", "train.py", "--seed", "1"], str(tmp_path))), done.stderr
+    assert done.stdout.strip() == repr(
+        (["--config_file", "my config.yaml", "train.py", "--seed", "1"], str(tmp_path))
+    ), done.stderr
     # A parent that is no launcher gives nothing, and the relaunch then stops with its one-line advice.
     child = (
         "from lstm_trainer.train.launcher import _parent_launch, relaunch_for_cpu_processes\n"
@@ -117,7 +148,9 @@ def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: 
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
     simple = {k: v for k, v in env.items() if k not in ("RANK", "LSTM_TRAINER_RELAUNCHED")}
     simple.update(ACCELERATE_USE_CPU="True", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")
-    alone = subprocess.run([sys.executable, "-c", parent], cwd=tmp_path, env=simple, capture_output=True, text=True, timeout=60)
+    alone = subprocess.run(
+        [sys.executable, "-c", parent], cwd=tmp_path, env=simple, capture_output=True, text=True, timeout=60
+    )
     assert alone.stdout.strip() == "None", alone.stderr
     assert "UserError: accelerate launch started one process for several; add --use_deepspeed" in alone.stderr
 

@@ -26,7 +26,9 @@ def violations(folders: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str
             found += [
                 f"{path.relative_to(SRC)} imports {name}"
                 for name in set(imports(path))
-                if any(name == f"lstm_trainer.{floor}" or name.startswith(f"lstm_trainer.{floor}.") for floor in forbidden)
+                if any(
+                    name == f"lstm_trainer.{floor}" or name.startswith(f"lstm_trainer.{floor}.") for floor in forbidden
+                )
             ]
     return found
 

@@ -33,13 +33,19 @@ def long_table(lengths: dict[str, int], seed: int = 0) -> pd.DataFrame:
 def test_long_table_is_one_series_per_id_split_in_time_each(tmp_path: Path) -> None:
     frame = long_table({"a": 200, "b": 100, "c": 300})
     frame.to_csv(tmp_path / "long.csv", index=False)
-    data = prepare_data(DataConfig(dataset=str(tmp_path / "long.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0)
+    data = prepare_data(
+        DataConfig(dataset=str(tmp_path / "long.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0
+    )
     assert sorted(data.rows.item_ids) == ["a", "b", "c"] and data.rows.num_points == 600
     assert data.params["series"] == 3 and data.params["points"] == 600
     windows = data.windows
     # Each series is cut 70 / 15 / 15 of its own length: a (200) gives 140 / 30 / 30 values.
     s = data.rows.item_ids.index("a")
-    assert windows["train"].counts[s] == 140 - SEQ and windows["validation"].counts[s] == 30 and windows["test"].counts[s] == 30
+    assert (
+        windows["train"].counts[s] == 140 - SEQ
+        and windows["validation"].counts[s] == 30
+        and windows["test"].counts[s] == 30
+    )
     assert len(windows["train"]) == (140 - SEQ) + (70 - SEQ) + (210 - SEQ)
     # The values of a series are in time order: its first training window is its first hours.
     ordered = frame[frame.store == "a"].sort_values("hour")["sales"].to_numpy(np.float32)
@@ -101,7 +107,10 @@ def test_series_rows_in_the_hub_layout_train_directly(tmp_path: Path) -> None:
     hub_layout([300, 200, 250], cut=24).save_to_disk(str(tmp_path / "nested"))
     nested = prepare_data(DataConfig(dataset=str(tmp_path / "nested"), seq_length=SEQ), 0)
     assert nested.rows.lengths.tolist() == [300, 200, 250]
-    assert nested.windows["validation"].counts.tolist() == [24, 24, 24] and nested.windows["test"].counts.tolist() == [24] * 3
+    assert (
+        nested.windows["validation"].counts.tolist() == [24, 24, 24]
+        and nested.windows["test"].counts.tolist() == [24] * 3
+    )
     assert nested.windows["train"].counts.tolist() == [300 - 48 - SEQ, 200 - 48 - SEQ, 250 - 48 - SEQ]
     assert "the dataset's own train, validation, test splits" in nested.params["splits_from"]
     _, last = nested.windows["test"].gather(np.array([23]), normalised=False)
@@ -112,20 +121,30 @@ def test_series_rows_with_a_gap_name_the_series(tmp_path: Path) -> None:
     from lstm_trainer.errors import UserError
 
     data = hub_layout([100, 120])
-    broken = data["train"].map(lambda row: {"target": row["target"][:5] + [None] + row["target"][6:]} if row["item_id"] == "T2" else row)
+    broken = data["train"].map(
+        lambda row: {"target": row["target"][:5] + [None] + row["target"][6:]} if row["item_id"] == "T2" else row
+    )
     broken.save_to_disk(str(tmp_path / "gap"))
-    with pytest.raises(UserError, match=r"gap: series 'T2' has 1 missing \(NaN\) or infinite value, the first at step 6"):
+    with pytest.raises(
+        UserError, match=r"gap: series 'T2' has 1 missing \(NaN\) or infinite value, the first at step 6"
+    ):
         prepare_data(DataConfig(dataset=str(tmp_path / "gap"), seq_length=SEQ), 0)
 
 
 def test_too_short_series_are_dropped_and_named_not_fatal(tmp_path: Path) -> None:
     long_table({"long": 300, "tiny": 10, "mid": 200, "short": 18}).to_csv(tmp_path / "mixed.csv", index=False)
-    data = prepare_data(DataConfig(dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0)
+    data = prepare_data(
+        DataConfig(dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0
+    )
     assert sorted(data.rows.item_ids) == ["long", "mid"]
     assert len(data.notes) == 1
     note = data.notes[0]
     assert note.startswith("2 of 4 series dropped, too short for --seq_length 12") and "'tiny' (10 values)" in note
-    assert "'short' (18 values)" in note and "(each needs at least 19 values)" in note and data.params["dropped_series"] == data.notes
+    assert (
+        "'short' (18 values)" in note
+        and "(each needs at least 19 values)" in note
+        and data.params["dropped_series"] == data.notes
+    )
     assert "note: 2 of 4 series dropped" in data.describe()
 
 
@@ -137,7 +156,9 @@ def test_ten_thousand_series_load_without_a_loop_over_rows(tmp_path: Path) -> No
     ids = np.repeat(np.arange(n_series), n_points)
     steps = np.tile(np.arange(n_points), n_series)
     values = np.sin(steps / 10.0 + ids).astype(np.float32)
-    pd.DataFrame({"id": ids.astype(str), "step": steps, "value": values}).to_parquet(tmp_path / "many.parquet", index=False)
+    pd.DataFrame({"id": ids.astype(str), "step": steps, "value": values}).to_parquet(
+        tmp_path / "many.parquet", index=False
+    )
     started = time.perf_counter()
     data = prepare_data(DataConfig(dataset=str(tmp_path / "many.parquet"), id_column="id", time_column="step"), 0)
     seconds = time.perf_counter() - started

@@ -70,9 +70,13 @@ def test_broken_model_folders_name_the_file(tmp_path) -> None:  # type: ignore[n
 @pytest.mark.parametrize(
     ("cell", "layers", "inputs", "skip"), [("lstm", 1, 1, None), ("lstm", 3, 2, 0), ("gru", 2, 1, 4)]
 )
-def test_parameter_count_from_the_shape_matches_the_module(cell: str, layers: int, inputs: int, skip: int | None) -> None:
+def test_parameter_count_from_the_shape_matches_the_module(
+    cell: str, layers: int, inputs: int, skip: int | None
+) -> None:
     config = ModelConfig(cell=cell, num_layers=layers, input_size=inputs, hidden_size=12, linear_skip=skip)
-    assert config.num_parameters(seq_length=10) == sum(p.numel() for p in LSTMForecaster(config, seq_length=10).parameters())
+    assert config.num_parameters(seq_length=10) == sum(
+        p.numel() for p in LSTMForecaster(config, seq_length=10).parameters()
+    )
 
 
 @pytest.mark.parametrize("options", [{}, {"linear_skip": 0}, {"linear_skip": 3, "cell": "gru"}])
@@ -114,7 +118,9 @@ def test_a_config_without_the_options_loads_as_the_model_it_was(tmp_path) -> Non
 def test_fit_linear_skip_starts_training_at_the_least_squares_autoregression() -> None:
     # A noisy cycle: the linear AR forecasts it far better than next = last.
     t = torch.arange(3000, dtype=torch.float64)
-    series = torch.sin(0.3 * t) + 0.05 * torch.randn(3000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    series = torch.sin(0.3 * t) + 0.05 * torch.randn(
+        3000, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     windows = series.unfold(0, 16, 1)[:-1].float()  # [N, 16]
     targets = series[16:].float()
     model = LSTMForecaster(ModelConfig(hidden_size=8), seq_length=16).eval()

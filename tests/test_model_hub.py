@@ -96,13 +96,16 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     assert [r for r in hub.unhandled if "/api/agent-harnesses" not in r] == []
 
     env = hub_env(hub)
-    pushed = hub_client(env, """
+    pushed = hub_client(
+        env,
+        """
         import json
         from huggingface_hub import HfApi, ModelCard, hf_hub_download
         files = HfApi().list_repo_files("test-user/sine-lstm")
         card = ModelCard.load("test-user/sine-lstm")
         print(json.dumps({"files": files, "meta": card.data.to_dict(), "text": card.text}))
-    """)
+    """,
+    )
     assert sorted(f for f in pushed["files"] if f != ".gitattributes") == FILES
     meta = pushed["meta"]
     assert meta["library_name"] == "lstm-trainer" and meta["license"] == "cc0-1.0"
@@ -128,7 +131,11 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
         ({}, "test-user/nothing-here", "error: model test-user/nothing-here not found on the Hub"),
         ({}, "test-user/sine-lstm --model_revision v9", "error: model test-user/sine-lstm has no revision 'v9'"),
         ({"HF_HUB_OFFLINE": "1"}, "test-user/never-fetched", "HF_HUB_OFFLINE is set and no copy is in the cache"),
-        ({"HF_ENDPOINT": closed_endpoint()}, "test-user/never-fetched", "cannot be reached and no copy is in the cache"),
+        (
+            {"HF_ENDPOINT": closed_endpoint()},
+            "test-user/never-fetched",
+            "cannot be reached and no copy is in the cache",
+        ),
     ]
     for extra, model, message in cases:
         done = run_module(hub_env(hub, **extra), "lstm_trainer.cli.predict", "--model", *model.split(), "--input",
@@ -165,21 +172,34 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
     done = run_module(hub_env(hub), "lstm_trainer.cli.hub", *args, "--hub_revision", "v1")
     assert done.returncode == 0, output(done)
     assert "--model test-user/later --model_revision v1" in done.stdout and TOKEN not in done.stdout + done.stderr
-    listed = hub_client(hub_env(hub), """
+    listed = hub_client(
+        hub_env(hub),
+        """
         import json
         from huggingface_hub import HfApi
         print(json.dumps({"v1": HfApi().list_repo_files("test-user/later", revision="v1")}))
-    """)
+    """,
+    )
     assert sorted(f for f in listed["v1"] if f != ".gitattributes") == FILES
 
 
 @pytest.mark.parametrize(
     ("endpoint", "token", "args", "message"),
     [
-        ("hub", None, [], "--push_to_hub needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`"),
+        (
+            "hub",
+            None,
+            [],
+            "--push_to_hub needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`",
+        ),
         ("hub", "hf_wrong_secret", [], "cannot push to test-user/m: the Hub refused the token (HTTP 401)"),
         ("read_only", TOKEN, [], "cannot push to test-user/m: the token is read-only"),
-        ("hub", TOKEN, ["--hub_model_id", "someone-else/m"], "the token belongs to 'test-user', who is not 'someone-else'"),
+        (
+            "hub",
+            TOKEN,
+            ["--hub_model_id", "someone-else/m"],
+            "the token belongs to 'test-user', who is not 'someone-else'",
+        ),
         ("closed", TOKEN, [], "cannot push to test-user/m: cannot reach the Hub at http://127.0.0.1:"),
     ],
 )
@@ -215,7 +235,9 @@ def test_hub_flags_are_checked_with_the_config(args: list[str], message: str) ->
 def test_hub_flags_parse_and_may_change_on_resume() -> None:
     from lstm_trainer.train.trainer import RESUMABLE_CHANGES
 
-    config = parse_config(["--push_to_hub", "--hub_model_id", "you/sine.v2", "--hub_private_repo", "--hub_revision", "v1"])
+    config = parse_config(
+        ["--push_to_hub", "--hub_model_id", "you/sine.v2", "--hub_private_repo", "--hub_revision", "v1"]
+    )
     assert (config.train.push_to_hub, config.train.hub_model_id) == (True, "you/sine.v2")
     assert (config.train.hub_private_repo, config.train.hub_revision) == (True, "v1")
     assert parse_config([]).train.push_to_hub is False
@@ -239,7 +261,12 @@ def test_the_card_names_a_hub_dataset_and_the_revision() -> None:
     card = model_card(config, made_results(best_val_mse=0.5), zero_stage=2)
     meta = card.split("---")[1]
     assert "license: unknown" in meta and "datasets:\n- you/prices\n" in meta
-    assert f"--model {LOCAL_MODEL} --model_revision v1 --input" in card and f'resolve_model("{LOCAL_MODEL}", revision=\'v1\')' in card
+    assert (
+        f"--model {LOCAL_MODEL} --model_revision v1 --input" in card
+        and f"resolve_model(\"{LOCAL_MODEL}\", revision='v1')" in card
+    )
     assert "datasets:" not in model_card(parse_config([]).to_dict(), made_results(), zero_stage=2)  # the synthetic sine
-    local = model_card(parse_config(["--dataset", "/home/someone/private/prices.csv"]).to_dict(), made_results(), zero_stage=2)
+    local = model_card(
+        parse_config(["--dataset", "/home/someone/private/prices.csv"]).to_dict(), made_results(), zero_stage=2
+    )
     assert "on `prices.csv`" in local and "/home/someone" not in local and "datasets:" not in local

@@ -27,7 +27,9 @@ def test_a_second_claim_names_the_holder_and_changes_nothing(tmp_path: Path) -> 
     held = claim(str(out))
     (out / "all_results.json").write_text("{}")
     before = tree(out)
-    with pytest.raises(UserError, match=rf"--output_dir {out} is in use by another run \(pid {os.getpid()} on .*, started "):
+    with pytest.raises(
+        UserError, match=rf"--output_dir {out} is in use by another run \(pid {os.getpid()} on .*, started "
+    ):
         claim(str(out))
     assert tree(out) == before
     held.release()
@@ -58,16 +60,24 @@ def test_an_output_dir_that_cannot_be_written_stops_before_torch_loads(make, mes
         "import sys; from lstm_trainer.cli.train import main; code = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'torch was imported first'; sys.exit(code)"
     )
-    done = subprocess.run([sys.executable, "-c", script, "--output_dir", str(out)], env=child_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, "--output_dir", str(out)], env=child_env(), capture_output=True, text=True
+    )
     assert done.returncode == 2, output(done)
-    assert done.stderr.strip().splitlines() == [f"error: --output_dir {out} {message}; pick " + done.stderr.split("; pick ")[1].strip()]
+    assert done.stderr.strip().splitlines() == [
+        f"error: --output_dir {out} {message}; pick " + done.stderr.split("; pick ")[1].strip()
+    ]
     assert message in done.stderr
 
 
 def test_a_model_too_big_for_the_machine_is_one_line(tmp_path: Path) -> None:
     done = run_train(["--hidden_size", "1000000000", "--output_dir", str(tmp_path / "out")])
     assert done.returncode == 2, output(done)
-    assert done.stderr.strip().splitlines()[-1].startswith("error: --hidden_size 1000000000 x --num_layers 2 is 1.2e+19 parameters")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --hidden_size 1000000000 x --num_layers 2 is 1.2e+19 parameters")
+    )
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
 
 
@@ -75,8 +85,14 @@ def test_a_model_too_big_for_the_machine_is_one_line(tmp_path: Path) -> None:
 def test_two_runs_on_one_output_dir_and_a_killed_holder(tmp_path: Path) -> None:
     out = tmp_path / "shared"
     args = [*TINY, "--num_train_epochs", "50", "--output_dir", str(out), "--checkpointing_steps", "2"]
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=child_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (out / "checkpoints" / "latest").exists():
@@ -95,7 +111,22 @@ def test_two_runs_on_one_output_dir_and_a_killed_holder(tmp_path: Path) -> None:
         first.wait()
     # The dead run's lock file is still there and blocks nothing.
     assert (out / LOCK).is_file()
-    resumed = run_train([*TINY, "--num_train_epochs", "1", "--output_dir", str(out), "--checkpointing_steps", "2",
-                         "--resume_from_checkpoint", "latest", "--num_train_epochs", "50", "--max_train_steps", "20"])
+    resumed = run_train(
+        [
+            *TINY,
+            "--num_train_epochs",
+            "1",
+            "--output_dir",
+            str(out),
+            "--checkpointing_steps",
+            "2",
+            "--resume_from_checkpoint",
+            "latest",
+            "--num_train_epochs",
+            "50",
+            "--max_train_steps",
+            "20",
+        ]
+    )
     assert resumed.returncode == 0, output(resumed)
     assert results(out)["optimizer_steps"] == 20

@@ -72,8 +72,20 @@ def test_forecast_one_and_many_steps(trained: Path, tmp_path: Path) -> None:
     assert float(rows[0]["forecast"]) == pytest.approx(expected, abs=1e-6)
 
     many = tmp_path / "many.csv"
-    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--horizon", "24",
-                   "--output", str(many), "--plot", str(plot))
+    done = predict(
+        "--model",
+        str(trained),
+        "--input",
+        str(source),
+        "--data_column",
+        "y",
+        "--horizon",
+        "24",
+        "--output",
+        str(many),
+        "--plot",
+        str(plot),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     forecast = [float(r["forecast"]) for r in csv.DictReader(many.open())]
     assert len(forecast) == 24 and forecast[0] == pytest.approx(float(rows[0]["forecast"]), abs=1e-9)

@@ -107,15 +107,25 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
 
     # The predict command forecasts the value after the series as the model does in-process.
     forecast_csv = tmp_path / "next.csv"
-    done = predict("--model", str(out / "model"), "--input", str(csv_path), "--data_column", "SUNACTIVITY",
-                   "--output", str(forecast_csv))
+    done = predict(
+        "--model",
+        str(out / "model"),
+        "--input",
+        str(csv_path),
+        "--data_column",
+        "SUNACTIVITY",
+        "--output",
+        str(forecast_csv),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     with torch.no_grad():
         expected = norm.invert(float(model(torch.tensor(norm.apply(values[-50:]), dtype=torch.float32)[None])[0]))
     assert float(next(csv.DictReader(forecast_csv.open()))["forecast"]) == pytest.approx(expected, rel=1e-6)
 
 
-def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     flags = ["--dataset", str(co2_csv(tmp_path)), "--data_column", "co2", "--fill_missing", "interpolate"]
     stdout = train([*flags, *QUICK, "--num_train_epochs", "2", "--output_dir", str(out)], capsys)

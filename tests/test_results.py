@@ -34,7 +34,10 @@ def test_all_results_json_is_what_run_returns(tmp_path: Path) -> None:
         assert key in written, key
     test = res.scores.test
     assert test is not None and test.model is not None and test.seasonal_naive is not None
-    assert written["test_mse"] == test.model.overall.mse and written["seasonal_naive_test_mse"] == test.seasonal_naive.overall.mse
+    assert (
+        written["test_mse"] == test.model.overall.mse
+        and written["seasonal_naive_test_mse"] == test.seasonal_naive.overall.mse
+    )
     assert written["epochs_completed"] == res.epochs_completed == 2
     assert res.scores.verdict is not None and written["quality"] == res.quality == res.scores.verdict.grade
     assert written["deepspeed"]["zero_stage"] == res.deepspeed.zero_stage == 0  # one fp32 process: nothing to shard
@@ -43,7 +46,9 @@ def test_all_results_json_is_what_run_returns(tmp_path: Path) -> None:
 def test_figures_derived_from_the_histories() -> None:
     before_an_epoch = made_results(train_loss_history=[], val_mse_history=[], best_val_mse=None)
     figures = before_an_epoch.to_dict()
-    assert figures["epochs_completed"] == 0 and figures["quality"] is None and figures["val_mse_reduction_percent"] is None
+    assert (
+        figures["epochs_completed"] == 0 and figures["quality"] is None and figures["val_mse_reduction_percent"] is None
+    )
     assert figures["initial_train_loss"] is None and figures["final_val_mse"] is None
     # A negative log-likelihood can start below zero: no reduction in percent then.
     assert made_results(train_loss_history=[-0.5, -0.8]).train_loss_reduction_percent is None
@@ -52,5 +57,7 @@ def test_figures_derived_from_the_histories() -> None:
     # A real series is graded against its baselines: here MASE 1.2 against persistence's 1.0.
     judged = made_results(scores=replace(reference.scores, verdict=relative_verdict("validation", 1.2, 1.0, 0.9)))
     assert judged.quality == "loses to a baseline"
-    assert judged.to_dict()["verdict"] == "loses to a baseline on validation: skill -20.0% against persistence, " \
+    assert (
+        judged.to_dict()["verdict"] == "loses to a baseline on validation: skill -20.0% against persistence, "
         "-33.3% against the linear AR (MASE; > 0 is better than the baseline)"
+    )

@@ -17,7 +17,10 @@ def test_the_reference_data_keeps_the_reference_values() -> None:
     fitted = fit_to_data(ds, train, windows=8000, world_size=1)
     assert (fitted.total_batch_size, fitted.micro_batch_size, fitted.gradient_accumulation_steps) == (128, 32, 4)
     assert fitted.config["scheduler"]["params"]["warmup_num_steps"] == 100
-    assert fitted.config["optimizer"]["params"]["lr"] == 5e-4 and fitted.config["optimizer"]["params"]["weight_decay"] == 1e-5
+    assert (
+        fitted.config["optimizer"]["params"]["lr"] == 5e-4
+        and fitted.config["optimizer"]["params"]["weight_decay"] == 1e-5
+    )
     assert fitted.changes == ds.changes and fitted.notes == []
 
 
@@ -47,7 +50,9 @@ def test_warmup_is_at_most_a_tenth_of_the_planned_steps() -> None:
 
 def test_the_users_values_are_left_alone_and_few_steps_are_said() -> None:
     # 100 is also the default: typed on the command line, it is the user's choice all the same.
-    train = TrainConfig(total_batch_size=64, num_warmup_steps=100, num_train_epochs=3, typed=frozenset({"num_warmup_steps"}))
+    train = TrainConfig(
+        total_batch_size=64, num_warmup_steps=100, num_train_epochs=3, typed=frozenset({"num_warmup_steps"})
+    )
     ds = reference(train)
     fitted = fit_to_data(ds, train, windows=300, world_size=1)
     assert fitted.total_batch_size == 64 and fitted.config["scheduler"]["params"]["warmup_num_steps"] == 100

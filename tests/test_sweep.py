@@ -53,6 +53,8 @@ def test_agent_command_parses_into_the_trial_config(params: dict[str, Any]) -> N
     config = parse_config(command[3:])
     assert config.train.report_to == "wandb"
     assert (config.model.hidden_size, config.model.num_layers, config.model.cell) == (
-        params["hidden_size"], params["num_layers"], params["cell"],
+        params["hidden_size"],
+        params["num_layers"],
+        params["cell"],
     )
     assert config.train.learning_rate == pytest.approx(params["learning_rate"])

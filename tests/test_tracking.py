@@ -20,7 +20,11 @@ from lstm_trainer.config import RunConfig, TrainConfig
 from lstm_trainer.outputs import tracking
 from lstm_trainer.train.loop import StepLog
 
-RUN_INFO = {"config": RunConfig().to_dict(), "world_size": 1, "deepspeed": {"zero_optimization": {"stage": 2}, "x": [1, 2]}}
+RUN_INFO = {
+    "config": RunConfig().to_dict(),
+    "world_size": 1,
+    "deepspeed": {"zero_optimization": {"stage": 2}, "x": [1, 2]},
+}
 
 
 @pytest.fixture
@@ -44,7 +48,9 @@ def wandb_runs(out: Path) -> list[Path]:
 def wandb_summary(run_dir: Path) -> dict[str, Any]:
     """W&B's own reader of the run's .wandb log (`wandb leet inspect`), not anything we kept."""
     cli = Path(sys.executable).parent / "wandb"
-    done = subprocess.run([str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -58,8 +64,10 @@ def test_flat_config_is_what_tensorboard_hparams_accepts() -> None:
     hparams(flat, {})  # TensorBoard's own check: raises on a value it cannot take
 
 
-@pytest.mark.parametrize(("report_to", "names"), [("none", []), ("wandb", ["wandb"]), ("tensorboard", ["tensorboard"]),
-                                                  ("all", ["wandb", "tensorboard"])])
+@pytest.mark.parametrize(
+    ("report_to", "names"),
+    [("none", []), ("wandb", ["wandb"]), ("tensorboard", ["tensorboard"]), ("all", ["wandb", "tensorboard"])],
+)
 def test_log_with_names_wandb_first(report_to: str, names: list[str], tmp_path: Path) -> None:
     trackers = tracking.log_with(TrainConfig(output_dir=str(tmp_path), report_to=report_to, run_name="r1"))
     assert [t.name if isinstance(t, TensorBoardTracker) else t for t in trackers] == names
@@ -67,7 +75,9 @@ def test_log_with_names_wandb_first(report_to: str, names: list[str], tmp_path: 
 
 
 def test_missing_wandb_says_one_line_and_tensorboard_still_logs(
-    accelerator: Callable[[TrainConfig], Accelerator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    accelerator: Callable[[TrainConfig], Accelerator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)  # what Python sees where wandb is not installed
@@ -86,7 +96,9 @@ def test_missing_wandb_says_one_line_and_tensorboard_still_logs(
 
 
 def test_a_wandb_mode_wandb_rejects_says_one_line_and_the_run_goes_on(
-    accelerator: Callable[[TrainConfig], Accelerator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    accelerator: Callable[[TrainConfig], Accelerator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import wandb
@@ -108,7 +120,9 @@ def test_a_wandb_mode_wandb_rejects_says_one_line_and_the_run_goes_on(
 
 
 def test_no_api_key_logs_offline_and_says_so(
-    accelerator: Callable[[TrainConfig], Accelerator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    accelerator: Callable[[TrainConfig], Accelerator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import wandb

@@ -10,9 +10,22 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 pytestmark = pytest.mark.e2e
 
 REQUIRED = {
-    "initial_train_loss", "final_train_loss", "best_train_loss", "initial_val_mse", "final_val_mse",
-    "best_val_mse", "persistence_val_mse", "noise_floor", "quality", "epochs_completed", "stopped_early",
-    "world_size", "global_batch_size", "gradient_accumulation_steps", "mixed_precision", "train_seconds",
+    "initial_train_loss",
+    "final_train_loss",
+    "best_train_loss",
+    "initial_val_mse",
+    "final_val_mse",
+    "best_val_mse",
+    "persistence_val_mse",
+    "noise_floor",
+    "quality",
+    "epochs_completed",
+    "stopped_early",
+    "world_size",
+    "global_batch_size",
+    "gradient_accumulation_steps",
+    "mixed_precision",
+    "train_seconds",
 }
 
 
@@ -61,7 +74,8 @@ def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str],
     extensions = tmp_path / "torch_extensions"
     extensions.mkdir()
     done = run_train(
-        [*tiny, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"],
+        [*tiny, "--output_dir", str(out)],
+        launcher=["accelerate", "launch", "--num_processes", "2"],
         TORCH_EXTENSIONS_DIR=str(extensions),
     )
     assert done.returncode == 0, output(done)

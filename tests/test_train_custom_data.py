@@ -28,13 +28,19 @@ def mse_of_saved_model(folder: Path, windows) -> float:  # type: ignore[no-untyp
 
 def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:
     # The reference's signal in other units (megawatts around 500), in shuffled row order.
-    series = 500 + 40 * synthetic_series(DataConfig(num_train_samples=2048, num_val_samples=852), seed=5)  # TINY's clock, 3000 steps
+    series = 500 + 40 * synthetic_series(
+        DataConfig(num_train_samples=2048, num_val_samples=852), seed=5
+    )  # TINY's clock, 3000 steps
     hours = pd.date_range("2023-01-01", periods=3000, freq="h").strftime("%Y-%m-%dT%H:%M")
     csv = tmp_path / "grid.csv"
-    pd.DataFrame({"hour": hours, "megawatts": series, "station": 7}).sample(frac=1.0, random_state=0).to_csv(csv, index=False)
+    pd.DataFrame({"hour": hours, "megawatts": series, "station": 7}).sample(frac=1.0, random_state=0).to_csv(
+        csv, index=False
+    )
     data_flags = ["--dataset", str(csv), "--data_column", "megawatts", "--time_column", "hour"]
     out = tmp_path / "run"
-    done = run_train([*TINY, *data_flags, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"])
+    done = run_train(
+        [*TINY, *data_flags, "--output_dir", str(out)], launcher=["accelerate", "launch", "--num_processes", "2"]
+    )
     assert done.returncode == 0, output(done)
     res = results(out)
     assert res["world_size"] == 2 and done.stdout.count("Test Summary") == 1
@@ -51,7 +57,11 @@ def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:
     train_part = series[:2100].astype(np.float32).astype(np.float64)
     for folder in (out / "best", out / "model"):
         saved = Normalization.load(folder)
-        assert saved is not None and saved.mean == pytest.approx(train_part.mean()) and saved.std == pytest.approx(train_part.std())
+        assert (
+            saved is not None
+            and saved.mean == pytest.approx(train_part.mean())
+            and saved.std == pytest.approx(train_part.std())
+        )
 
     # Every MSE in megawatts²: rescoring with the saved model reproduces the reported numbers.
     assert res["test_mse"] == pytest.approx(mse_of_saved_model(out / "best", data.windows["test"]), rel=1e-5)

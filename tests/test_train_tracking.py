@@ -24,7 +24,9 @@ SMALL = ["--num_train_samples", "1024", "--num_val_samples", "256", "--hidden_si
 def wandb_inspect(run_dir: Path, *flags: str) -> str:
     """W&B's own reader of a run's .wandb log (`wandb leet inspect`)."""
     cli = Path(sys.executable).parent / "wandb"
-    done = subprocess.run([str(cli), "leet", "inspect", *flags, str(run_dir)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(cli), "leet", "inspect", *flags, str(run_dir)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -109,7 +111,9 @@ def test_unreachable_wandb_goes_offline_in_one_line_and_keeps_the_key_secret(tmp
     key = "0123456789abcdef0123456789abcdef01234567"  # a well-formed key no server will see
     done = run_train(
         [*SMALL, "--output_dir", str(out), "--report_to", "wandb"],
-        WANDB_MODE="online", WANDB_API_KEY=key, WANDB_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+        WANDB_MODE="online",
+        WANDB_API_KEY=key,
+        WANDB_BASE_URL=f"http://127.0.0.1:{closed_port()}",
         # The address is dead, so init can only fail: the timeout decides how soon (whatever ends
         # wandb.init is answered by the same fallback). W&B spends another ~15 s of its own first.
         WANDB_INIT_TIMEOUT="3",

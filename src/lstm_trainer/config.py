@@ -57,9 +57,7 @@ class DataConfig:
         default=None,
     )
     dataset_revision: str | None = _help("Branch, tag or commit of a Hub --dataset; None means main.", default=None)
-    val_fraction: float = _help(
-        "Share of your series, after the training part, held out for validation.", default=0.15
-    )
+    val_fraction: float = _help("Share of your series, after the training part, held out for validation.", default=0.15)
     test_fraction: float = _help(
         "Share at the end of your series held out for the final test (0: no test split).", default=0.15
     )
@@ -85,9 +83,7 @@ class DataConfig:
     )
     num_train_samples: int = _help("Synthetic data: training windows (reference: 8,000).", default=8000)
     num_val_samples: int = _help("Synthetic data: validation windows (reference: 2,000).", default=2000)
-    noise_std: float = _help(
-        "Synthetic data: standard deviation of the Gaussian noise (reference: 0.1).", default=0.1
-    )
+    noise_std: float = _help("Synthetic data: standard deviation of the Gaussian noise (reference: 0.1).", default=0.1)
 
     def __post_init__(self) -> None:
         _positive(self, "seq_length", "horizon", "num_train_samples", "num_val_samples")
@@ -117,9 +113,7 @@ class DataConfig:
         if self.fill_missing is not None and self.fill_missing not in FILL_POLICIES:
             raise UserError(f"--fill_missing must be one of {', '.join(FILL_POLICIES)}, got {self.fill_missing!r}")
         if self.normalization not in NORMALIZATIONS:
-            raise UserError(
-                f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
-            )
+            raise UserError(f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
 
     @property
     def is_synthetic(self) -> bool:
@@ -181,7 +175,9 @@ class ModelConfig:
         if self.quantiles is not None:
             levels = tuple(float(q) for q in self.quantiles)
             if not levels or not all(0 < q < 1 for q in levels):
-                raise UserError(f"--quantiles must be levels strictly between 0 and 1 (e.g. 0.1 0.5 0.9), got {list(levels)}")
+                raise UserError(
+                    f"--quantiles must be levels strictly between 0 and 1 (e.g. 0.1 0.5 0.9), got {list(levels)}"
+                )
             if len(set(levels)) != len(levels):
                 raise UserError(f"--quantiles must not repeat a level, got {list(levels)}")
             if self.distribution != "none":
@@ -221,7 +217,13 @@ class ModelConfig:
 # TrainConfig built in code, a value other than the default), the accelerate config, the
 # DeepSpeed JSON, the default here. ds_config.resolve applies it; is_set tells a chosen
 # value from a default.
-DEEPSPEED_SETTINGS = ("per_device_train_batch_size", "total_batch_size", "learning_rate", "weight_decay", "num_warmup_steps")
+DEEPSPEED_SETTINGS = (
+    "per_device_train_batch_size",
+    "total_batch_size",
+    "learning_rate",
+    "weight_decay",
+    "num_warmup_steps",
+)
 
 
 @dataclass
@@ -296,7 +298,9 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
-            raise UserError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}")
+            raise UserError(
+                f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}"
+            )
         if self.report_to not in REPORT_TO:
             raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):

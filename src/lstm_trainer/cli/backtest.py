@@ -16,7 +16,16 @@ from pathlib import Path
 from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate.backtest import PICTURE, RESULTS, TABLE, backtest_split, cell, save_picture, to_json, to_markdown
+from lstm_trainer.evaluate.backtest import (
+    PICTURE,
+    RESULTS,
+    TABLE,
+    backtest_split,
+    cell,
+    save_picture,
+    to_json,
+    to_markdown,
+)
 
 PROG = "python -m lstm_trainer.cli.backtest"
 
@@ -26,16 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Score a trained model over rolling forecast origins of the held-out span.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id.")
-    parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
-    parser.add_argument("--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon.")
+    parser.add_argument(
+        "--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id."
+    )
+    parser.add_argument(
+        "--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main."
+    )
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon."
+    )
     parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
     parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
     parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
     parser.add_argument("--seed", type=int, default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
                         help="Seed of the synthetic data (train.py's --seed).")  # fmt: skip
     # The series and its splits are read exactly as training read them; the window length comes from the model.
-    add_config_flags(parser.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization", "seq_length", "horizon"))
+    add_config_flags(
+        parser.add_argument_group("data", DataConfig.__doc__),
+        DataConfig,
+        skip=("normalization", "seq_length", "horizon"),
+    )
     return parser
 
 
@@ -60,7 +79,9 @@ def backtest_command(args: argparse.Namespace) -> Path:
     predictor = Predictor.load(resolve_model(args.model, args.model_revision))
     seq_length = predictor.model.seq_length
     if seq_length is None:
-        raise UserError(f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version")
+        raise UserError(
+            f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version"
+        )
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     # The splits exactly as training cut them, with windows long enough for `horizon` targets.

@@ -70,6 +70,10 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, skip: tuple[s
         many = name.startswith(("list[", "tuple["))  # --data_column a b c, --quantiles 0.1 0.5 0.9
         kind = TYPES[name[name.index("[") + 1 :].split(",")[0].rstrip("]")] if many else TYPES[name]
         group.add_argument(
-            f"--{f.name}", type=kind, default=default, choices=CHOICES.get(f.name), help=f.metadata["help"],
+            f"--{f.name}",
+            type=kind,
+            default=default,
+            choices=CHOICES.get(f.name),
+            help=f.metadata["help"],
             nargs="+" if many else None,
         )

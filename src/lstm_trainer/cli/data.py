@@ -35,13 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="write the series rows (Hub time-series layout) to a folder (save_to_disk) and print a summary",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
-    build.add_argument("--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole.")
+    build.add_argument(
+        "--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole."
+    )
     push = commands.add_parser(
         "push", help="build the series rows and push them to the Hub with a dataset card",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
     push.add_argument("--repo_id", required=True, help="Hub dataset repository, user/name (created if missing).")
-    push.add_argument("--private", action="store_true", help="Create the repository private (an existing one keeps its visibility).")
+    push.add_argument(
+        "--private", action="store_true", help="Create the repository private (an existing one keeps its visibility)."
+    )
     push.add_argument("--revision", default=None, help="Branch to push to (created if missing; default: main).")
     push.add_argument(
         "--license", default=None,
@@ -51,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (build, push):
         # Normalisation is the trainer's business: series are built and pushed in data units.
         add_config_flags(command.add_argument_group("data", DataConfig.__doc__), DataConfig, skip=("normalization",))
-        command.add_argument("--seed", type=int, default=seed_default, help="Seed of the synthetic data (train.py's --seed).")
+        command.add_argument(
+            "--seed", type=int, default=seed_default, help="Seed of the synthetic data (train.py's --seed)."
+        )
     return parser
 
 
@@ -94,7 +100,9 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
 
     token = get_token()
     if token is None:
-        raise UserError("push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`; nothing was pushed")
+        raise UserError(
+            "push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`; nothing was pushed"
+        )
     if constants.HF_HUB_OFFLINE:
         raise UserError("push needs the Hub, but HF_HUB_OFFLINE is set; unset it to push; nothing was pushed")
     data = _prepare(config, seed)
@@ -108,7 +116,9 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
     except Exception as err:
         raise UserError(f"could not push to {repo_id}: {hub_reason(err)}; nothing was changed there") from None
     try:
-        card = DatasetCard(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)).read_text())
+        card = DatasetCard(
+            Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)).read_text()
+        )
         for key, value in card_metadata(data, params, license or default_license(params)).items():
             card.data[key] = value
         card.text = card_body(data, params, repo_id, revision)

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--hub_model_id must be a Hub repository id user/name, got {args.hub_model_id!r}")
         model = Path(args.model)
         if not (model / "model.safetensors").is_file():
-            raise UserError(f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
+            raise UserError(
+                f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
+            )
         check_push_access(args.hub_model_id)
         url = push_model(model, args.hub_model_id, args.hub_private_repo, args.hub_revision)
         revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""

@@ -50,9 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True,
         help="Model folder written by train.py (output_dir/model), or a Hub model id user/name (downloaded once, then cached).",
     )  # fmt: skip
-    parser.add_argument("--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main.")
+    parser.add_argument(
+        "--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main."
+    )
     parser.add_argument("--input", required=True, help="CSV, Parquet or JSON Lines file, one row per time step.")
-    parser.add_argument("--data_column", default=None, help="Column holding the series (needed if several are numeric).")
+    parser.add_argument(
+        "--data_column", default=None, help="Column holding the series (needed if several are numeric)."
+    )
     parser.add_argument("--time_column", default=None, help="Column to order the rows by, if they are not in order.")
     parser.add_argument(
         "--id_column", default=None,
@@ -76,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV written with columns step, forecast, q<level>... (with --id_column: the id column first, one block "
         "per series).",
     )  # fmt: skip
-    parser.add_argument("--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals.")
+    parser.add_argument(
+        "--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals."
+    )
     return parser
 
 
@@ -93,7 +99,9 @@ def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[flo
     kind, own = model.output_head.kind, model.output_head.levels
     if kind == "point":
         if asked:
-            raise UserError("--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast")
+            raise UserError(
+                "--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast"
+            )
         return ()
     levels = tuple(sorted(asked)) if asked else (own or DEFAULT_LEVELS)
     if not all(0 < q < 1 for q in levels):
@@ -148,7 +156,9 @@ def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -
     # One batched call per model horizon over every series.
     result = predictor.forecast(windows, steps=args.horizon, loc=loc, scale=scale)  # [S, horizon]
     header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
-    output = _write(Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header)
+    output = _write(
+        Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header
+    )
     if short:
         shown = ", ".join(map(repr, short[:5])) + (", ..." if len(short) > 5 else "")
         print(f"note: {len(short)} series shorter than {seq_length} values not forecast: {shown}", file=sys.stderr)
@@ -170,7 +180,9 @@ def run(args: argparse.Namespace) -> Path:
     predictor = Predictor.load(folder)
     seq_length = predictor.model.seq_length
     if seq_length is None:
-        raise UserError(f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version")
+        raise UserError(
+            f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version"
+        )
     if args.id_column is not None:
         if args.plot:
             raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
@@ -194,7 +206,11 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def _plot(
-    history: np.ndarray, predicted: np.ndarray, path: Path, levels: tuple[float, ...] = (), bands: np.ndarray | None = None
+    history: np.ndarray,
+    predicted: np.ndarray,
+    path: Path,
+    levels: tuple[float, ...] = (),
+    bands: np.ndarray | None = None,
 ) -> None:
     import matplotlib
 
@@ -209,7 +225,9 @@ def _plot(
     if bands is not None:
         # Each central interval the levels form (q and 1 - q), the widest palest.
         steps = np.arange(1, len(predicted) + 1)
-        pairs = [(i, j) for i, q in enumerate(levels) for j, o in enumerate(levels) if q < 0.5 and abs(1 - q - o) < 1e-9]
+        pairs = [
+            (i, j) for i, q in enumerate(levels) for j, o in enumerate(levels) if q < 0.5 and abs(1 - q - o) < 1e-9
+        ]
         for rank, (low, high) in enumerate(pairs):
             width = round(100 * (levels[high] - levels[low]))
             ax.fill_between(steps, bands[:, low], bands[:, high], alpha=0.15 + 0.15 * rank, color="tab:orange",

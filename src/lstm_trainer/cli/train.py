@@ -47,7 +47,8 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
     defaults = {action.dest: action.default for action in parser._actions}
     values = {name: defaults[name] if value is untyped else value for name, value in args.items()}
     parts: dict[str, Any] = {
-        group: cls(**{f.name: _as_field(f, values[f.name]) for f in config_fields(cls)}) for group, cls in GROUPS.items()
+        group: cls(**{f.name: _as_field(f, values[f.name]) for f in config_fields(cls)})
+        for group, cls in GROUPS.items()
     }
     parts["train"] = replace(parts["train"], typed=typed)
     return RunConfig(**parts)
@@ -77,4 +78,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-

@@ -66,7 +66,9 @@ def summary_table(data: PreparedData) -> str:
 
 
 def card_metadata(data: PreparedData, params: dict[str, Any], license: str) -> dict[str, Any]:
-    tags = ["time-series", "forecasting", "lstm-trainer"] + (["synthetic"] if params.get("source") == "synthetic" else [])
+    tags = ["time-series", "forecasting", "lstm-trainer"] + (
+        ["synthetic"] if params.get("source") == "synthetic" else []
+    )
     return {
         "license": license,
         "task_categories": ["time-series-forecasting"],
@@ -117,14 +119,14 @@ value) and `target` (its values, float32, oldest first), in the data's own units
 
 ## Splits
 
-Each series is cut in time ({', then '.join(splits)}). As on the Hub's time-series sets, every
+Each series is cut in time ({", then ".join(splits)}). As on the Hub's time-series sets, every
 split holds every series up to the end of its part: `{splits[-1]}` holds them whole, and a
 series' {splits[1]} values are those of its `{splits[1]}` row after its `{splits[0]}` row's. No
 window crosses a cut forward in time, and no value the model is scored on is ever a training
 input. The table counts what each split's windows of {length} steps read.
 
 {summary_table(data)}
-{chr(10) + span_lines + chr(10) if span_lines else ''}{dropped}
+{chr(10) + span_lines + chr(10) if span_lines else ""}{dropped}
 ## Load
 
 ```python
@@ -142,7 +144,7 @@ With lstm-trainer (`train.py` at the root of its repository), one global model o
 accelerate launch train.py --dataset {repo_id}{revision_flag} --seq_length {length}
 ```
 
-The trainer fits a z-score on each series' train part ({'none for this synthetic data, which the reference trains raw' if params.get('source') == 'synthetic' else 'its own mean and std'}),
+The trainer fits a z-score on each series' train part ({"none for this synthetic data, which the reference trains raw" if params.get("source") == "synthetic" else "its own mean and std"}),
 stores it beside the model as `normalization.json`, and reports every final score in the data's units.
 Built with `python -m lstm_trainer.cli.data push`.
 """

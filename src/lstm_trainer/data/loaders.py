@@ -47,7 +47,9 @@ class GlobalBatchSampler(BatchSampler):
         # memory; and one batch's list at a time, not the epoch's: 35 M windows as Python ints
         # took 1.4 GB, and 546 K row tensors from iterating the tensor itself 600 MB.
         dtype = torch.int32 if self.num_rows < 2**31 else torch.int64
-        order = torch.randperm(self.num_rows, generator=generator, dtype=dtype)[: self.steps_per_epoch * self.global_batch_size]
+        order = torch.randperm(self.num_rows, generator=generator, dtype=dtype)[
+            : self.steps_per_epoch * self.global_batch_size
+        ]
         batches = order.view(-1, self.batch_size)
         for i in range(len(batches)):  # not `for batch in batches`: that unbinds every row into a tensor at once
             yield batches[i].tolist()

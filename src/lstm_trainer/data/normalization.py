@@ -96,4 +96,4 @@ class Normalization:
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
             from lstm_trainer.errors import UserError
 
-            raise UserError(f"model file {path} is corrupted (needs finite \"mean\" and positive \"std\")") from None
+            raise UserError(f'model file {path} is corrupted (needs finite "mean" and positive "std")') from None

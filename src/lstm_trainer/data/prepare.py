@@ -101,7 +101,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     windows = {split: plan.windows(rows, split, config.seq_length, config.horizon) for split in plan.bounds}
     empty = [split for split, w in windows.items() if len(w) == 0]
     if empty:
-        raise UserError(f"{config.dataset}: the {empty[0]} split holds no windows of {config.seq_length} + {config.horizon} values")
+        raise UserError(
+            f"{config.dataset}: the {empty[0]} split holds no windows of {config.seq_length} + {config.horizon} values"
+        )
     normalization, rows, plan, windows, dropped = _normalize(rows, plan, windows, config, params)
     notes += dropped
     if notes:
@@ -127,7 +129,9 @@ def _normalize(
     constant = stats[:, 1] == 0.0
     if constant.all():
         first = rows.values[spans[0, 0]]
-        what = "the training split is constant" if rows.num_series == 1 else "every series is constant in its train part"
+        what = (
+            "the training split is constant" if rows.num_series == 1 else "every series is constant in its train part"
+        )
         raise UserError(
             f"{config.dataset}: {what} (every value {first:g}), so it cannot be "
             "z-scored and there is nothing to learn; check --data_column, or pass --normalization none"
@@ -136,7 +140,9 @@ def _normalize(
     if constant.any():
         bad = np.flatnonzero(constant)
         shown = ", ".join(repr(rows.item_ids[s]) for s in bad[:SHOWN_IDS]) + (", ..." if len(bad) > SHOWN_IDS else "")
-        notes.append(f"{len(bad)} of {rows.num_series} series dropped, constant in their train part (nothing to scale or learn): {shown}")
+        notes.append(
+            f"{len(bad)} of {rows.num_series} series dropped, constant in their train part (nothing to scale or learn): {shown}"
+        )
         keep = ~constant
         rows = rows.select(keep)
         plan = SplitPlan({split: b[keep] for split, b in plan.bounds.items()}, plan.context)
@@ -147,7 +153,9 @@ def _normalize(
         normalization = Normalization(float(stats[0, 0]), float(stats[0, 1]))
     else:
         pooled = _pooled(rows.values, spans)
-        normalization = Normalization(*pooled, series={rows.item_ids[s]: (float(m), float(d)) for s, (m, d) in enumerate(stats)})
+        normalization = Normalization(
+            *pooled, series={rows.item_ids[s]: (float(m), float(d)) for s, (m, d) in enumerate(stats)}
+        )
     loc, scale = stats[:, 0].copy(), stats[:, 1].copy()
     return normalization, rows, plan, {split: w.with_normalization(loc, scale) for split, w in windows.items()}, notes
 

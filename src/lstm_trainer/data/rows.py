@@ -111,7 +111,9 @@ def flat_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         if flat.type == pa.float32() and flat.null_count == 0:
             offsets = chunk.offsets.to_numpy().astype(np.int64) - first
             return flat.to_numpy(zero_copy_only=True), offsets
-    lengths = np.concatenate([np.asarray(chunk.value_lengths().fill_null(0)) for chunk in chunks]) if chunks else np.zeros(0)
+    lengths = (
+        np.concatenate([np.asarray(chunk.value_lengths().fill_null(0)) for chunk in chunks]) if chunks else np.zeros(0)
+    )
     flat_chunks = [chunk.flatten() for chunk in chunks]
     values = np.concatenate(
         [c.cast(pa.float32()).to_numpy(zero_copy_only=False) for c in flat_chunks]

@@ -76,9 +76,13 @@ def _choose_column(table: Dataset, name: str, data_column: str | None, time_colu
     columns = list(table.column_names)
     if data_column is not None:
         if data_column not in columns:
-            raise UserError(f"{name} has no column {data_column!r} (--data_column); its columns are: {', '.join(columns)}")
+            raise UserError(
+                f"{name} has no column {data_column!r} (--data_column); its columns are: {', '.join(columns)}"
+            )
         if data_column == time_column:
-            raise UserError(f"--data_column and --time_column are both {data_column!r}; the series needs its own column")
+            raise UserError(
+                f"--data_column and --time_column are both {data_column!r}; the series needs its own column"
+            )
         return data_column
     arrow = table.with_format("arrow")[:]
     candidates = [
@@ -90,8 +94,12 @@ def _choose_column(table: Dataset, name: str, data_column: str | None, time_colu
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise UserError(f"{name} has no numeric column (its columns are: {', '.join(columns)}); name the series with --data_column")
-    raise UserError(f"{name} has several numeric columns ({', '.join(candidates)}); choose the series with --data_column")
+        raise UserError(
+            f"{name} has no numeric column (its columns are: {', '.join(columns)}); name the series with --data_column"
+        )
+    raise UserError(
+        f"{name} has several numeric columns ({', '.join(candidates)}); choose the series with --data_column"
+    )
 
 
 def _numbers(column: pa.ChunkedArray, feature: object, name: str, column_name: str) -> np.ndarray:
@@ -118,7 +126,9 @@ def _time_order(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[n
     raw = pd.Series(column.to_pylist(), dtype=object)
     missing = np.flatnonzero(raw.isna().to_numpy())
     if len(missing):
-        raise UserError(f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time")
+        raise UserError(
+            f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time"
+        )
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         keys = pd.Series(column.to_numpy(), dtype=np.float64)
     elif pa.types.is_temporal(column.type):

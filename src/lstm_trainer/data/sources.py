@@ -82,7 +82,8 @@ def _looks_like_path(name: str) -> bool:
         name.lower().endswith(FILE_SUFFIXES)
         or name.startswith((".", "/", "~"))
         or name.count("/") > 1
-        or os.sep != "/" and os.sep in name
+        or os.sep != "/"
+        and os.sep in name
     )
 
 
@@ -154,7 +155,9 @@ def _check_on_hub(repo_id: str, revision: str | None, where: str) -> None:
     try:
         HfApi().dataset_info(repo_id, revision=revision)
     except GatedRepoError:
-        raise UserError(f"{where}: the dataset is gated; accept its terms on {endpoint} and log in (`hf auth login` or HF_TOKEN)") from None
+        raise UserError(
+            f"{where}: the dataset is gated; accept its terms on {endpoint} and log in (`hf auth login` or HF_TOKEN)"
+        ) from None
     except RepositoryNotFoundError:
         raise UserError(
             f"{where}: no such local file or folder, and no such dataset on the Hub ({endpoint}); check the id, "
@@ -165,12 +168,18 @@ def _check_on_hub(repo_id: str, revision: str | None, where: str) -> None:
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else "?"
         if status == 401:
-            raise UserError(f"{where}: the Hub ({endpoint}) refused the token (HTTP 401); check HF_TOKEN or run `hf auth login`") from None
-        raise UserError(f"{where}: the Hub ({endpoint}) answered HTTP {status}; try again later, or {OFFLINE_HINT}") from None
+            raise UserError(
+                f"{where}: the Hub ({endpoint}) refused the token (HTTP 401); check HF_TOKEN or run `hf auth login`"
+            ) from None
+        raise UserError(
+            f"{where}: the Hub ({endpoint}) answered HTTP {status}; try again later, or {OFFLINE_HINT}"
+        ) from None
     except Exception as err:
         if not is_network_error(err):
             raise
-        raise UserError(f"{where}: cannot reach the Hub at {endpoint} ({_first_line(err)}); check the network, or {OFFLINE_HINT}") from None
+        raise UserError(
+            f"{where}: cannot reach the Hub at {endpoint} ({_first_line(err)}); check the network, or {OFFLINE_HINT}"
+        ) from None
 
 
 def is_network_error(err: BaseException) -> bool:
@@ -192,7 +201,9 @@ def _card_params(repo_id: str, revision: str | None) -> dict[str, Any]:
     from huggingface_hub import DatasetCard, hf_hub_download
 
     try:
-        card = DatasetCard(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)).read_text())
+        card = DatasetCard(
+            Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)).read_text()
+        )
     except Exception:  # no card, or none cached while offline: the data is still usable
         return {}
     params = card.data.to_dict().get(CARD_KEY)
@@ -232,7 +243,9 @@ def _from_loaded(
             "a row per time step, or series rows (item_id, start, target) as `python -m lstm_trainer.cli.data build` writes"
         )
     table = next(iter(parts.values()))
-    rows, read = table_to_series(table, name, config.data_column, config.time_column, config.id_column, config.fill_missing)
+    rows, read = table_to_series(
+        table, name, config.data_column, config.time_column, config.id_column, config.fill_missing
+    )
     spans = read.pop("split_rows", {})
     params = {
         **{k: v for k, v in source.items() if v is not None},
@@ -261,7 +274,9 @@ def _series_rows(
     if stored.get("source") == "synthetic":
         params["source"], params["stored_as"] = "synthetic", source["source"]
         if stored.get("seq_length") not in (None, config.seq_length):
-            raise UserError(f"{name} is the synthetic sine built for --seq_length {stored['seq_length']}; pass --seq_length {stored['seq_length']}")
+            raise UserError(
+                f"{name} is the synthetic sine built for --seq_length {stored['seq_length']}; pass --seq_length {stored['seq_length']}"
+            )
     if len(present) < 2:
         return LoadedSeries(whole, params)
     cuts = []
@@ -269,8 +284,14 @@ def _series_rows(
         part = parts[split]
         ids = [str(v) for v in part.data.table.column(ITEM_ID).to_pylist()] if ITEM_ID in part.column_names else None
         lengths = np.asarray(part.data.table.column(column).combine_chunks().value_lengths().fill_null(0), np.int64)
-        if (ids is not None and ids != whole.item_ids) or len(lengths) != whole.num_series or (lengths > whole.lengths).any():
-            params["splits_from"] = f"the {present[-1]} split, by fraction (the {split} split does not hold its series' beginnings)"
+        if (
+            (ids is not None and ids != whole.item_ids)
+            or len(lengths) != whole.num_series
+            or (lengths > whole.lengths).any()
+        ):
+            params["splits_from"] = (
+                f"the {present[-1]} split, by fraction (the {split} split does not hold its series' beginnings)"
+            )
             return LoadedSeries(whole, params)
         cuts.append(lengths)
     cuts.append(whole.lengths)
@@ -293,7 +314,11 @@ def _rows_of(data: Dataset, column: str, name: str) -> SeriesSet:
             "series (one number per step): name a list-of-numbers column with --data_column"
         )
     values, offsets = flat_values(table.column(column))
-    ids = [str(v) for v in table.column(ITEM_ID).to_pylist()] if ITEM_ID in data.column_names else [str(i) for i in range(data.num_rows)]
+    ids = (
+        [str(v) for v in table.column(ITEM_ID).to_pylist()]
+        if ITEM_ID in data.column_names
+        else [str(i) for i in range(data.num_rows)]
+    )
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]

@@ -76,27 +76,44 @@ def _time_keys(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np
             )
         keys = times.to_numpy(dtype="datetime64[ns]").astype(np.int64)  # exact: float64 would merge nanoseconds
     if len(missing):
-        raise UserError(f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time")
+        raise UserError(
+            f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time"
+        )
     return keys, times
 
 
 def _long(
-    table: Dataset, name: str, data_column: str | None, time_column: str | None, id_column: str, fill_missing: str | None
+    table: Dataset,
+    name: str,
+    data_column: str | None,
+    time_column: str | None,
+    id_column: str,
+    fill_missing: str | None,
 ) -> tuple[SeriesSet, dict[str, Any]]:
     arrow = table.with_format("arrow")[:]
     if data_column is None:
-        candidates = [c for c in table.column_names if c not in (id_column, time_column) and _is_numeric(table.features[c])]
+        candidates = [
+            c for c in table.column_names if c not in (id_column, time_column) and _is_numeric(table.features[c])
+        ]
         if len(candidates) != 1:
             found = f"several ({', '.join(candidates)})" if candidates else "none"
-            raise UserError(f"{name}: a long table needs one value column and {found} is numeric; name it with --data_column")
+            raise UserError(
+                f"{name}: a long table needs one value column and {found} is numeric; name it with --data_column"
+            )
         data_column = candidates[0]
     elif data_column not in table.column_names:
-        raise UserError(f"{name} has no column {data_column!r} (--data_column); its columns are: {', '.join(table.column_names)}")
+        raise UserError(
+            f"{name} has no column {data_column!r} (--data_column); its columns are: {', '.join(table.column_names)}"
+        )
     if data_column in (id_column, time_column):
-        raise UserError(f"--data_column {data_column!r} is also the id or time column; the values need their own column")
+        raise UserError(
+            f"--data_column {data_column!r} is also the id or time column; the values need their own column"
+        )
     ids = arrow.column(id_column).to_pandas()
     if ids.isna().any():
-        raise UserError(f"{name}: --id_column {id_column!r} is empty at row {int(np.argmax(ids.isna().to_numpy())) + 1}; every row needs a series id")
+        raise UserError(
+            f"{name}: --id_column {id_column!r} is empty at row {int(np.argmax(ids.isna().to_numpy())) + 1}; every row needs a series id"
+        )
     codes, names = pd.factorize(ids.astype(str), sort=False)
     n_rows = len(codes)
     if len(names) == n_rows and n_rows > 1:
@@ -129,7 +146,9 @@ def _long(
     repaired = dropped = 0
     bad = ~np.isfinite(values)
     if bad.any():
-        values, bounds, repaired, dropped = _repair_each(values, rows, bounds, bad, names, name, data_column, fill_missing)
+        values, bounds, repaired, dropped = _repair_each(
+            values, rows, bounds, bad, names, name, data_column, fill_missing
+        )
     rows_set = SeriesSet(values.astype(np.float32), bounds, [str(n) for n in names], starts)
     read = {"data_column": data_column, "id_column": id_column, "filled_values": repaired, "dropped_rows": dropped}
     return rows_set, read
@@ -163,7 +182,9 @@ def _wide(
 ) -> tuple[SeriesSet, dict[str, Any]]:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise UserError(f"{name} has no column {missing[0]!r} (--data_column); its columns are: {', '.join(table.column_names)}")
+        raise UserError(
+            f"{name} has no column {missing[0]!r} (--data_column); its columns are: {', '.join(table.column_names)}"
+        )
     if time_column in columns:
         raise UserError(f"--data_column and --time_column both name {time_column!r}; the series need their own columns")
     arrow = table.with_format("arrow")[:]
@@ -187,7 +208,9 @@ def _wide(
         if not len(finite):
             raise UserError(f"{name}: column {column!r} (--data_column) holds no value; drop it from --data_column")
         a, b = finite[0], finite[-1] + 1  # empty cells before and after a series: it is shorter, not broken
-        part, _keep, filled = _handle_missing(values[a:b], rows[a:b], f"{name}: series {column!r}", column, fill_missing)
+        part, _keep, filled = _handle_missing(
+            values[a:b], rows[a:b], f"{name}: series {column!r}", column, fill_missing
+        )
         repaired += filled
         dropped += (b - a) - len(part) if fill_missing == "drop" else 0
         parts.append(part.astype(np.float32))

@@ -101,9 +101,7 @@ class Windows:
 
     def covered_values(self) -> np.ndarray:
         """The values the split's windows read, series after series (float64): what summaries describe."""
-        return np.concatenate(
-            [self.values[a:b].astype(np.float64) for a, b in self.spans() if b > a] or [np.zeros(0)]
-        )
+        return np.concatenate([self.values[a:b].astype(np.float64) for a, b in self.spans() if b > a] or [np.zeros(0)])
 
     def naive_mae_parts(self) -> tuple[float, int]:
         """Sum and count of |one-step change| within each series' span: pooled MASE scale."""

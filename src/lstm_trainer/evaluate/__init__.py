@@ -1,9 +1,9 @@
 """Scores and the baselines a forecast must beat: pure NumPy, no torch, no files.
 
-    scores.py     MSE, MAE and MASE of a forecast, overall and per step ahead
-    probabilistic.py  forecasts with uncertainty: quantiles, CRPS, interval coverage (NumPy + SciPy)
-    baselines.py  persistence, seasonal naive, least-squares linear autoregression
-    verdict.py    how a model compares with the baselines, in words
+scores.py     MSE, MAE and MASE of a forecast, overall and per step ahead
+probabilistic.py  forecasts with uncertainty: quantiles, CRPS, interval coverage (NumPy + SciPy)
+baselines.py  persistence, seasonal naive, least-squares linear autoregression
+verdict.py    how a model compares with the baselines, in words
 """
 
 from lstm_trainer.evaluate.baselines import LinearAR, persistence, seasonal_naive

@@ -58,7 +58,9 @@ def rolling_origins(values: np.ndarray, seq_length: int, horizon: int, stride: i
             f"the span to backtest has {len(values)} values, fewer than the model's window ({seq_length}) + "
             f"--horizon {horizon}; lower --horizon or give a longer test span (--test_fraction)"
         )
-    views = np.lib.stride_tricks.sliding_window_view(np.asarray(values, dtype=np.float64), seq_length + horizon)[::stride]
+    views = np.lib.stride_tricks.sliding_window_view(np.asarray(values, dtype=np.float64), seq_length + horizon)[
+        ::stride
+    ]
     return views[:, :seq_length], views[:, seq_length:]  # views: no copy of the N x (T + H) values
 
 
@@ -82,11 +84,18 @@ def run_backtest(
     linear = None
     if len(train_values) >= seq_length + horizon:
         linear = LinearAR.fit(*rolling_origins(train_values, seq_length, horizon, 1))
-    return score_origins(predictor, inputs, targets, naive_scale(train_values), linear, season, split, stride, batch_size)
+    return score_origins(
+        predictor, inputs, targets, naive_scale(train_values), linear, season, split, stride, batch_size
+    )
 
 
 def backtest_split(
-    predictor: Predictor, data: PreparedData, split: str, stride: int = 1, season: int | None = None, batch_size: int = 4096
+    predictor: Predictor,
+    data: PreparedData,
+    split: str,
+    stride: int = 1,
+    season: int | None = None,
+    batch_size: int = 4096,
 ) -> Backtest:
     """Every `stride`-th window of `split` as an origin, across every series of `data` (whose windows
     were cut for the backtest's horizon), each forecast with its own series' statistics."""
@@ -130,8 +139,12 @@ def score_origins(
     scores["persistence"] = score_forecast(persistence(inputs, horizon).reshape(targets.shape), targets, scale)
     if season is not None:
         if season > seq_length:
-            raise UserError(f"--season {season} is longer than the model's window ({seq_length}); the seasonal naive needs a season back")
-        scores["seasonal_naive"] = score_forecast(seasonal_naive(inputs, season, horizon).reshape(targets.shape), targets, scale)
+            raise UserError(
+                f"--season {season} is longer than the model's window ({seq_length}); the seasonal naive needs a season back"
+            )
+        scores["seasonal_naive"] = score_forecast(
+            seasonal_naive(inputs, season, horizon).reshape(targets.shape), targets, scale
+        )
     if linear is not None:
         scores["linear"] = score_forecast(linear.predict(inputs).reshape(targets.shape), targets, scale)
     return Backtest(split, len(inputs), horizon, stride, predictor.horizon, seconds, scores)
@@ -150,7 +163,9 @@ def to_json(result: Backtest) -> dict[str, Any]:
             flat.update({f"coverage_{level}": value for level, value in scores.intervals.coverage.items()})
             per_step = scores.intervals_by_step or [scores.intervals]
             steps["crps"] = [s.crps for s in per_step]
-            steps.update({f"coverage_{level}": [s.coverage[level] for s in per_step] for level in scores.intervals.coverage})
+            steps.update(
+                {f"coverage_{level}": [s.coverage[level] for s in per_step] for level in scores.intervals.coverage}
+            )
         return {**flat, "by_step": steps}
 
     return {
@@ -171,7 +186,11 @@ def to_markdown(record: dict[str, Any]) -> str:
     named = {"model": record, **record["baselines"]}
     for name, figures in named.items():
         rows.append(f"| {name} | " + " | ".join(cell(figures.get(key)) for key in head) + " |")
-    steps = ["| step | model MSE | model MAE | model MASE |" + (" CRPS | coverage 80% |" if probabilistic else "") + " persistence MSE |"]
+    steps = [
+        "| step | model MSE | model MAE | model MASE |"
+        + (" CRPS | coverage 80% |" if probabilistic else "")
+        + " persistence MSE |"
+    ]
     steps.append("|---:|" + "---:|" * (5 + (2 if probabilistic else 0) - 1))
     by_step, naive = record["by_step"], record["baselines"]["persistence"]["by_step"]
     for h in range(record["horizon"]):
@@ -221,7 +240,9 @@ def save_picture(record: dict[str, Any], path: Path) -> Path:
     if probabilistic:
         cover = figure.add_subplot(1, 2, 2)
         for level in (50, 80, 95):
-            line = cover.plot(steps, record["by_step"][f"coverage_{level}"], marker="o", markersize=3, label=f"{level}% interval")
+            line = cover.plot(
+                steps, record["by_step"][f"coverage_{level}"], marker="o", markersize=3, label=f"{level}% interval"
+            )
             cover.axhline(level / 100, color=line[0].get_color(), linestyle="--", linewidth=0.8)
         cover.set(xlabel="step ahead", ylabel="share of targets inside", title="Interval coverage (dashed: nominal)")
         cover.legend(fontsize="small")

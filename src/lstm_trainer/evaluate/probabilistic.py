@@ -81,7 +81,9 @@ class Forecast:
         if not self.is_probabilistic:
             return None
         low, high = (100 - coverage) / 200, (100 + coverage) / 200
-        if self.kind == "quantile" and (_level_index(self.levels, low) is None or _level_index(self.levels, high) is None):
+        if self.kind == "quantile" and (
+            _level_index(self.levels, low) is None or _level_index(self.levels, high) is None
+        ):
             return None
         bounds = self.quantiles((low, high))
         return bounds[..., 0], bounds[..., 1]

@@ -93,7 +93,9 @@ def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, f
     """Scores of point `predictions` against `targets` ([N] or [N, H]); `forecast` (an evaluate.Forecast
     of the same windows) adds CRPS and coverage where it is probabilistic."""
     multi = targets.ndim == 2 and targets.shape[1] > 1
-    result = ForecastScores(score(predictions, targets, scale), score_by_step(predictions, targets, scale) if multi else None)
+    result = ForecastScores(
+        score(predictions, targets, scale), score_by_step(predictions, targets, scale) if multi else None
+    )
     if forecast is not None and forecast.is_probabilistic:
         steps = targets.reshape(len(targets), -1)  # [N, H]
         result.intervals = interval_scores(forecast, steps)

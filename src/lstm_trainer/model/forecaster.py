@@ -140,7 +140,9 @@ class LSTMForecaster(nn.Module):
         elif head.kind == "quantile":
             # Gaps between neighbouring levels of a normal with that spread (softplus of the raw gap).
             assert head.levels is not None
-            z = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(head.levels, dtype=torch.float64)).to(bias)  # [K]
+            z = (
+                torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(head.levels, dtype=torch.float64)).to(bias)
+            )  # [K]
             gaps = torch.zeros_like(bias)  # [H, K]: entries below the centre hold the gap to the level above
             gaps[:, : head.center] = (z[1 : head.center + 1] - z[: head.center]) * sd[:, None]
             gaps[:, head.center + 1 :] = (z[head.center + 1 :] - z[head.center : -1]) * sd[:, None]
@@ -170,7 +172,11 @@ class LSTMForecaster(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         save_file(state, path / WEIGHTS_FILE)
-        record = {**asdict(self.config), **({"seq_length": self.seq_length} if self.seq_length else {}), "horizon": self.horizon}
+        record = {
+            **asdict(self.config),
+            **({"seq_length": self.seq_length} if self.seq_length else {}),
+            "horizon": self.horizon,
+        }
         (path / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     @classmethod
@@ -186,7 +192,9 @@ class LSTMForecaster(nn.Module):
         config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         for file in (config_file, weights_file):
             if not file.is_file():
-                raise UserError(f"model file {file} is missing; point at a folder written by train.py (output_dir/model)")
+                raise UserError(
+                    f"model file {file} is missing; point at a folder written by train.py (output_dir/model)"
+                )
         try:
             record = json.loads(config_file.read_text())
             seq_length = record.pop("seq_length", None)

@@ -55,7 +55,9 @@ class OutputHead:
         levels = self.levels or (0.5,)
         self.center = min(range(len(levels)), key=lambda i: abs(levels[i] - 0.5))
 
-    def to_model_units(self, location: torch.Tensor, raw: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def to_model_units(
+        self, location: torch.Tensor, raw: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+    ) -> torch.Tensor:
         """The parameters in the model's units from `location` [B, H] (the centre in the window's units,
         skip and delta added), the raw head output [B, H, P] and the window's `loc`, `scale` [B]."""
         loc, scale = loc[:, None], scale[:, None]  # [B, 1]: the same window statistics for every step

@@ -84,4 +84,3 @@ def _to_data_units(params: np.ndarray, kind: str, loc: np.ndarray, scale: np.nda
     out[..., 0:1] = out[..., 0:1] * s + m
     out[..., 1:2] += np.log(s)
     return out
-

@@ -67,7 +67,11 @@ def baseline_rows(scores: RunScores) -> str:
     for split, split_scores in scores.splits():
         for name, forecast in split_scores.rows():
             figures = (forecast.overall.mse, forecast.overall.mae, forecast.overall.mase)
-            rows.append(f"| {SHORT[split]} | {name} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+            rows.append(
+                f"| {SHORT[split]} | {name} | "
+                + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures)
+                + " |"
+            )
     verdict = scores.verdict.text if scores.verdict is not None else None
     return "\n".join(["", *rows, *([f"\nVerdict: {verdict}."] if verdict else [])]) if len(rows) > 2 else ""
 
@@ -79,7 +83,11 @@ def distribution_rows(scores: RunScores) -> str:
         intervals = split_scores.model.intervals if split_scores.model is not None else None
         if intervals is not None:
             figures = [intervals.crps, *(intervals.coverage[level] for level in COVERAGES)]
-            rows.append(f"| {SHORT[split]} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures) + " |")
+            rows.append(
+                f"| {SHORT[split]} | "
+                + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures)
+                + " |"
+            )
     note = "\nCoverage is the share of targets inside the forecast's central interval: calibrated, it is close to the interval's level."
     return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
 
@@ -90,7 +98,10 @@ def step_rows(validation: SplitScores) -> str:
         return ""
     model = [s.mse for s in validation.model.by_step]
     naive = [s.mse for s in validation.persistence.by_step or []]
-    rows = ["| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |", "|---|" + "---:|" * len(model)]
+    rows = [
+        "| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |",
+        "|---|" + "---:|" * len(model),
+    ]
     rows.append("| model val MSE | " + " | ".join(f"{v:.4g}" for v in model) + " |")
     if naive:
         rows.append("| persistence val MSE | " + " | ".join(f"{v:.4g}" for v in naive) + " |")

@@ -68,7 +68,9 @@ def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: s
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
     if not (model_dir / "model.safetensors").is_file():
-        raise UserError(f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)")
+        raise UserError(
+            f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
+        )
     operations = []
     for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         name = file.relative_to(model_dir).as_posix()
@@ -124,7 +126,11 @@ def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
         ) from None
     except LocalEntryNotFoundError:
         # Raised offline, and online when the Hub cannot be reached and nothing is cached.
-        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the Hub at {constants.ENDPOINT} cannot be reached"
+        why = (
+            "HF_HUB_OFFLINE is set"
+            if constants.HF_HUB_OFFLINE
+            else f"the Hub at {constants.ENDPOINT} cannot be reached"
+        )
         raise UserError(
             f"model {path_or_id}: {why} and no copy is in the cache; download it once online, or pass a local folder"
         ) from None

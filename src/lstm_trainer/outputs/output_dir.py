@@ -51,7 +51,9 @@ def check_writable(output_dir: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"--output_dir {output_dir} cannot be created ({err.strerror}); pick a writable --output_dir") from None
+        raise UserError(
+            f"--output_dir {output_dir} cannot be created ({err.strerror}); pick a writable --output_dir"
+        ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"--output_dir {output_dir} is not writable; pick a writable --output_dir")
     return path
@@ -67,7 +69,9 @@ def claim(output_dir: str) -> RunLock:
     try:
         handle = path.open("a+")
     except OSError as err:
-        raise UserError(f"--output_dir {output_dir} is not writable ({err.strerror}); pick a writable --output_dir") from None
+        raise UserError(
+            f"--output_dir {output_dir} is not writable ({err.strerror}); pick a writable --output_dir"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -79,9 +79,13 @@ def _loss_curves(ax: Axes, results: Results) -> None:
     ax.plot(epochs, train, marker="o", markersize=3, label="train loss (mean over the epoch)")
     # Epoch 0 is the model before training, so the curve starts where training did.
     initial = [] if results.initial_val_mse is None else [results.initial_val_mse]
-    ax.plot(np.arange(1 - len(initial), len(val) + 1), [*initial, *val], marker="o", markersize=3, label="validation MSE")
+    ax.plot(
+        np.arange(1 - len(initial), len(val) + 1), [*initial, *val], marker="o", markersize=3, label="validation MSE"
+    )
     best = int(np.argmin(val)) + 1
-    ax.scatter([best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})")
+    ax.scatter(
+        [best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})"
+    )
     persistence = results.scores.validation.persistence.overall.mse
     ax.axhline(persistence, color="grey", linestyle="--", label="persistence (next = last value)")
     if results.noise_floor:
@@ -112,10 +116,13 @@ def _predictions(
     ax.plot(steps, targets[:n], label="actual", linewidth=1.5)
     ax.plot(steps, predictions[:n], label="predicted", linewidth=1.2, linestyle="--")
     if interval is not None:
-        ax.fill_between(steps, interval[0][:n], interval[1][:n], alpha=0.25, color="tab:orange", linewidth=0, label="80% interval")
+        ax.fill_between(
+            steps, interval[0][:n], interval[1][:n], alpha=0.25, color="tab:orange", linewidth=0, label="80% interval"
+        )
     mse = float(np.mean((predictions[:n].astype(np.float64) - targets[:n]) ** 2))
     ax.set(
-        xlabel="validation window (time step)", ylabel="value",
+        xlabel="validation window (time step)",
+        ylabel="value",
         title=f"Best model: predicted vs actual, first {n} validation windows (MSE {mse:.5f})",
     )
     ax.legend(fontsize="small")

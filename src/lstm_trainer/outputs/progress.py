@@ -23,7 +23,12 @@ class ProgressBars:
     """The two bars; every method is a no-op where they are disabled."""
 
     def __init__(
-        self, show: bool, num_epochs: int, steps_per_epoch: int, start_epoch: int = 0, steps_done: int = 0,
+        self,
+        show: bool,
+        num_epochs: int,
+        steps_per_epoch: int,
+        start_epoch: int = 0,
+        steps_done: int = 0,
         file: TextIO | None = None,
     ) -> None:
         """`start_epoch` (from 0) and `steps_done` in it: where a resumed run starts."""
@@ -32,8 +37,13 @@ class ProgressBars:
         common = {"file": file, "disable": disable, "dynamic_ncols": True}
         self.epochs = tqdm(total=num_epochs, initial=start_epoch, desc="epochs", unit="epoch", position=0, **common)
         self.steps = tqdm(
-            total=steps_per_epoch, initial=steps_done, desc=f"epoch {start_epoch + 1}", unit="step", position=1,
-            leave=False, **common,
+            total=steps_per_epoch,
+            initial=steps_done,
+            desc=f"epoch {start_epoch + 1}",
+            unit="step",
+            position=1,
+            leave=False,
+            **common,
         )
 
     def step(self) -> None:
@@ -45,7 +55,9 @@ class ProgressBars:
         self.steps.set_postfix_str(f"loss {loss:.5f}")
 
     def end_epoch(self, number: int, train_loss: float, val_mse: float, best_val_mse: float) -> None:
-        self.epochs.set_postfix_str(f"train {train_loss:.5f}, val {val_mse:.5f}, best {best_val_mse:.5f}", refresh=False)
+        self.epochs.set_postfix_str(
+            f"train {train_loss:.5f}, val {val_mse:.5f}, best {best_val_mse:.5f}", refresh=False
+        )
         self.epochs.update()
         if number < (self.epochs.total or 0):
             self.steps.reset()

@@ -143,13 +143,18 @@ def baseline_table(scores: RunScores) -> list[str]:
 
 def interval_lines(scores: RunScores) -> list[str]:
     """A probabilistic model's CRPS and interval coverage per split (nothing for a point forecast)."""
-    lines = ["", "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):"]
+    lines = [
+        "",
+        "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):",
+    ]
     for label, split in scores.splits():
         intervals = split.model.intervals if split.model is not None else None
         if intervals is None:
             continue
         shares = {level: intervals.coverage[level] for level in COVERAGES}
-        coverage = ", ".join(f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items())
+        coverage = ", ".join(
+            f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items()
+        )
         lines.append(f"  - {label:10s} CRPS {_number(intervals.crps, '.6g')} | coverage {coverage}")
     return lines if len(lines) > 2 else []
 
@@ -161,7 +166,10 @@ def step_lines(validation: SplitScores) -> list[str]:
     model = [s.mse for s in validation.model.by_step]
     naive: list[float | None] = [s.mse for s in validation.persistence.by_step or []] or [None] * len(model)
     lines = ["", "Validation MSE per step ahead (model | persistence):"]
-    lines += [f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}" for h, (m, p) in enumerate(zip(model, naive), start=1)]
+    lines += [
+        f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}"
+        for h, (m, p) in enumerate(zip(model, naive), start=1)
+    ]
     return lines
 
 
@@ -174,12 +182,19 @@ class Reporter:
     """
 
     def __init__(
-        self, accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path,
+        self,
+        accelerator: Accelerator,
+        config: RunConfig,
+        ds: ResolvedDeepSpeed,
+        steps_per_epoch: int,
+        out: Path,
         run_info: dict[str, Any],
     ) -> None:
         self.accelerator, self.config, self.out, self.steps_per_epoch = accelerator, config, out, steps_per_epoch
         data = run_info.get("data", {})
-        self.data_line = f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
+        self.data_line = (
+            f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
+        )
         if self.data_line and data["series"] > 1 and data.get("normalization", {}).get("std", 1.0) != 1.0:
             # Training and validation losses are then in each series' own z-score units (train/trainer.py).
             self.data_line += "; training and validation losses in per-series z-score units, final scores in data units"
@@ -192,8 +207,11 @@ class Reporter:
     def begin(self, epoch: int, global_step: int) -> None:
         """Training starts at `epoch` (from 0) after `global_step` optimizer steps: not 0 when resuming."""
         self.bars = ProgressBars(
-            self.accelerator.is_local_main_process, self.config.train.num_train_epochs, self.steps_per_epoch,
-            start_epoch=epoch, steps_done=global_step - epoch * self.steps_per_epoch,
+            self.accelerator.is_local_main_process,
+            self.config.train.num_train_epochs,
+            self.steps_per_epoch,
+            start_epoch=epoch,
+            steps_done=global_step - epoch * self.steps_per_epoch,
         )
 
     def optimizer_step(self, global_step: int, learning_rate: float) -> None:
@@ -221,7 +239,12 @@ class Reporter:
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results.val_mse_history and forecast is not None:
             pictures = plots.save_all(
-                self.out, results, self.learning_rates, forecast.predictions, forecast.targets, forecast.interval,
+                self.out,
+                results,
+                self.learning_rates,
+                forecast.predictions,
+                forecast.targets,
+                forecast.interval,
                 self.data_line,
             )
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")

@@ -29,8 +29,14 @@ WANDB, TENSORBOARD = "wandb", "tensorboard"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.
 STEP_KEYS = ("train/loss", "train/grad_norm", "train/learning_rate", "train/epoch", "train/step")
 EPOCH_KEYS = (
-    "epoch/train_loss", "epoch/val_mse", "epoch/mean_grad_norm", "epoch/best_train_loss", "epoch/best_val_mse",
-    "epoch/patience_counter", "epoch/learning_rate", "epoch/epoch",
+    "epoch/train_loss",
+    "epoch/val_mse",
+    "epoch/mean_grad_norm",
+    "epoch/best_train_loss",
+    "epoch/best_val_mse",
+    "epoch/patience_counter",
+    "epoch/learning_rate",
+    "epoch/epoch",
 )
 SUMMARY_PREFIX, PLOTS_PREFIX = "summary/", "plots/"
 
@@ -81,8 +87,10 @@ def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]
             run = tracker.tracker
             # Epoch panels against the epoch, not the optimizer step they were logged at.
             run.define_metric("epoch/*", step_metric="epoch/epoch")
-            _say(f"W&B run {run.name or run.id} in project {train.project_name} ({run.settings.mode}), "
-                 f"files in {run.dir}")
+            _say(
+                f"W&B run {run.name or run.id} in project {train.project_name} ({run.settings.mode}), "
+                f"files in {run.dir}"
+            )
         elif tracker.name == TENSORBOARD:
             _say(f"TensorBoard: tensorboard --logdir {tensorboard_dir(train)}  (this run: {tracker.logging_dir})")
 
@@ -93,15 +101,25 @@ def log_step(accelerator: Accelerator, log: StepLog) -> None:
 
 
 def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
-    values = (log.train_loss, log.val_mse, log.mean_grad_norm, log.best_train_loss, log.best_val_mse, log.bad_epochs,
-              log.learning_rate, log.epoch)
+    values = (
+        log.train_loss,
+        log.val_mse,
+        log.mean_grad_norm,
+        log.best_train_loss,
+        log.best_val_mse,
+        log.bad_epochs,
+        log.learning_rate,
+        log.epoch,
+    )
     accelerator.log(dict(zip(EPOCH_KEYS, values)), step=log.step)
 
 
 def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, Path]) -> None:
     """The end-of-run numbers (every scalar of all_results.json, under its names) and the pictures."""
     step = results.optimizer_steps
-    scalars = {f"{SUMMARY_PREFIX}{k}": v for k, v in results.to_dict().items() if isinstance(v, (bool, int, float, str))}
+    scalars = {
+        f"{SUMMARY_PREFIX}{k}": v for k, v in results.to_dict().items() if isinstance(v, (bool, int, float, str))
+    }
     accelerator.log(scalars, step=step)
     if not accelerator.trackers or not pictures:
         return
@@ -160,8 +178,10 @@ def _init_trackers(
             # W&B comes first in log_with, so nothing else has started yet: start over.
             accelerator.trackers.clear()
             if init_kwargs[WANDB].get("mode") != "offline":
-                _say(f"W&B could not start a run ({_one_line(err)}); logging offline to {_wandb_dir(train)} "
-                     "instead, upload later with `wandb sync`")
+                _say(
+                    f"W&B could not start a run ({_one_line(err)}); logging offline to {_wandb_dir(train)} "
+                    "instead, upload later with `wandb sync`"
+                )
                 init_kwargs[WANDB]["mode"] = "offline"
             else:
                 _say(f"W&B could not start a run ({_one_line(err)}); the run goes on without it")

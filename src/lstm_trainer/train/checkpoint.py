@@ -113,7 +113,9 @@ def verify(path: Path) -> None:
     try:
         manifest = json.loads(manifest_file.read_text())
     except FileNotFoundError:
-        raise UserError(f"checkpoint {path} is incomplete ({MANIFEST} missing); resume from another checkpoint") from None
+        raise UserError(
+            f"checkpoint {path} is incomplete ({MANIFEST} missing); resume from another checkpoint"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"checkpoint {manifest_file} is corrupted; resume from another checkpoint") from None
     for relative, expected in manifest.items():

@@ -18,7 +18,14 @@ from lstm_trainer.config import RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.outputs import tracking
 from lstm_trainer.outputs.results import EngineSettings
-from lstm_trainer.train.ds_config import ABSENT, ResolvedDeepSpeed, check_with_deepspeed, choose_ds_config, get_dotted, resolve
+from lstm_trainer.train.ds_config import (
+    ABSENT,
+    ResolvedDeepSpeed,
+    check_with_deepspeed,
+    choose_ds_config,
+    get_dotted,
+    resolve,
+)
 from lstm_trainer.train.launcher import FIELDS, FROM_CONFIG_FILE, USE_CPU, launch_request
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -56,8 +63,11 @@ def release_process_state() -> None:
     groups._WORLD_GROUP = groups._DATA_PARALLEL_GROUP = groups._ZERO_PARAM_INTRA_PARALLEL_GROUP = None
     groups.mesh_device = None
     for cache in (
-        groups._EXPERT_PARALLEL_GROUP, groups._EXPERT_PARALLEL_GROUP_RANKS, groups._EXPERT_DATA_PARALLEL_GROUP,
-        groups._EXPERT_DATA_PARALLEL_GROUP_RANKS, groups._ALL_TO_ALL_GROUP,
+        groups._EXPERT_PARALLEL_GROUP,
+        groups._EXPERT_PARALLEL_GROUP_RANKS,
+        groups._EXPERT_DATA_PARALLEL_GROUP,
+        groups._EXPERT_DATA_PARALLEL_GROUP_RANKS,
+        groups._ALL_TO_ALL_GROUP,
     ):
         cache.clear()
     if os.environ.pop(_SET_HERE, None):

@@ -98,7 +98,9 @@ def load_ds_config(path: str, flag: str = "--ds_config") -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{flag} {file}: not valid JSON ({err}); fix the file or point {flag} at another") from None
     if not isinstance(config, dict) or not isinstance(config.get("zero_optimization"), dict):
-        raise UserError(f"{flag} {file}: needs a JSON object with a \"zero_optimization\" section (see {DEFAULT_DS_CONFIG})")
+        raise UserError(
+            f'{flag} {file}: needs a JSON object with a "zero_optimization" section (see {DEFAULT_DS_CONFIG})'
+        )
     return config
 
 
@@ -144,7 +146,9 @@ def resolve(
             changes.append(f"{where}: {old} (ds_config) -> {value} ({why})")
         section[key] = value
 
-    micro, total, accumulation, why_micro, why_accumulation = _batch_sizes(train, config, world_size, launch.accumulation, source, conflicts)
+    micro, total, accumulation, why_micro, why_accumulation = _batch_sizes(
+        train, config, world_size, launch.accumulation, source, conflicts
+    )
     put(config, "train_micro_batch_size_per_gpu", micro, "train_micro_batch_size_per_gpu", why_micro)
     put(config, "train_batch_size", total, "train_batch_size", "--total_batch_size")
     put(config, "gradient_accumulation_steps", accumulation, "gradient_accumulation_steps", why_accumulation)
@@ -160,11 +164,13 @@ def resolve(
         chosen = is_set(train, flag)
         if section is None:
             if chosen:
-                raise UserError(f"--{flag} needs an \"{name}\" section in --ds_config")
+                raise UserError(f'--{flag} needs an "{name}" section in --ds_config')
         elif chosen or section.get(key) == "auto":
             put(section, key, getattr(train, flag), f"{name}.params.{key}", f"--{flag}" if chosen else "default")
-    if scheduler is not None and "warmup_max_lr" in scheduler and (
-        is_set(train, "learning_rate") or scheduler["warmup_max_lr"] == "auto"
+    if (
+        scheduler is not None
+        and "warmup_max_lr" in scheduler
+        and (is_set(train, "learning_rate") or scheduler["warmup_max_lr"] == "auto")
     ):
         # WarmupLR climbs to the optimizer's rate, whichever source set it.
         peak = optimizer["lr"] if optimizer is not None and "lr" in optimizer else train.learning_rate
@@ -179,9 +185,13 @@ def resolve(
             section, key = _node(config, requested.key)
             put(section, key, requested.value, requested.key, requested.origin)
         else:
-            conflicts.append(f"{requested.key} is {requested.value!r} from {requested.origin} but {current!r} in {source.label}")
+            conflicts.append(
+                f"{requested.key} is {requested.value!r} from {requested.origin} but {current!r} in {source.label}"
+            )
 
-    precision, why_precision = _resolve_precision(train.mixed_precision, config, cuda, launch.mixed_precision, source, conflicts)
+    precision, why_precision = _resolve_precision(
+        train.mixed_precision, config, cuda, launch.mixed_precision, source, conflicts
+    )
     overridden = launch.mixed_precision
     if train.mixed_precision != "auto" and overridden is not None and overridden.value != precision:
         changes.append(f"mixed precision: {overridden.value} ({overridden.origin}) -> {precision} (--mixed_precision)")
@@ -190,7 +200,7 @@ def resolve(
             "the accelerate config and the DeepSpeed JSON disagree: "
             + "; ".join(conflicts)
             + f". Make them agree: to keep the JSON's, drop the value from {launch.where} or from the launch "
-            "flags; to take the accelerate config's, set it to \"auto\" in the JSON"
+            'flags; to take the accelerate config\'s, set it to "auto" in the JSON'
         )
     for name in ("fp16", "bf16"):
         section = config.setdefault(name, {})
@@ -247,7 +257,9 @@ def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:
     try:
         DeepSpeedConfig(config)
     except (ValueError, AssertionError, TypeError, KeyError) as err:
-        detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip() and "errors.pydantic.dev" not in line)
+        detail = "; ".join(
+            line.strip() for line in str(err).splitlines() if line.strip() and "errors.pydantic.dev" not in line
+        )
         raise UserError(f"DeepSpeed rejects the config from {resolved.source}: {detail}; fix that file") from None
     # DeepSpeed validates the sections it reads and silently ignores a top-level key it never
     # asks for, so a typo there ("gradient_cliping") would train with the default.
@@ -319,12 +331,20 @@ def _batch_sizes(
         micro = train.per_device_train_batch_size
     if requested is None:
         accumulation = gradient_accumulation_steps(total, micro, world_size)
-        return micro, total, accumulation, "--per_device_train_batch_size", f"derived: {total} / ({micro} x {world_size} processes)"
+        return (
+            micro,
+            total,
+            accumulation,
+            "--per_device_train_batch_size",
+            f"derived: {total} / ({micro} x {world_size} processes)",
+        )
 
     accumulation = requested.value
     in_json = config.get("gradient_accumulation_steps")
     if source.chosen_by is not None and isinstance(in_json, int) and in_json != accumulation:
-        conflicts.append(f"gradient_accumulation_steps is {accumulation} from {requested.origin} but {in_json} in {source.label}")
+        conflicts.append(
+            f"gradient_accumulation_steps is {accumulation} from {requested.origin} but {in_json} in {source.label}"
+        )
     per_step = accumulation * world_size
     if total % per_step != 0:
         raise UserError(
@@ -345,7 +365,7 @@ def _batch_sizes(
             conflicts.append(
                 f"gradient_accumulation_steps is {accumulation} from {requested.origin} but {source.label} sets micro "
                 f"batch {micro} and global batch {total}, which take {total / (micro * world_size):g} on "
-                f"{world_size} processes (\"auto\" as its train_micro_batch_size_per_gpu lets the micro batch follow)"
+                f'{world_size} processes ("auto" as its train_micro_batch_size_per_gpu lets the micro batch follow)'
             )
     return needed, total, accumulation, why_micro, requested.origin
 
@@ -413,5 +433,5 @@ def _int_or(value: Any, default: int | None) -> int | None:
     if value is None or value == "auto":
         return default
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise UserError(f"--ds_config: batch sizes must be positive integers or \"auto\", got {value!r}")
+        raise UserError(f'--ds_config: batch sizes must be positive integers or "auto", got {value!r}')
     return value

@@ -40,20 +40,35 @@ def _bool(text: str) -> bool:
 FIELDS: dict[str, tuple[str, str, Callable[[str], Any], Any]] = {
     "ACCELERATE_DEEPSPEED_ZERO_STAGE": ("zero_stage", "zero_optimization.stage", int, None),
     "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": (
-        "offload_optimizer_device", "zero_optimization.offload_optimizer.device", str.lower, "none",
+        "offload_optimizer_device",
+        "zero_optimization.offload_optimizer.device",
+        str.lower,
+        "none",
     ),
     "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": (
-        "offload_param_device", "zero_optimization.offload_param.device", str.lower, "none",
+        "offload_param_device",
+        "zero_optimization.offload_param.device",
+        str.lower,
+        "none",
     ),
     "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_NVME_PATH": (
-        "offload_optimizer_nvme_path", "zero_optimization.offload_optimizer.nvme_path", str, "none",
+        "offload_optimizer_nvme_path",
+        "zero_optimization.offload_optimizer.nvme_path",
+        str,
+        "none",
     ),
     "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_NVME_PATH": (
-        "offload_param_nvme_path", "zero_optimization.offload_param.nvme_path", str, "none",
+        "offload_param_nvme_path",
+        "zero_optimization.offload_param.nvme_path",
+        str,
+        "none",
     ),
     "ACCELERATE_GRADIENT_CLIPPING": ("gradient_clipping", "gradient_clipping", float, None),
     "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": (
-        "zero3_save_16bit_model", "zero_optimization.stage3_gather_16bit_weights_on_model_save", _bool, False,
+        "zero3_save_16bit_model",
+        "zero_optimization.stage3_gather_16bit_weights_on_model_save",
+        _bool,
+        False,
     ),
 }
 ACCUMULATION = "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"
@@ -115,7 +130,11 @@ def read_launch_request(env: Mapping[str, str], default_config: str | None = Non
         except ValueError:
             raise UserError(f"{origin(name, variable)}: {env[variable]!r} is not a valid {name}; fix it") from None
 
-    named = "the file given to --config_file" if default_config is None else f"{default_config} unless --config_file named another"
+    named = (
+        "the file given to --config_file"
+        if default_config is None
+        else f"{default_config} unless --config_file named another"
+    )
     request = LaunchRequest(where=f"{THE_CONFIG} ({named})")
     for variable, (name, key, convert, absent_means) in FIELDS.items():
         if variable in env:
@@ -131,7 +150,9 @@ def read_launch_request(env: Mapping[str, str], default_config: str | None = Non
         request.ds_config_file = Requested(name, env[CONFIG_FILE], origin(name, CONFIG_FILE))
     if _bool(env.get(USE_CPU, "")):
         # The simple launcher exports it from --cpu or the config file's use_cpu.
-        request.use_cpu = Requested("use_cpu", True, f"accelerate launch's use_cpu (--cpu, or use_cpu: true in {THE_CONFIG})")
+        request.use_cpu = Requested(
+            "use_cpu", True, f"accelerate launch's use_cpu (--cpu, or use_cpu: true in {THE_CONFIG})"
+        )
     request.mixed_precision = _precision(env, from_file, origin)
     return request
 

@@ -147,7 +147,9 @@ def keep_stage0_grad_norm(engine: Any) -> None:
     from deepspeed.runtime.utils import clip_grad_norm_
 
     def clip_and_keep_norm() -> None:
-        engine._global_grad_norm = clip_grad_norm_(engine.module.parameters(), max_norm=engine.gradient_clipping(), mpu=engine.mpu)
+        engine._global_grad_norm = clip_grad_norm_(
+            engine.module.parameters(), max_norm=engine.gradient_clipping(), mpu=engine.mpu
+        )
 
     engine.clip_fp32_gradients = clip_and_keep_norm
 
@@ -223,7 +225,15 @@ def train_epoch(
         if state.global_step % logging_steps == 0:
             mean_loss = accelerator.reduce(progress.window_sum / progress.window_batches, "mean").item()
             check_finite(mean_loss, state, "training")
-            on_log(StepLog(state.global_step, state.epoch + 1, mean_loss, progress.grad_norms[-1], current_lr(scheduler, optimizer)))
+            on_log(
+                StepLog(
+                    state.global_step,
+                    state.epoch + 1,
+                    mean_loss,
+                    progress.grad_norms[-1],
+                    current_lr(scheduler, optimizer),
+                )
+            )
             progress.window_sum.zero_()
             progress.window_batches = 0
         if after_step():

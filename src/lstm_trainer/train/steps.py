@@ -55,7 +55,9 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
             f"gradient_accumulation_steps: {ds.gradient_accumulation_steps} (ds_config) -> {accumulation} "
             f"(derived: {total} / ({micro} x {world_size} processes))"
         )
-    config.update(train_micro_batch_size_per_gpu=micro, train_batch_size=total, gradient_accumulation_steps=accumulation)
+    config.update(
+        train_micro_batch_size_per_gpu=micro, train_batch_size=total, gradient_accumulation_steps=accumulation
+    )
 
     planned = planned_steps(windows, total, train)
     scheduler = config.get("scheduler", {}).get("params", {})
@@ -74,8 +76,13 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
             f"a few hundred are usually needed: raise --num_train_epochs or give more data"
         )
     return dataclasses.replace(
-        ds, config=config, micro_batch_size=micro, total_batch_size=total, gradient_accumulation_steps=accumulation,
-        changes=changes, notes=notes,
+        ds,
+        config=config,
+        micro_batch_size=micro,
+        total_batch_size=total,
+        gradient_accumulation_steps=accumulation,
+        changes=changes,
+        notes=notes,
     )
 
 

@@ -37,15 +37,36 @@ from lstm_trainer.train.distributed import (
     release_process_state,
 )
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
-from lstm_trainer.train.loop import EpochLog, EpochProgress, StepLog, TrainState, evaluate, keep_stage0_grad_norm, train_epoch
+from lstm_trainer.train.loop import (
+    EpochLog,
+    EpochProgress,
+    StepLog,
+    TrainState,
+    evaluate,
+    keep_stage0_grad_norm,
+    train_epoch,
+)
 from lstm_trainer.train.preflight import preflight
 
 BEST, MODEL = "best", "model"
 # Flags a resumed run may change; any other difference means another experiment.
 RESUMABLE_CHANGES = {
-    "output_dir", "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size",
-    "max_train_steps", "checkpointing_steps", "save_total_limit", "resume_from_checkpoint",
-    "report_to", "project_name", "run_name", "push_to_hub", "hub_model_id", "hub_private_repo", "hub_revision",
+    "output_dir",
+    "num_train_epochs",
+    "early_stopping_patience",
+    "logging_steps",
+    "eval_batch_size",
+    "max_train_steps",
+    "checkpointing_steps",
+    "save_total_limit",
+    "resume_from_checkpoint",
+    "report_to",
+    "project_name",
+    "run_name",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
+    "hub_revision",
 }
 
 
@@ -92,13 +113,17 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> 
     """setup -> fit -> finish."""
     out = Path(config.train.output_dir)
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
-    resume_from = checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
+    resume_from = (
+        checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
+    )
     session = _setup(accelerator, ds, config, out)
     fit = Fit(session)
     if resume_from is not None:
         fit.resume(resume_from)
     else:
-        fit.state.initial_val_mse = session.mse_units(evaluate(accelerator, session.model, session.val_dl, session.head))
+        fit.state.initial_val_mse = session.mse_units(
+            evaluate(accelerator, session.model, session.val_dl, session.head)
+        )
     fit.run()
     return _finish(session, fit)
 
@@ -164,7 +189,10 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
         "ds_config": ds.source,
         "deepspeed": ds.config,
         # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
-        "data": {**data.params, "normalization": {k: v for k, v in data.normalization.to_dict().items() if k != "series"}},
+        "data": {
+            **data.params,
+            "normalization": {k: v for k, v in data.normalization.to_dict().items() if k != "series"},
+        },
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +201,20 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
     accelerator.print(data.describe())
     return Session(
-        accelerator, config, ds, data, model, head, optimizer, scheduler, train_dl, val_dl, sampler, reporter, timings, out
+        accelerator,
+        config,
+        ds,
+        data,
+        model,
+        head,
+        optimizer,
+        scheduler,
+        train_dl,
+        val_dl,
+        sampler,
+        reporter,
+        timings,
+        out,
     )
 
 
@@ -234,7 +275,9 @@ class Fit:
             self.progress.reset()
             self.save_checkpoint()
             s.timings.elapsed_seconds.append(time.perf_counter() - started)
-            self.hit_step_limit = train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
+            self.hit_step_limit = (
+                train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
+            )
         self.seconds = time.perf_counter() - started
 
     def save_checkpoint(self) -> str:
@@ -274,7 +317,9 @@ class Fit:
 def _finish(s: Session, fit: Fit) -> Results:
     """Score the best model and the baselines, export it, write all_results.json, push, report."""
     accelerator, out, train_cfg, state = s.accelerator, s.out, s.config.train, fit.state
-    scores, validation_forecast = scoring.score_run(accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season)
+    scores, validation_forecast = scoring.score_run(
+        accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season
+    )
     results = Results(
         train_loss_history=state.train_losses,
         val_mse_history=state.val_mses,
@@ -288,8 +333,12 @@ def _finish(s: Session, fit: Fit) -> Results:
         scores=scores,
         noise_floor=s.data.noise_floor,
         setup=RunSetup(
-            accelerator.num_processes, s.ds.total_batch_size, s.ds.micro_batch_size, s.ds.gradient_accumulation_steps,
-            s.ds.mixed_precision, s.ds.source,
+            accelerator.num_processes,
+            s.ds.total_batch_size,
+            s.ds.micro_batch_size,
+            s.ds.gradient_accumulation_steps,
+            s.ds.mixed_precision,
+            s.ds.source,
         ),
         cost=perf.measure(accelerator, s.timings),
         deepspeed=engine_settings(s.model),
@@ -331,7 +380,8 @@ def _resume(
         f"--{key} {saved[group][key]} -> {now[group][key]}"
         for group in now
         for key in now[group]
-        if key not in RESUMABLE_CHANGES and saved.get(group, {}).get(key) != now[group][key]
+        if key not in RESUMABLE_CHANGES
+        and saved.get(group, {}).get(key) != now[group][key]
         # Older checkpoints hold None for a value the JSON decided; the resolved values are compared below.
         and not (key in DEEPSPEED_SETTINGS and saved.get(group, {}).get(key) is None)
     ]
@@ -372,7 +422,9 @@ def _resume(
         accelerator.load_state(str(path))
     except (OSError, RuntimeError, KeyError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path} could not be loaded ({first_line}); resume from another checkpoint") from None
+        raise UserError(
+            f"checkpoint {path} could not be loaded ({first_line}); resume from another checkpoint"
+        ) from None
     progress.load_state_dict(per_rank)
     return shared
 
