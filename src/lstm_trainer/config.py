@@ -25,6 +25,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WINDOW_NORMS = ("window", "none")
 HEADS = ("delta", "level")
 DISTRIBUTIONS = ("none", "normal", "studentt")
+LOSSES = ("mse", "mae")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -61,6 +62,22 @@ class DataConfig:
     test_fraction: float = _help(
         "Share at the end of your series held out for the final test (0: no test split).", default=0.15
     )
+    test_size: int | None = _help(
+        "The competitions' cut: the last N values of every series are the test (0: no test split), and the "
+        "--val_size before them validate; replaces the fractions. None: cut by fraction.",
+        default=None,
+    )
+    val_size: int | None = _help(
+        "Values of every series before its test part held out for validation (with --test_size; "
+        "None: the same as --test_size, or --horizon where that is 0).",
+        default=None,
+    )
+    min_inputs: int | None = _help(
+        "Fewest real values a training window needs; the rest of its --seq_length inputs repeat the series' "
+        "first value (left padding). None: a whole window where the series' training part holds one, "
+        "and 1 where it does not, so a series shorter than a window still trains.",
+        default=None,
+    )
     fill_missing: str | None = _help(
         "Repair empty, NaN or inf values: ffill (last value before), interpolate (linear), drop (the rows). "
         "None: stop with an error that says where they are.",
@@ -81,6 +98,12 @@ class DataConfig:
         "baseline 'next = the value one season before'; None: no seasonal baseline.",
         default=None,
     )
+    deseasonalize: bool = _help(
+        "Divide each series by its multiplicative seasonal indices (classical decomposition over --season, "
+        "fitted on its training part, where a 90%% autocorrelation test finds the season; M4's benchmarks), "
+        "and multiply the forecast back. Needs --season.",
+        default=False,
+    )
     num_train_samples: int = _help("Synthetic data: training windows (reference: 8,000).", default=8000)
     num_val_samples: int = _help("Synthetic data: validation windows (reference: 2,000).", default=2000)
     noise_std: float = _help("Synthetic data: standard deviation of the Gaussian noise (reference: 0.1).", default=0.1)
@@ -96,7 +119,16 @@ class DataConfig:
                 f"--id_column {self.id_column} holds a long table, one value column; --data_column names "
                 f"{len(self.data_column)} ({' '.join(self.data_column)}): give one, or leave out --id_column for a wide table"
             )
-        _positive_or_none(self, "season")
+        _positive_or_none(self, "season", "val_size", "min_inputs")
+        if self.test_size is not None and self.test_size < 0:
+            raise UserError(f"--test_size must be >= 0, got {self.test_size}")
+        if self.val_size is not None and self.test_size is None:
+            raise UserError(
+                f"--val_size {self.val_size} cuts by size and needs --test_size too (0 for no test split); "
+                "or use --val_fraction"
+            )
+        if self.deseasonalize and (self.season is None or self.season < 2):
+            raise UserError("--deseasonalize needs --season N (N >= 2): the season length to adjust for, e.g. 12")
         if self.noise_std < 0:
             raise UserError(f"--noise_std must be >= 0, got {self.noise_std}")
         if not self.dataset.strip():
@@ -118,6 +150,18 @@ class DataConfig:
     @property
     def is_synthetic(self) -> bool:
         return self.dataset == "synthetic"
+
+    @property
+    def by_size(self) -> bool:
+        """Whether series are cut by --test_size / --val_size (the competitions' way) instead of by fraction."""
+        return self.test_size is not None
+
+    @property
+    def split_sizes(self) -> tuple[int, int]:
+        """(validation, test) values per series when cut by size."""
+        assert self.test_size is not None
+        val = self.val_size if self.val_size is not None else (self.test_size or self.horizon)
+        return val, self.test_size
 
 
 @dataclass
@@ -146,6 +190,11 @@ class ModelConfig:
         "window (--seq_length); 0: none.",
         default=None,
     )
+    loss: str = _help(
+        "What a point forecast is trained to minimise: mse (the reference; the forecast estimates the mean) "
+        "or mae (the median; the errors the competitions score, sMAPE and MASE, are absolute ones).",
+        default="mse",
+    )
     distribution: str = _help(
         "none: a point forecast trained on MSE (the reference). normal or studentt: the head outputs the "
         "distribution's parameters (scale on a log scale) and trains on its negative log-likelihood; the point "
@@ -170,6 +219,8 @@ class ModelConfig:
             raise UserError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.linear_skip is not None and self.linear_skip < 0:
             raise UserError(f"--linear_skip must be >= 0, got {self.linear_skip}")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.distribution not in DISTRIBUTIONS:
             raise UserError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
         if self.quantiles is not None:

@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
         "per series).",
     )  # fmt: skip
     parser.add_argument(
+        "--actuals", default=None,
+        help="With --id_column: a table of each series' actual future (same columns) to score the forecast on, "
+        "the competitions' way: sMAPE, MASE and OWA against Naive2, each series alone then the mean over series.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--season", type=int, default=None,
+        help="Season length for --actuals' MASE scale and Naive2 (default: the model's --deseasonalize season, else 1).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scores", default=None, help="Per-series scores CSV for --actuals (default: the output's name, .scores.csv)."
+    )
+    parser.add_argument(
         "--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals."
     )
     return parser
@@ -132,9 +144,7 @@ def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator
 
 
 def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -> Path:
-    """--id_column: every series of a long table, forecast together."""
-    import numpy as np
-
+    """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.data.tables import table_to_series
 
@@ -142,28 +152,80 @@ def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -
     table, _ = read_table(args.input)
     columns = [args.data_column] if args.data_column else None
     rows, _read = table_to_series(table, args.input, columns, args.time_column, args.id_column, args.fill_missing)
-    long_enough = rows.lengths >= seq_length
-    if not long_enough.any():
-        raise UserError(
-            f"{args.input}: every series is shorter than {seq_length} values (the longest has {int(rows.lengths.max())}); "
-            f"the model needs the last {seq_length} (its training window) of each"
-        )
-    short = [rows.item_ids[s] for s in np.flatnonzero(~long_enough)]
-    ends = rows.offsets[1:][long_enough]
-    windows = rows.values[ends[:, None] + np.arange(-seq_length, 0)]  # [S, T]: one gather, no loop over series
-    ids = [rows.item_ids[s] for s in np.flatnonzero(long_enough)]
-    loc, scale = series_statistics(predictor.norm, ids)
-    # One batched call per model horizon over every series.
-    result = predictor.forecast(windows, steps=args.horizon, loc=loc, scale=scale)  # [S, horizon]
+    histories = [rows.series(s) for s in range(rows.num_series)]
+    ids = list(rows.item_ids)
+    # One batched call per model horizon over every series, however long each is.
+    ended = predictor.forecast_from_end(histories, ids, steps=args.horizon)
+    result = ended.forecast  # [S, horizon]
     header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
     output = _write(
         Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header
     )
-    if short:
-        shown = ", ".join(map(repr, short[:5])) + (", ..." if len(short) > 5 else "")
-        print(f"note: {len(short)} series shorter than {seq_length} values not forecast: {shown}", file=sys.stderr)
+    for what, which in (
+        (f"shorter than the window of {seq_length} values, left-padded with their first value", ended.padded),
+        ("not seen in training, normalised with the pooled training statistics", ended.pooled),
+    ):
+        if which:
+            shown = ", ".join(map(repr, which[:5])) + (", ..." if len(which) > 5 else "")
+            print(f"note: {len(which)} of {len(ids)} series {what}: {shown}", file=sys.stderr)
     print(f"{len(ids)} series forecast")
+    if args.actuals is not None:
+        _score(args, histories, ids, result.point, predictor)
     return output
+
+
+def _score(
+    args: argparse.Namespace, histories: list[np.ndarray], ids: list[str], points: np.ndarray, predictor: Predictor
+) -> None:
+    """--actuals: each series' forecast against its actual future, the competitions' way (evaluate/accuracy.py)."""
+    import json
+
+    import numpy as np
+
+    from lstm_trainer.data.sources import read_table
+    from lstm_trainer.data.tables import table_to_series
+    from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series
+
+    table, _ = read_table(args.actuals)
+    columns = [args.data_column] if args.data_column else None
+    future, _read = table_to_series(table, args.actuals, columns, args.time_column, args.id_column, args.fill_missing)
+    where = {item: s for s, item in enumerate(future.item_ids)}
+    missing = [item for item in ids if item not in where]
+    if missing:
+        raise UserError(
+            f"{args.actuals} has no values for {len(missing)} series forecast (e.g. {missing[0]!r}); give every "
+            "series' future, or leave out --actuals"
+        )
+    actuals = [np.asarray(future.series(where[item]), np.float64)[: args.horizon] for item in ids]
+    short = [item for item, y in zip(ids, actuals, strict=True) if len(y) < args.horizon]
+    if short:
+        raise UserError(
+            f"{args.actuals}: series {short[0]!r} has {len(actuals[ids.index(short[0])])} future values, fewer than "
+            f"--horizon {args.horizon}; give {args.horizon} per series or lower --horizon"
+        )
+    season = args.season or _model_season(predictor)
+    forecasts = [points[s] for s in range(len(ids))]
+    model = per_series(histories, actuals, forecasts, season)
+    reference, _ = naive2_per_series(histories, actuals, season)
+    summary = model.summary(reference)
+    scores = Path(args.scores or Path(args.output).with_suffix(".scores.csv"))
+    _write(
+        scores,
+        ([item, repr(float(a)), repr(float(b))] for item, a, b in zip(ids, model.smape, model.mase, strict=True)),
+        [args.id_column or "series", "smape", "mase"],
+    )
+    print(
+        f"scored on {args.actuals} ({summary.series} series, {args.horizon} steps, season {season or 1}): "
+        f"sMAPE {summary.smape:.3f} | MASE {summary.mase:.4f} | OWA {summary.owa:.4f} "
+        f"(Naive2: sMAPE {np.mean(reference.smape):.3f}, MASE {np.nanmean(reference.mase):.4f}); per series: {scores}"
+    )
+    print(json.dumps({"scores": {"model": summary.to_dict(), "naive2": reference.summary().to_dict()}}))
+
+
+def _model_season(predictor: Predictor) -> int | None:
+    """The season a model trained with --deseasonalize adjusted for; None for any other."""
+    seasonal = predictor.norm.seasonal
+    return len(next(iter(seasonal.values()))) if seasonal else None
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -189,16 +251,18 @@ def run(args: argparse.Namespace) -> Path:
         return _run_many(args, predictor, seq_length)
     table, _ = read_table(args.input)
     series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
-    if len(series.values) < seq_length:
-        raise UserError(
-            f"{args.input}: column {series.column!r} has {len(series.values)} values; the model needs the last "
-            f"{seq_length} (its training window) to forecast"
-        )
     levels = choose_levels(predictor.model, args.quantiles)
-    loc, scale = series_statistics(predictor.norm, [series.column])
-    window = np.asarray(series.values[-seq_length:], dtype=np.float64)[None]  # [1, T]
-    result = predictor.forecast(window, steps=args.horizon, loc=loc, scale=scale)
+    ended = predictor.forecast_from_end([np.asarray(series.values, np.float64)], [series.column], args.horizon)
+    result = ended.forecast  # [1, horizon]
+    if ended.padded:
+        print(
+            f"note: the series has {len(series.values)} values, fewer than the window of {seq_length}: "
+            "left-padded with its first value",
+            file=sys.stderr,
+        )
     output = _write(Path(args.output), _steps(result, levels, 0), ["step", "forecast", *(f"q{q:g}" for q in levels)])
+    if args.actuals is not None:
+        raise UserError("--actuals scores many series (the competitions' way); use it with --id_column")
     if args.plot:
         bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
         _plot(series.values[-4 * seq_length :], result.point[0], Path(args.plot), levels, bands)

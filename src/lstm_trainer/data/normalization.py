@@ -33,6 +33,9 @@ class Normalization:
     mean: float
     std: float
     series: dict[str, tuple[float, float]] | None = None
+    # --deseasonalize: each series' multiplicative seasonal indices by item_id, position 0 its first
+    # value; the z-score applies to value / index (data/seasonality.py).
+    seasonal: dict[str, tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         assert math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0, (self.mean, self.std)
@@ -49,7 +52,18 @@ class Normalization:
 
     @property
     def is_identity(self) -> bool:
-        return self.mean == 0.0 and self.std == 1.0 and self.series is None
+        return self.mean == 0.0 and self.std == 1.0 and self.series is None and self.seasonal is None
+
+    def seasonal_indices(self, item_id: str, history: np.ndarray) -> np.ndarray | None:
+        """The seasonal indices of a series whose `history` starts at its first value: those fitted in
+        training for an id it knows, else fitted on `history` the same way. None: no adjustment."""
+        if self.seasonal is None:
+            return None
+        if item_id in self.seasonal:
+            return np.asarray(self.seasonal[item_id], np.float64)
+        from lstm_trainer.data.seasonality import seasonal_indices
+
+        return seasonal_indices(history, len(next(iter(self.seasonal.values()))))
 
     def for_series(self, item_id: str | None) -> Normalization:
         """The transform of one series (the pooled one for an id it does not know)."""
@@ -72,6 +86,8 @@ class Normalization:
         record: dict[str, Any] = {"mean": self.mean, "std": self.std}
         if self.series is not None:
             record["series"] = {key: {"mean": m, "std": s} for key, (m, s) in self.series.items()}
+        if self.seasonal is not None:
+            record["seasonal"] = {key: list(v) for key, v in self.seasonal.items()}
         return record
 
     def save(self, folder: str | Path) -> Path:
@@ -92,7 +108,9 @@ class Normalization:
             per_series = None if series is None else {
                 str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()
             }  # fmt: skip
-            return cls(float(record["mean"]), float(record["std"]), per_series)
+            seasonal = record.get("seasonal")
+            indices = None if seasonal is None else {str(k): tuple(float(x) for x in v) for k, v in seasonal.items()}
+            return cls(float(record["mean"]), float(record["std"]), per_series, indices)
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
             from lstm_trainer.errors import UserError
 

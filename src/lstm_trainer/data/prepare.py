@@ -17,7 +17,8 @@ from lstm_trainer.config import DataConfig
 from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.data.rows import SeriesSet
 from lstm_trainer.data.sources import load_series
-from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction
+from lstm_trainer.data.seasonality import factors, seasonal_indices
+from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction, plan_by_size
 from lstm_trainer.data.windows import Windows, params_info
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import metrics
@@ -85,7 +86,12 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     loaded = load_series(config, seed)
     rows, params = loaded.rows, loaded.params
     notes: list[str] = []
-    if loaded.plan is None:
+    if loaded.plan is None and config.by_size:
+        val_size, test_size = config.split_sizes
+        rows, plan = plan_by_size(rows, val_size, test_size, config.seq_length, config.horizon, config.dataset)
+        notes += plan.dropped
+        params.update(val_size=val_size, test_size=test_size)
+    elif loaded.plan is None:
         rows, plan = plan_by_fraction(
             rows, config.val_fraction, config.test_fraction, config.seq_length, config.horizon, config.dataset
         )
@@ -98,7 +104,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         params["horizon"] = config.horizon
     if loaded.spans and rows.num_series == 1:
         params["split_rows"] = _split_rows(plan, loaded.spans)
-    windows = {split: plan.windows(rows, split, config.seq_length, config.horizon) for split in plan.bounds}
+    windows = {
+        split: plan.windows(rows, split, config.seq_length, config.horizon, config.min_inputs) for split in plan.bounds
+    }
     empty = [split for split, w in windows.items() if len(w) == 0]
     if empty:
         raise UserError(
@@ -122,10 +130,25 @@ def _normalize(
     mode = config.normalization
     if mode == "auto":
         mode = "none" if params.get("source") == "synthetic" else "zscore"
-    if mode == "none":
-        return Normalization.identity(), rows, plan, windows, []
     spans = windows["train"].spans()
-    stats = np.array([_mean_std(rows.values[a:b]) for a, b in spans])  # (S, 2); a loop over series, not points
+    seasonal = None
+    if config.deseasonalize:
+        # Fitted on each series' training part, position 0 its first value (spans start there).
+        seasonal = np.stack([seasonal_indices(rows.values[a:b], config.season) for a, b in spans])  # (S, m)
+    if mode == "none":
+        if seasonal is None:
+            return Normalization.identity(), rows, plan, windows, []
+        ones, zeros = np.ones(rows.num_series), np.zeros(rows.num_series)
+        norm = Normalization(0.0, 1.0, seasonal=_by_id(rows, seasonal))
+        return (
+            norm,
+            rows,
+            plan,
+            {split: w.with_normalization(zeros, ones, seasonal) for split, w in windows.items()},
+            [],
+        )
+    # (S, 2); a loop over series, not points
+    stats = np.array([_mean_std(_adjusted(rows.values[a:b], seasonal, s)) for s, (a, b) in enumerate(spans)])
     constant = stats[:, 1] == 0.0
     if constant.all():
         first = rows.values[spans[0, 0]]
@@ -146,18 +169,37 @@ def _normalize(
         keep = ~constant
         rows = rows.select(keep)
         plan = SplitPlan({split: b[keep] for split, b in plan.bounds.items()}, plan.context)
-        windows = {split: plan.windows(rows, split, config.seq_length, config.horizon) for split in plan.bounds}
+        windows = {
+            split: plan.windows(rows, split, config.seq_length, config.horizon, config.min_inputs)
+            for split in plan.bounds
+        }
         stats = stats[keep]
+        seasonal = seasonal[keep] if seasonal is not None else None
         spans = windows["train"].spans()
+    by_id = _by_id(rows, seasonal) if seasonal is not None else None
     if rows.num_series == 1:
-        normalization = Normalization(float(stats[0, 0]), float(stats[0, 1]))
+        normalization = Normalization(float(stats[0, 0]), float(stats[0, 1]), seasonal=by_id)
     else:
-        pooled = _pooled(rows.values, spans)
+        pooled = (
+            _pooled(rows.values, spans) if seasonal is None else (float(stats[:, 0].mean()), float(stats[:, 1].mean()))
+        )
         normalization = Normalization(
-            *pooled, series={rows.item_ids[s]: (float(m), float(d)) for s, (m, d) in enumerate(stats)}
+            *pooled, series={rows.item_ids[s]: (float(m), float(d)) for s, (m, d) in enumerate(stats)}, seasonal=by_id
         )
     loc, scale = stats[:, 0].copy(), stats[:, 1].copy()
-    return normalization, rows, plan, {split: w.with_normalization(loc, scale) for split, w in windows.items()}, notes
+    adjusted = {split: w.with_normalization(loc, scale, seasonal) for split, w in windows.items()}
+    return normalization, rows, plan, adjusted, notes
+
+
+def _adjusted(values: np.ndarray, seasonal: np.ndarray | None, series: int) -> np.ndarray:
+    """A series' values divided by its seasonal factors (as they are without adjustment)."""
+    if seasonal is None:
+        return values
+    return values / factors(seasonal[series], np.arange(len(values)))
+
+
+def _by_id(rows: SeriesSet, seasonal: np.ndarray) -> dict[str, tuple[float, ...]]:
+    return {rows.item_ids[s]: tuple(float(v) for v in seasonal[s]) for s in range(rows.num_series)}
 
 
 # A series longer than this gets its statistics a chunk at a time: a float64 copy of a

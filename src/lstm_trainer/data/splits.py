@@ -1,11 +1,16 @@
-"""Each series cut in time: train first, then validation, then test, by fraction of its own length.
+"""Each series cut in time: train first, then validation, then test, by fraction of its own length
+or, as the forecasting competitions do, the last `test_size` values of every series for the test
+and the `val_size` before them for validation.
 
 Validation and test windows take their inputs from the values before their split (`context`),
-so every value of a later split is a target and inputs still always precede their target:
-only the training part needs a whole window (seq_length + horizon values), the others need
-`horizon` values each. The synthetic reference windows each part on its own (no context), as
-the reference did. A series too short for its splits is dropped and reported by id; the run
-stops only when none is left.
+so every value of a later split is a target and inputs still always precede their target.
+A series whose training part holds a whole window (seq_length + horizon values) trains on
+whole windows; a shorter one trains on windows left-padded with its first value, each with at
+least one real input (or `min_inputs` for every series where that is set), so a short series
+is learned from and forecast rather than dropped: a series needs `horizon` + 1 training values
+and `horizon` in each later split. The synthetic reference windows each part on its own (no
+context), as the reference did. A series too short even for that is dropped and reported by
+id; the run stops only when none is left.
 """
 
 from __future__ import annotations
@@ -30,12 +35,29 @@ class SplitPlan:
     context: bool = True  # later splits' first windows read the seq_length values before them
     dropped: list[str] = field(default_factory=list)  # item ids left out, and why (one line)
 
-    def windows(self, rows: SeriesSet, split: str, seq_length: int, horizon: int) -> Windows:
+    def windows(
+        self, rows: SeriesSet, split: str, seq_length: int, horizon: int, min_inputs: int | None = None
+    ) -> Windows:
         start, stop = self.bounds[split][:, 0], self.bounds[split][:, 1]
-        own_inputs = split == "train" or not self.context
-        first = start + (seq_length if own_inputs else 0)
+        if not self.context:  # each part windowed on its own, whole windows only (the synthetic reference)
+            first = start + seq_length
+            counts = np.maximum(stop - first - horizon + 1, 0)
+            return Windows(rows.values, rows.offsets[:-1] + first, counts, seq_length, horizon)
+        if split == "train":
+            first = start + train_inputs(stop - start, seq_length, horizon, min_inputs)
+        else:
+            first = start
         counts = np.maximum(stop - first - horizon + 1, 0)
-        return Windows(rows.values, rows.offsets[:-1] + first, counts, seq_length, horizon)
+        series_starts = rows.offsets[:-1]
+        return Windows(rows.values, series_starts + first, counts, seq_length, horizon, starts=series_starts)
+
+
+def train_inputs(length: np.ndarray, seq_length: int, horizon: int, min_inputs: int | None) -> np.ndarray:
+    """Real inputs the first training window of each series holds: `min_inputs` where set, else a whole
+    window where the training part of `length` values holds one, and 1 (the rest padding) where not."""
+    if min_inputs is not None:
+        return np.full(len(length), min(min_inputs, seq_length), np.int64)
+    return np.where(np.asarray(length) >= seq_length + horizon, seq_length, 1).astype(np.int64)
 
 
 def split_lengths(n: np.ndarray, val_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
@@ -54,19 +76,38 @@ def plan_by_fraction(
 ) -> tuple[SeriesSet, SplitPlan]:
     """The split of every series long enough for it; the others dropped (an error if none is left)."""
     lengths = split_lengths(rows.lengths, val_fraction, test_fraction)
-    needs = {split: (seq_length + horizon if split == "train" else horizon) for split in lengths}
+    return _cut(
+        rows, lengths, seq_length, horizon, name, f"--val_fraction {val_fraction} / --test_fraction {test_fraction}"
+    )
+
+
+def plan_by_size(
+    rows: SeriesSet, val_size: int, test_size: int, seq_length: int, horizon: int, name: str
+) -> tuple[SeriesSet, SplitPlan]:
+    """The competitions' cut: the last `test_size` values of every series test, the `val_size` before
+    them validate, everything before trains; series too short for it dropped (an error if none is left)."""
+    n = rows.lengths.astype(np.int64)
+    lengths = {"train": n - val_size - test_size, "validation": np.full(len(n), val_size, np.int64)}
+    if test_size > 0:
+        lengths["test"] = np.full(len(n), test_size, np.int64)
+    return _cut(rows, lengths, seq_length, horizon, name, f"--val_size {val_size} / --test_size {test_size}")
+
+
+def _cut(
+    rows: SeriesSet, lengths: dict[str, np.ndarray], seq_length: int, horizon: int, name: str, cut: str
+) -> tuple[SeriesSet, SplitPlan]:
+    needs = {split: (1 + horizon if split == "train" else horizon) for split in lengths}
     ok = np.logical_and.reduce([lengths[s] >= needs[s] for s in lengths])
     if not ok.any():
-        raise UserError(_too_short(rows, lengths, needs, val_fraction, test_fraction, seq_length, horizon, name))
+        raise UserError(_too_short(rows, lengths, needs, horizon, name, cut))
     dropped: list[str] = []
     if not ok.all():
         bad = np.flatnonzero(~ok)
         shown = ", ".join(f"{rows.item_ids[s]!r} ({rows.lengths[s]} values)" for s in bad[:SHOWN_IDS])
         more = ", ..." if len(bad) > SHOWN_IDS else ""
         dropped = [
-            f"{len(bad)} of {rows.num_series} series dropped, too short for --seq_length {seq_length}"
-            f"{f' and --horizon {horizon}' if horizon > 1 else ''} (each needs at least "
-            f"{_minimum(needs, val_fraction, test_fraction)} values): {shown}{more}"
+            f"{len(bad)} of {rows.num_series} series dropped, too short for {cut} and --horizon {horizon} (each "
+            f"split needs {horizon} values, and training {horizon + 1}): {shown}{more}"
         ]
         rows = rows.select(ok)
         lengths = {split: length[ok] for split, length in lengths.items()}
@@ -77,31 +118,18 @@ def plan_by_fraction(
     return rows, SplitPlan(bounds, context=True, dropped=dropped)
 
 
-def _minimum(needs: dict[str, int], val_fraction: float, test_fraction: float) -> int:
-    minimum = sum(needs.values())
-    while True:
-        lengths = split_lengths(np.array([minimum]), val_fraction, test_fraction)
-        if all(int(lengths[s][0]) >= needs[s] for s in needs):
-            return minimum
-        minimum += 1
-
-
 def _too_short(
-    rows: SeriesSet, lengths: dict[str, np.ndarray], needs: dict[str, int], val_fraction: float,
-    test_fraction: float, seq_length: int, horizon: int, name: str,
-) -> str:  # fmt: skip
-    minimum = _minimum(needs, val_fraction, test_fraction)
-    window = f"seq_length + {horizon}" if horizon > 1 else "seq_length + 1"
+    rows: SeriesSet, lengths: dict[str, np.ndarray], needs: dict[str, int], horizon: int, name: str, cut: str
+) -> str:
     if rows.num_series == 1:
         split = next(s for s in lengths if lengths[s][0] < needs[s])
         return (
-            f"{name}: the series has {rows.lengths[0]} values, too short for --seq_length {seq_length}: the {split} "
-            f"split gets {lengths[split][0]} values and needs at least {needs[split]}"
-            f"{f' ({window})' if split == 'train' else ''}; give at least {minimum} "
-            f"values, or lower --seq_length, or change --val_fraction / --test_fraction"
+            f"{name}: the series has {rows.lengths[0]} values, too short for {cut} and --horizon {horizon}: the "
+            f"{split} split gets {lengths[split][0]} values and needs at least {needs[split]}; give a longer series, "
+            "lower --horizon, or change the split sizes"
         )
     return (
-        f"{name}: every one of its {rows.num_series} series is too short for --seq_length {seq_length}"
-        f"{f' and --horizon {horizon}' if horizon > 1 else ''} (the longest has {int(rows.lengths.max())} values; "
-        f"each needs at least {minimum}); lower --seq_length, or change --val_fraction / --test_fraction"
+        f"{name}: every one of its {rows.num_series} series is too short for {cut} and --horizon {horizon} (the "
+        f"longest has {int(rows.lengths.max())} values; each split needs {horizon}, and training {horizon + 1}); "
+        "lower --horizon, or change the split sizes"
     )

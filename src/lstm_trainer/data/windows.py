@@ -3,7 +3,9 @@
 Nothing is materialised: a split is, per series, the position of its first target and how
 many windows it holds. Window i lies in the series whose cumulative count passes i; its
 inputs are the seq_length values before its target position, its target the `horizon`
-values from there on. A batch is one fancy index into the series values: [B, T] inputs,
+values from there on. Where inputs would reach before the series' first value (a series
+shorter than a window, see splits.py) they are that first value repeated: left padding, so a
+short series trains and is forecast with the same model as a long one. A batch is one fancy index into the series values: [B, T] inputs,
 [B] targets (horizon 1) or [B, H]. Memory is the series itself, 4 bytes a point, where
 materialised windows took (seq_length + 1) x 4 bytes a window, twice (Arrow, then tensors).
 """
@@ -41,13 +43,23 @@ class Windows:
     # Per series: model value = (value - loc) / scale, fitted on its training part (prepare.py).
     loc: np.ndarray | None = None  # (S,) float64
     scale: np.ndarray | None = None  # (S,) float64
+    # (S,) position in `values` of each series' first value: inputs before it are padded with it.
+    # None: every window lies whole within its series (the synthetic reference's own windows).
+    starts: np.ndarray | None = None
+    # (S, m) each series' multiplicative seasonal indices (data/seasonality.py), position 0 its first
+    # value: the model sees value / index before the z-score. None: no seasonal adjustment.
+    seasonal: np.ndarray | None = None
     ends: np.ndarray = field(init=False)  # (S,) cumulative window counts
 
     def __post_init__(self) -> None:
         self.first = np.asarray(self.first, np.int64)
         self.counts = np.asarray(self.counts, np.int64)
         self.ends = np.cumsum(self.counts)
-        assert (self.first >= self.seq_length).all() or not len(self.first)
+        if self.starts is None:
+            assert (self.first >= self.seq_length).all() or not len(self.first)
+        else:
+            self.starts = np.asarray(self.starts, np.int64)
+            assert ((self.first > self.starts) | (self.counts == 0)).all()
         self._lags = np.arange(-self.seq_length, 0, dtype=np.int64)  # [T]
         self._ahead = np.arange(self.horizon, dtype=np.int64)  # [H]
 
@@ -56,10 +68,15 @@ class Windows:
 
     @property
     def is_normalised(self) -> bool:
-        return self.loc is not None and self.scale is not None and bool(self.loc.any() or (self.scale != 1).any())
+        adjusted = self.seasonal is not None
+        return adjusted or (
+            self.loc is not None and self.scale is not None and bool(self.loc.any() or (self.scale != 1).any())
+        )
 
-    def with_normalization(self, loc: np.ndarray, scale: np.ndarray) -> Windows:
-        return Windows(self.values, self.first, self.counts, self.seq_length, self.horizon, loc, scale)
+    def with_normalization(self, loc: np.ndarray, scale: np.ndarray, seasonal: np.ndarray | None = None) -> Windows:
+        return Windows(
+            self.values, self.first, self.counts, self.seq_length, self.horizon, loc, scale, self.starts, seasonal
+        )
 
     def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window indices (B,) -> their series (B,) and target positions in `values` (B,)."""
@@ -70,16 +87,36 @@ class Windows:
     def gather(self, index: np.ndarray, normalised: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """inputs [B, T] and targets [B] (horizon 1) or [B, H], float32; normalised per series if asked."""
         series, position = self.locate(index)
-        inputs = self.values[position[:, None] + self._lags]  # [B, T]
+        lags = position[:, None] + self._lags  # [B, T]
+        if self.starts is not None:
+            lags = np.maximum(lags, self.starts[series][:, None])  # left padding with the first value
+        inputs = self.values[lags]  # [B, T]
         targets = self.values[position] if self.horizon == 1 else self.values[position[:, None] + self._ahead]
         if normalised and self.is_normalised:
             assert self.loc is not None and self.scale is not None
+            inputs, targets = inputs.astype(np.float64), targets.astype(np.float64)
+            if self.seasonal is not None:
+                into, ahead = self.factors(index)
+                inputs, targets = inputs / into, targets / (ahead[:, 0] if self.horizon == 1 else ahead)
             loc, scale = self.loc[series][:, None], self.scale[series][:, None]  # [B, 1]
-            inputs = ((inputs.astype(np.float64) - loc) / scale).astype(np.float32)
+            inputs = ((inputs - loc) / scale).astype(np.float32)
             if self.horizon == 1:
                 loc, scale = loc[:, 0], scale[:, 0]
-            targets = ((targets.astype(np.float64) - loc) / scale).astype(np.float32)
+            targets = ((targets - loc) / scale).astype(np.float32)
         return inputs, targets
+
+    def factors(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Seasonal factors of each window's inputs [B, T] and of its `horizon` steps [B, H] (ones without
+        adjustment): the model's forecast times these is in the data's seasonal shape again."""
+        series, position = self.locate(index)
+        steps = position[:, None] + np.concatenate([self._lags, self._ahead])  # [B, T + H]
+        if self.seasonal is None or self.starts is None:
+            ones = np.ones(steps.shape)
+            return ones[:, : self.seq_length], ones[:, self.seq_length :]
+        since = np.maximum(steps - self.starts[series][:, None], 0)  # padded inputs take the first value's
+        season = self.seasonal.shape[1]
+        f = self.seasonal[series[:, None], since % season]  # [B, T + H]
+        return f[:, : self.seq_length], f[:, self.seq_length :]
 
     def every(self, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Every window at once, (seq_length + horizon) x 4 bytes each: for small splits and tests only."""
@@ -96,6 +133,8 @@ class Windows:
     def spans(self) -> np.ndarray:
         """(S, 2) [start, stop) in `values` of what each series' windows read: inputs and targets."""
         start = self.first - self.seq_length
+        if self.starts is not None:
+            start = np.maximum(start, self.starts)
         stop = self.first + self.counts + self.horizon - 1
         return np.stack([start, np.where(self.counts > 0, stop, start)], axis=1)
 

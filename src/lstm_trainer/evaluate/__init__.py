@@ -4,6 +4,7 @@ scores.py     MSE, MAE and MASE of a forecast, overall and per step ahead
 probabilistic.py  forecasts with uncertainty: quantiles, CRPS, interval coverage (NumPy + SciPy)
 baselines.py  persistence, seasonal naive, least-squares linear autoregression
 verdict.py    how a model compares with the baselines, in words
+accuracy.py   the competitions' measures per series: sMAPE, MASE (seasonal scale), OWA against Naive2
 """
 
 from lstm_trainer.evaluate.baselines import LinearAR, persistence, seasonal_naive

@@ -20,6 +20,7 @@ import numpy as np
 from accelerate import Accelerator
 
 from lstm_trainer.data import PreparedData, Windows
+from lstm_trainer.data.seasonality import seasonal_indices
 from lstm_trainer.evaluate import (
     Forecast,
     IntervalScores,
@@ -33,6 +34,7 @@ from lstm_trainer.evaluate import (
     score_by_step,
     seasonal_naive,
 )
+from lstm_trainer.evaluate.accuracy import CompetitionScores, mase_scale, per_series_of_windows
 from lstm_trainer.model.inference import Predictor
 
 FORECASTS = ("model", "persistence", "linear", "seasonal_naive")
@@ -50,6 +52,9 @@ class ForecastScores:
     by_step: list[Scores] | None = None
     intervals: IntervalScores | None = None  # a probabilistic model only
     intervals_by_step: list[IntervalScores] | None = None
+    # The competitions' measures, each series alone then the mean over series (evaluate/accuracy.py);
+    # None on the synthetic reference, one series cut in windows where pooled scores say it all.
+    per_series: CompetitionScores | None = None
 
 
 @dataclass
@@ -69,6 +74,8 @@ class SplitScores:
     persistence: ForecastScores
     linear: ForecastScores
     seasonal_naive: ForecastScores | None  # None without --season
+    # M4's Naive2 per series, the reference of every OWA (None where per-series scores are not taken).
+    naive2: CompetitionScores | None = None
 
     def rows(self) -> list[tuple[str, ForecastScores]]:
         """(name, scores) of each forecast scored, in the order tables show them: the model, then the baselines."""
@@ -126,6 +133,7 @@ def score_run(
     """Every split after training, scored for the saved model (main process) and the baselines (all),
     and the model's validation forecast for the pictures (None where no model was scored)."""
     linear, scale = fit_on_training(data.windows["train"])
+    by_series = _per_series_setup(data, season)
     with_model = accelerator.is_main_process and (best / "model.safetensors").is_file()
     # The model as saved (fp32, no DeepSpeed): the figures are what a user of output_dir/model gets.
     predictor = Predictor.load(best, accelerator.device) if with_model else None
@@ -136,7 +144,7 @@ def score_run(
             continue
         windows = data.windows[split]
         horizon = windows.horizon
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in ("target", *FORECASTS)}
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in ("target", "naive2", "series", *FORECASTS)}
         forecasts: list[Forecast] = []
         for index in windows.chunks():
             inputs, targets = windows.gather(index, normalised=False)  # data units; targets [n] or [n, H]
@@ -145,9 +153,16 @@ def score_run(
             parts["linear"].append(linear.predict(inputs))
             if season:
                 parts["seasonal_naive"].append(seasonal_naive(inputs, season, horizon))
+            if by_series is not None:
+                into, ahead = windows.with_normalization(*by_series[1:]).factors(index)
+                parts["naive2"].append(inputs[:, -1:] / into[:, -1:] * ahead)  # [n, H]
+                parts["series"].append(windows.series_of(index))
             if predictor is not None:
                 loc, spread = window_statistics(windows, index)
-                forecasts.append(predictor.forecast(inputs, batch_size=batch_size, loc=loc, scale=spread))
+                seasonal = windows.factors(index) if windows.seasonal is not None else None
+                forecasts.append(
+                    predictor.forecast(inputs, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal)
+                )
         joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
         targets = joined["target"]
         model = None
@@ -159,15 +174,52 @@ def score_run(
                 first = targets if targets.ndim == 1 else targets[:, 0]
                 interval = (bounds[0][:, 0], bounds[1][:, 0]) if bounds is not None else None
                 shown = ValidationForecast(forecast.point[:, 0], first, interval)
-        splits[split] = SplitScores(
+        scored = SplitScores(
             model=model,
             persistence=score_forecast(joined["persistence"], targets, scale),
             linear=score_forecast(joined["linear"], targets, scale),
             seasonal_naive=score_forecast(joined["seasonal_naive"], targets, scale) if season else None,
         )
+        if by_series is not None:
+            scales, series = by_series[0], joined["series"]
+            reference = per_series_of_windows(series, targets, joined["naive2"], scales)
+            scored.naive2 = reference.summary(reference)
+            forecast_points = {"persistence": joined["persistence"], "linear": joined["linear"]}
+            if season:
+                forecast_points["seasonal_naive"] = joined["seasonal_naive"]
+            if model is not None:
+                forecast_points["model"] = forecast.point.reshape(targets.shape)
+            for name, points in forecast_points.items():
+                found: ForecastScores = getattr(scored, name)
+                found.per_series = per_series_of_windows(series, targets, points, scales).summary(reference)
+        splits[split] = scored
     accelerator.wait_for_everyone()
     verdict = None if data.noise_floor is not None else _verdict(splits)
     return RunScores(splits["validation"], splits.get("test"), scale, verdict), shown
+
+
+def _per_series_setup(
+    data: PreparedData, season: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per-series scoring's inputs: each series' MASE scale (its training part's seasonal naive MAE)
+    and (loc, scale, seasonal indices) windows need to give Naive2's factors; None on the synthetic sine."""
+    if data.noise_floor is not None:
+        return None
+    train = data.windows["train"]
+    spans = train.spans()
+    values = data.rows.values
+    scales = np.array([mase_scale(values[a:b], season) for a, b in spans])
+    seasonal = train.seasonal
+    if seasonal is None:  # Naive2 adjusts for the season all the same, where its test finds one
+        width = season if season and season > 1 else 1
+        seasonal = np.stack([_indices(values[a:b], season, width) for a, b in spans])
+    count = len(spans)
+    return scales, np.zeros(count), np.ones(count), seasonal
+
+
+def _indices(history: np.ndarray, season: int | None, width: int) -> np.ndarray:
+    indices = seasonal_indices(history, season)
+    return indices if len(indices) == width else np.ones(width)
 
 
 def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -51,6 +51,7 @@ class OutputHead:
         self.horizon = horizon
         self.levels: tuple[float, ...] | None = tuple(config.quantiles) if config.quantiles is not None else None
         self.params_per_step = config.params_per_step
+        self.point_loss = config.loss
         # The output the linear skip and the delta head add to: the location, or the level nearest the median.
         levels = self.levels or (0.5,)
         self.center = min(range(len(levels)), key=lambda i: abs(levels[i] - 0.5))
@@ -89,6 +90,8 @@ class OutputHead:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The training loss, in float32 whatever the forward's precision: MSE, NLL or pinball."""
         if self.kind == "point":
+            if self.point_loss == "mae":
+                return F.l1_loss(output.float(), target.float())
             return F.mse_loss(output.float(), target.float())
         params = output.float().reshape(len(output), self.horizon, self.params_per_step)  # [B, H, P]
         y = target.float().reshape(len(target), self.horizon)  # [B, H]
@@ -109,7 +112,7 @@ class OutputHead:
     def loss_in_data_units(self, loss: float, std: float) -> float:
         """A loss measured after the run's z-score (value / std), as it would read on the data itself."""
         if self.kind == "point":
-            return loss * std**2
+            return loss * std if self.point_loss == "mae" else loss * std**2
         if self.kind == "quantile":
             return loss * std
         return loss + math.log(std)  # each density is 1 / std as high: the NLL rises by log(std)

@@ -22,6 +22,15 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 @dataclass
+class EndForecast:
+    """Forecasts from the end of each series, and how each series was handled."""
+
+    forecast: Forecast  # [S, steps]
+    padded: list[str]  # ids of series shorter than the window: left-padded with their first value
+    pooled: list[str]  # ids the model never saw: normalised with the pooled training statistics
+
+
+@dataclass
 class Predictor:
     model: LSTMForecaster  # fp32, eval mode
     norm: Normalization  # the run's z-score: the model works on normalised values
@@ -40,16 +49,21 @@ class Predictor:
     def forecast(
         self, inputs: np.ndarray, steps: int | None = None, batch_size: int = 4096,
         loc: np.ndarray | None = None, scale: np.ndarray | None = None,
+        seasonal: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Forecast:  # fmt: skip
         """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
 
         `loc` and `scale` [N] are each window's own series statistics where they are per series
         (the numbers normalization.json holds by item_id); without them the saved transform
-        applies to every window.
+        applies to every window. `seasonal` holds a model trained with --deseasonalize's factors of
+        each window's inputs [N, T] and of the `steps` values ahead [N, steps] (data/seasonality.py):
+        the inputs are divided by them and the forecast multiplied back.
         """
         steps = steps or self.horizon
         head = self.model.output_head
         x = np.asarray(inputs, dtype=np.float64)
+        if seasonal is not None:
+            x = x / seasonal[0]
         loc = np.full(len(x), self.norm.mean) if loc is None else np.asarray(loc, dtype=np.float64)
         scale = np.full(len(x), self.norm.std) if scale is None else np.asarray(scale, dtype=np.float64)
         windows = (x - loc[:, None]) / scale[:, None]  # [N, T], model units
@@ -63,7 +77,43 @@ class Predictor:
             windows = np.concatenate([windows, point], axis=1)  # recursion: forecasts become inputs
         model_params = np.concatenate(params, axis=1)[:, :steps]  # [N, steps, P]
         point = np.concatenate(points, axis=1)[:, :steps] * scale[:, None] + loc[:, None]  # [N, steps]
-        return Forecast(head.kind, point, _to_data_units(model_params, head.kind, loc, scale), head.levels)
+        params = _to_data_units(model_params, head.kind, loc, scale)
+        if seasonal is not None:
+            ahead = seasonal[1][:, :steps]  # [N, steps]
+            point = point * ahead
+            params = _to_data_units(params, head.kind, np.zeros(len(x)), np.ones(len(x)), ahead)
+        return Forecast(head.kind, point, params, head.levels)
+
+    def forecast_from_end(
+        self, histories: list[np.ndarray], item_ids: list[str], steps: int | None = None
+    ) -> EndForecast:
+        """The `steps` values after the end of every series in one batched call, as training saw them:
+        each with its own statistics (the pooled ones for an id the model never saw), its seasonal
+        factors where the model was trained with --deseasonalize (each history starting at the
+        series' first value), and left-padded with its first value where shorter than the window."""
+        assert self.model.seq_length is not None and len(histories) == len(item_ids)
+        steps = steps or self.horizon
+        length = self.model.seq_length
+        lags = np.arange(-length, 0)
+        windows = np.empty((len(histories), length))  # [S, T]
+        into, ahead = np.ones((len(histories), length)), np.ones((len(histories), steps))
+        for s, (history, item) in enumerate(zip(histories, item_ids, strict=True)):
+            n = len(history)
+            positions = np.maximum(n + lags, 0)  # left padding: positions before the first value read it
+            windows[s] = np.asarray(history, np.float64)[positions]
+            indices = self.norm.seasonal_indices(item, history)
+            if indices is not None:
+                into[s] = indices[positions % len(indices)]
+                ahead[s] = indices[(n + np.arange(steps)) % len(indices)]
+        stats = [self.norm.for_series(item) for item in item_ids]
+        loc = np.array([n.mean for n in stats])
+        scale = np.array([n.std for n in stats])
+        seasonal = (into, ahead) if self.norm.seasonal is not None else None
+        forecast = self.forecast(windows, steps, loc=loc, scale=scale, seasonal=seasonal)
+        padded = [item for item, h in zip(item_ids, histories, strict=True) if len(h) < length]
+        known = self.norm.series or {}
+        pooled = [item for item in item_ids if self.norm.series is not None and item not in known]
+        return EndForecast(forecast, padded, pooled)
 
     def _call(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
         outs = []
@@ -74,11 +124,16 @@ class Predictor:
         return torch.cat(outs).numpy()
 
 
-def _to_data_units(params: np.ndarray, kind: str, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def _to_data_units(
+    params: np.ndarray, kind: str, loc: np.ndarray, scale: np.ndarray, by_step: np.ndarray | None = None
+) -> np.ndarray:
     """Parameters in the model's units -> the data's, window by window: locations and quantiles
-    un-z-scored, log scales shifted by the log of the window's series scale."""
+    un-z-scored, log scales shifted by the log of the window's series scale. `by_step` [N, steps]
+    multiplies each step too (the seasonal factors)."""
     out = params.copy()
     m, s = loc[:, None, None], scale[:, None, None]  # [N, 1, 1]
+    if by_step is not None:
+        s = s * by_step[..., None]  # [N, steps, 1]
     if kind in ("point", "quantile"):
         return out * s + m
     out[..., 0:1] = out[..., 0:1] * s + m

@@ -138,7 +138,28 @@ def baseline_table(scores: RunScores) -> list[str]:
                 f"  - {label:10s} {name:15s} MSE {_number(overall.mse, '.6g'):>12s} | "
                 f"MAE {_number(overall.mae, '.6g'):>10s} | MASE {_number(overall.mase, '.4f')}"
             )
-    return lines if len(lines) > 2 else []
+    return lines + per_series_table(scores) if len(lines) > 2 else []
+
+
+def per_series_table(scores: RunScores) -> list[str]:
+    """The competitions' measures: each series scored alone, then the mean over series (nothing on the sine)."""
+    lines: list[str] = []
+    for label, split in scores.splits():
+        for name, forecast in split.rows():
+            found = forecast.per_series
+            if found is None:
+                continue
+            if not lines:
+                lines = [
+                    "",
+                    f"Per series, then the mean over {found.series} series (sMAPE in %; MASE: MAE / the series' own "
+                    "in-sample seasonal naive MAE; OWA: against Naive2, below 1 beats it):",
+                ]
+            lines.append(
+                f"  - {label:10s} {name:15s} sMAPE {_number(found.smape, '.3f'):>8s} | "
+                f"MASE {_number(found.mase, '.4f'):>8s} | OWA {_number(found.owa, '.4f')}"
+            )
+    return lines
 
 
 def interval_lines(scores: RunScores) -> list[str]:

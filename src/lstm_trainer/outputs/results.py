@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
+from lstm_trainer.evaluate.accuracy import CompetitionScores
 from lstm_trainer.evaluate.metrics import quality_grade, reduction_percent
 from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
 from lstm_trainer.train.perf import Cost
@@ -136,6 +137,8 @@ def score_keys(scores: RunScores) -> dict[str, Any]:
     for split, split_scores in (("val", scores.validation), ("test", scores.test)):
         for forecast in fields(SplitScores):  # model, persistence, linear, seasonal_naive
             name = forecast.name
+            if name == "naive2":
+                continue
             found: ForecastScores | None = getattr(split_scores, name) if split_scores is not None else None
             prefix = split if name == "model" else f"{name}_{split}"
             for metric in fields(Scores):
@@ -145,8 +148,23 @@ def score_keys(scores: RunScores) -> dict[str, Any]:
                     flat[f"{prefix}_{metric.name}_by_step"] = [getattr(s, metric.name) for s in found.by_step]
             if found is not None and found.intervals is not None:
                 flat.update(_interval_keys(prefix, found.intervals, found.intervals_by_step))
+            if found is not None and found.per_series is not None:
+                flat.update(_per_series_keys(prefix, found.per_series))
+        if split_scores is not None and split_scores.naive2 is not None:
+            flat.update(_per_series_keys(f"naive2_{split}", split_scores.naive2))
     flat["verdict"] = scores.verdict.text if scores.verdict is not None else None
     return flat
+
+
+def _per_series_keys(prefix: str, scores: CompetitionScores) -> dict[str, Any]:
+    """The competitions' measures (each series alone, then the mean over series): sMAPE in percent,
+    MASE over each series' in-sample seasonal naive MAE, OWA against Naive2."""
+    return {
+        f"{prefix}_smape": scores.smape,
+        f"{prefix}_series_mase": scores.mase,
+        f"{prefix}_owa": scores.owa,
+        f"{prefix}_series": scores.series,
+    }
 
 
 def _interval_keys(prefix: str, scores: IntervalScores, by_step: list[IntervalScores] | None) -> dict[str, Any]:

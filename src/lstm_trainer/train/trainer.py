@@ -191,7 +191,7 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
         # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
         "data": {
             **data.params,
-            "normalization": {k: v for k, v in data.normalization.to_dict().items() if k != "series"},
+            "normalization": {k: v for k, v in data.normalization.to_dict().items() if k not in ("series", "seasonal")},
         },
     }
     if accelerator.is_main_process:

