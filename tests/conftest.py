@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from lstm_trainer.data import Windows
     from lstm_trainer.outputs.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,3 +168,11 @@ def _log_handlers_write_to_this_tests_stderr() -> None:
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)
+
+
+def persistence_mse(windows: Windows) -> float:
+    """'Next value = last value' over every window of a split, in data units: as the run scores it."""
+    from lstm_trainer.evaluate import persistence, score
+
+    inputs, targets = windows.every()
+    return score(persistence(inputs, windows.horizon), targets, scale=1.0).mse

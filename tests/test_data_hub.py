@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, child_env, hub_client, output, results, run_train
+from conftest import ROOT, TINY, child_env, hub_client, output, persistence_mse, results, run_train
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
@@ -97,7 +97,7 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     assert done.returncode == 0, output(done)
     res = results(out)
     local = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42)
-    assert res["persistence_val_mse"] == local.persistence_mse("validation")  # the very same validation windows
+    assert res["persistence_val_mse"] == persistence_mse(local.windows["validation"])  # the very same validation windows
     assert res["noise_floor"] == pytest.approx(0.01)  # the card's parameters came back with the data
     assert res["test_mse"] is None and res["best_val_mse"] < res["persistence_val_mse"]
     assert (

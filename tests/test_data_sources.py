@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import persistence_mse
 from datasets import Dataset, load_from_disk
 
 from lstm_trainer.cli.data import main as data_main
@@ -121,10 +122,10 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
     # Baselines stay in data units, over every test target: the first follows the jump from 50 to
     # 100 (about 50^2 / 30 of the mean), the others score the noise (about 2 * 1^2).
-    assert data.persistence_mse("test") == pytest.approx(
+    assert persistence_mse(data.windows["test"]) == pytest.approx(
         float(np.mean((values[169:199] - values[170:200]) ** 2)), rel=1e-5
     )
-    assert data.persistence_mse("test") == pytest.approx(2.0 + 2500 / 30, rel=0.1)
+    assert persistence_mse(data.windows["test"]) == pytest.approx(2.0 + 2500 / 30, rel=0.1)
     assert data.noise_floor is None
 
 
@@ -135,7 +136,7 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
     assert not data.windows["train"].is_normalised  # bit for bit what the reference trains on
     series = synthetic_series(small, 3)
     assert np.array_equal(arrays(data.windows, normalised=True)["train"][0][0], series[:10])
-    assert "test" not in data.windows and data.persistence_mse("test") is None
+    assert "test" not in data.windows
     assert data.noise_floor == pytest.approx(0.01)
     zscored = prepare_data(
         DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, output, results, run_train
+from conftest import TINY, output, persistence_mse, results, run_train
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data, synthetic_series
@@ -47,10 +47,10 @@ def test_csv_column_with_time_column_two_processes(tmp_path: Path) -> None:
 
     # The same flags in this process give the windows the run used (3000 rows -> 2100 / 450 / 450 values):
     # every validation and test value is a target, its inputs read from the values before it.
-    data = prepare_data(DataConfig(**{f[2:]: v for f, v in zip(data_flags[::2], data_flags[1::2], strict=True)}), 42)
+    data = prepare_data(DataConfig(dataset=str(csv), data_column=["megawatts"], time_column="hour"), 42)
     assert [len(w) for w in data.windows.values()] == [2050, 450, 450]
-    assert res["persistence_val_mse"] == data.persistence_mse("validation")
-    assert res["persistence_test_mse"] == data.persistence_mse("test")
+    assert res["persistence_val_mse"] == persistence_mse(data.windows["validation"])
+    assert res["persistence_test_mse"] == persistence_mse(data.windows["test"])
     assert res["noise_floor"] is None
 
     # Normalisation: the train part's statistics, saved beside both exported models.

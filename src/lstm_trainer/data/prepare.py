@@ -20,7 +20,6 @@ from lstm_trainer.data.sources import load_series
 from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction
 from lstm_trainer.data.windows import Windows, params_info
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate import metrics
 
 
 @dataclass
@@ -40,16 +39,6 @@ class PreparedData:
         return DatasetDict({
             split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()
         })  # fmt: skip
-
-    def persistence_mse(self, split: str) -> float | None:
-        """'Next value = last value' on a split, in data units (None if there is no such split)."""
-        if split not in self.windows:
-            return None
-        windows, total = self.windows[split], 0.0
-        for index in windows.chunks():
-            inputs, targets = windows.gather(index, normalised=False)
-            total += metrics.persistence_mse(inputs, targets) * len(index)
-        return total / len(windows)
 
     @property
     def noise_floor(self) -> float | None:
