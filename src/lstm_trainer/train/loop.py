@@ -156,7 +156,8 @@ def keep_stage0_grad_norm(engine: Any) -> None:
 
 def grad_norm_of(model: torch.nn.Module) -> float:
     """The global gradient norm (before clipping) of the last optimizer step, as DeepSpeed measured it."""
-    norm = model.get_global_grad_norm() if hasattr(model, "get_global_grad_norm") else None
+    get_norm = getattr(model, "get_global_grad_norm", None)
+    norm = get_norm() if get_norm is not None else None
     if norm is None:
         return float("nan")
     return float(norm.item() if torch.is_tensor(norm) else norm)
@@ -181,8 +182,8 @@ def train_epoch(
     accelerator: Accelerator,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: object,
-    loader: DataLoader,
+    scheduler: Any,  # DeepSpeed's, wrapped by Accelerate, or None
+    loader: DataLoader[dict[str, torch.Tensor]],
     head: OutputHead,
     state: TrainState,
     progress: EpochProgress,
@@ -246,7 +247,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, head: OutputHead) -> float:
+def evaluate(
+    accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader[dict[str, torch.Tensor]], head: OutputHead
+) -> float:
     """MSE of the point forecast over every window (and step ahead) of the split, whatever the process count."""
     model.eval()
     dtype = model_dtype(model)
