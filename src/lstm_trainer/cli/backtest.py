@@ -32,9 +32,10 @@ PROG = "python -m lstm_trainer.cli.backtest"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=PROG, description="Score a trained model over rolling forecast origins of the held-out span.",
+        prog=PROG,
+        description="Score a trained model over rolling forecast origins of the held-out span.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id."
     )
@@ -47,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
     parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
     parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
-    parser.add_argument("--seed", type=int, default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
-                        help="Seed of the synthetic data (train.py's --seed).")  # fmt: skip
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
+        help="Seed of the synthetic data (train.py's --seed).",
+    )
     # The series and its splits are read exactly as training read them; the window length comes from the model.
     add_config_flags(
         parser.add_argument_group("data", DataConfig.__doc__),

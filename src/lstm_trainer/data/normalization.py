@@ -89,9 +89,9 @@ class Normalization:
         try:
             record = json.loads(path.read_text())
             series = record.get("series")  # absent in files written before per-series statistics
-            per_series = None if series is None else {
-                str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()
-            }  # fmt: skip
+            per_series = (
+                None if series is None else {str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()}
+            )
             return cls(float(record["mean"]), float(record["std"]), per_series)
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
             from lstm_trainer.errors import UserError

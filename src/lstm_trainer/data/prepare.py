@@ -36,9 +36,9 @@ class PreparedData:
         up to the end of that part (train, then validation = train + more, then test = all), as
         the Hub's time-series sets do; the source parameters travel in each split's DatasetInfo."""
         info = params_info({k: v for k, v in self.params.items() if k != "normalization"})
-        return DatasetDict({
-            split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()
-        })  # fmt: skip
+        return DatasetDict(
+            {split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()}
+        )
 
     @property
     def noise_floor(self) -> float | None:

@@ -87,9 +87,15 @@ def _minimum(needs: dict[str, int], val_fraction: float, test_fraction: float) -
 
 
 def _too_short(
-    rows: SeriesSet, lengths: dict[str, np.ndarray], needs: dict[str, int], val_fraction: float,
-    test_fraction: float, seq_length: int, horizon: int, name: str,
-) -> str:  # fmt: skip
+    rows: SeriesSet,
+    lengths: dict[str, np.ndarray],
+    needs: dict[str, int],
+    val_fraction: float,
+    test_fraction: float,
+    seq_length: int,
+    horizon: int,
+    name: str,
+) -> str:
     minimum = _minimum(needs, val_fraction, test_fraction)
     window = f"seq_length + {horizon}" if horizon > 1 else "seq_length + 1"
     if rows.num_series == 1:

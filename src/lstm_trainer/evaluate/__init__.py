@@ -12,6 +12,17 @@ from lstm_trainer.evaluate.scores import Scores, naive_scale, score, score_by_st
 from lstm_trainer.evaluate.verdict import Verdict, relative_verdict
 
 __all__ = [
-    "COVERAGES", "Forecast", "IntervalScores", "LinearAR", "Scores", "Verdict", "interval_scores", "naive_scale",
-    "persistence", "relative_verdict", "score", "score_by_step", "seasonal_naive",
-]  # fmt: skip
+    "COVERAGES",
+    "Forecast",
+    "IntervalScores",
+    "LinearAR",
+    "Scores",
+    "Verdict",
+    "interval_scores",
+    "naive_scale",
+    "persistence",
+    "relative_verdict",
+    "score",
+    "score_by_step",
+    "seasonal_naive",
+]

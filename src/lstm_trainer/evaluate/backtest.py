@@ -109,8 +109,18 @@ def backtest_split(
     loc, spread = window_statistics(windows, index)
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
     return score_origins(
-        predictor, inputs, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size, loc, spread
-    )  # fmt: skip
+        predictor,
+        inputs,
+        targets.reshape(len(index), -1),
+        scale,
+        linear,
+        season,
+        split,
+        stride,
+        batch_size,
+        loc,
+        spread,
+    )
 
 
 def score_origins(
@@ -169,12 +179,16 @@ def to_json(result: Backtest) -> dict[str, Any]:
         return {**flat, "by_step": steps}
 
     return {
-        "split": result.split, "origins": result.origins, "horizon": result.horizon, "stride": result.stride,
-        "model_horizon": result.model_horizon, "recursive": result.horizon > result.model_horizon,
+        "split": result.split,
+        "origins": result.origins,
+        "horizon": result.horizon,
+        "stride": result.stride,
+        "model_horizon": result.model_horizon,
+        "recursive": result.horizon > result.model_horizon,
         "forecast_seconds": result.seconds,
         **figures(result.scores["model"]),
         "baselines": {name: figures(scores) for name, scores in result.scores.items() if name != "model"},
-    }  # fmt: skip
+    }
 
 
 def to_markdown(record: dict[str, Any]) -> str:
@@ -200,20 +214,23 @@ def to_markdown(record: dict[str, Any]) -> str:
         steps.append(f"| {h + 1} | " + " | ".join(cell(v) for v in [*cells, naive["mse"][h]]) + " |")
     recursive = (
         f" Steps beyond the model's horizon ({record['model_horizon']}) are recursive: its forecasts fed back as inputs."
-        if record["recursive"] else ""
-    )  # fmt: skip
-    return "\n".join([
-        f"# Backtest: {record['origins']} origins of the {record['split']} split, {record['horizon']} steps ahead, stride {record['stride']}",
-        "",
-        f"MASE: MAE over the training split's one-step naive MAE.{recursive}",
-        "",
-        *rows,
-        "",
-        "## Per step ahead",
-        "",
-        *steps,
-        "",
-    ])  # fmt: skip
+        if record["recursive"]
+        else ""
+    )
+    return "\n".join(
+        [
+            f"# Backtest: {record['origins']} origins of the {record['split']} split, {record['horizon']} steps ahead, stride {record['stride']}",
+            "",
+            f"MASE: MAE over the training split's one-step naive MAE.{recursive}",
+            "",
+            *rows,
+            "",
+            "## Per step ahead",
+            "",
+            *steps,
+            "",
+        ]
+    )
 
 
 def cell(value: Any) -> str:

@@ -70,7 +70,7 @@ class Forecast:
         if self.kind == "quantile":
             assert self.levels is not None
             found = [_level_index(self.levels, q) for q in levels]
-            missing = [q for q, i in zip(levels, found) if i is None]
+            missing = [q for q, i in zip(levels, found, strict=True) if i is None]
             if missing:
                 raise ValueError(f"levels {missing} are not among the quantile head's {list(self.levels)}")
             return p[..., [i for i in found if i is not None]]
@@ -124,9 +124,11 @@ def studentt_crps(y: np.ndarray, loc: np.ndarray, scale: np.ndarray, df: np.ndar
     """Closed form for df > 1 (Jordan et al. 2019, eq. for the location-scale t)."""
     z = (y - loc) / scale
     log_pdf = (
-        special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * math.pi)
+        special.gammaln((df + 1) / 2)
+        - special.gammaln(df / 2)
+        - 0.5 * np.log(df * math.pi)
         - (df + 1) / 2 * np.log1p(z**2 / df)
-    )  # fmt: skip
+    )
     cdf = special.stdtr(df, z)
     # 2 sqrt(df) B(1/2, df - 1/2) / ((df - 1) B(1/2, df/2)^2), through log-betas for large df.
     spread = 2 * np.sqrt(df) / (df - 1) * np.exp(special.betaln(0.5, df - 0.5) - 2 * special.betaln(0.5, df / 2))

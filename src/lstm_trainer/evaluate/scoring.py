@@ -72,8 +72,12 @@ class SplitScores:
 
     def rows(self) -> list[tuple[str, ForecastScores]]:
         """(name, scores) of each forecast scored, in the order tables show them: the model, then the baselines."""
-        named = (("model", self.model), ("persistence", self.persistence), ("seasonal naive", self.seasonal_naive),
-                 ("linear AR", self.linear))  # fmt: skip
+        named = (
+            ("model", self.model),
+            ("persistence", self.persistence),
+            ("seasonal naive", self.seasonal_naive),
+            ("linear AR", self.linear),
+        )
         return [(name, scores) for name, scores in named if scores is not None]
 
 

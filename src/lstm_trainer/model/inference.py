@@ -38,9 +38,13 @@ class Predictor:
 
     @torch.no_grad()
     def forecast(
-        self, inputs: np.ndarray, steps: int | None = None, batch_size: int = 4096,
-        loc: np.ndarray | None = None, scale: np.ndarray | None = None,
-    ) -> Forecast:  # fmt: skip
+        self,
+        inputs: np.ndarray,
+        steps: int | None = None,
+        batch_size: int = 4096,
+        loc: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+    ) -> Forecast:
         """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
 
         `loc` and `scale` [N] are each window's own series statistics where they are per series

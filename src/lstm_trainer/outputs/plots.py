@@ -101,7 +101,7 @@ def _loss_curves(ax: Axes, results: Results) -> None:
 
 def _learning_rate(ax: Axes, learning_rates: Sequence[tuple[int, float]]) -> None:
     if learning_rates:
-        steps, rates = zip(*learning_rates)
+        steps, rates = zip(*learning_rates, strict=True)
         ax.plot(steps, rates)
     ax.set(xlabel="optimizer step", ylabel="learning rate", title="Learning-rate schedule")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))

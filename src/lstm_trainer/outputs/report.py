@@ -168,7 +168,7 @@ def step_lines(validation: SplitScores) -> list[str]:
     lines = ["", "Validation MSE per step ahead (model | persistence):"]
     lines += [
         f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}"
-        for h, (m, p) in enumerate(zip(model, naive), start=1)
+        for h, (m, p) in enumerate(zip(model, naive, strict=True), start=1)
     ]
     return lines
 

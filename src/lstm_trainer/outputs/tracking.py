@@ -96,7 +96,7 @@ def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]
 
 
 def log_step(accelerator: Accelerator, log: StepLog) -> None:
-    values = dict(zip(STEP_KEYS, (log.loss, log.grad_norm, log.learning_rate, log.epoch, log.step)))
+    values = dict(zip(STEP_KEYS, (log.loss, log.grad_norm, log.learning_rate, log.epoch, log.step), strict=True))
     accelerator.log(values, step=log.step)
 
 
@@ -111,7 +111,7 @@ def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
         log.learning_rate,
         log.epoch,
     )
-    accelerator.log(dict(zip(EPOCH_KEYS, values)), step=log.step)
+    accelerator.log(dict(zip(EPOCH_KEYS, values, strict=True)), step=log.step)
 
 
 def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, Path]) -> None:
