@@ -73,8 +73,11 @@ class HubServer:
     ) -> None:
         self.token, self.user = token, user
         self.role = role  # what whoami says the token may do ("read" to test a read-only token); not enforced
-        self._tmp = None if root is not None else tempfile.mkdtemp(prefix="hub_server_")
-        self.root = Path(root if root is not None else self._tmp)
+        self._tmp: str | None = None  # a folder of our own, removed on close
+        if root is None:
+            self._tmp = tempfile.mkdtemp(prefix="hub_server_")
+            root = Path(self._tmp)
+        self.root = root
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self.requests: list[str] = []  # "METHOD /path?query" of every request seen
         self.unhandled: list[str] = []  # requests this server does not implement (answered 501)
@@ -149,7 +152,7 @@ class HubServer:
 
     def _create_repo(self, rtype: str, repo_id: str, private: bool) -> None:
         cid = hashlib.sha1(f"{rtype}:{repo_id}:{time.time_ns()}".encode()).hexdigest()
-        commit = {"parent": None, "title": "initial commit", "date": _now(), "files": {}}
+        commit: dict[str, Any] = {"parent": None, "title": "initial commit", "date": _now(), "files": {}}
         self.repos[f"{rtype}:{repo_id}"] = {"private": private, "branches": {"main": cid}, "commits": {cid: commit}}
         self._save()
 
@@ -324,11 +327,23 @@ class _Handler(BaseHTTPRequestHandler):
                 lfs = lfs and {"size": lfs["size"], "sha256": lfs["oid"], "pointerSize": lfs["pointerSize"]}
                 meta = {"size": entry["size"], "blobId": entry["oid"], "lfs": lfs} if blobs else {}
                 siblings.append({"rfilename": path, **meta})
-            return self._send(200, {
-                "id": repo_id, "author": repo_id.split("/")[0], "sha": cid, "private": repo["private"],
-                "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
-                "lastModified": commit["date"], "createdAt": commit["date"], "siblings": siblings,
-            })  # fmt: skip
+            return self._send(
+                200,
+                {
+                    "id": repo_id,
+                    "author": repo_id.split("/")[0],
+                    "sha": cid,
+                    "private": repo["private"],
+                    "disabled": False,
+                    "gated": False,
+                    "downloads": 0,
+                    "likes": 0,
+                    "tags": [],
+                    "lastModified": commit["date"],
+                    "createdAt": commit["date"],
+                    "siblings": siblings,
+                },
+            )
         if method == "GET" and action == "tree":
             cid = hub._resolve(repo, rev)
             prefix = "/".join(rest[2:]).strip("/")
@@ -417,9 +432,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HubError(404, "Entry not found", "EntryNotFound", commit=cid)
         data = hub._blob(entry["sha256"]).read_bytes()
         headers = {
-            "X-Repo-Commit": cid, "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"',
-            "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-        }  # fmt: skip
+            "X-Repo-Commit": cid,
+            "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
         byte_range = self.headers.get("Range", "")
         if byte_range.startswith("bytes="):  # HfFileSystem reads files by ranges
             start_s, _, end_s = byte_range[6:].partition("-")

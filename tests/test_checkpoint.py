@@ -19,7 +19,7 @@ from lstm_trainer.train import checkpoint, perf
 TIMING = {"train_seconds", *perf.KEYS}
 
 
-def same_results(a: dict, b: dict) -> None:  # type: ignore[type-arg]
+def same_results(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a.keys() - TIMING:
         if isinstance(a[key], float):
@@ -184,7 +184,7 @@ def test_max_train_steps_then_resume_latest_keeps_the_newest_checkpoints_and_the
     assert set(names) == {"step-0000032", "step-0000040", "step-0000048", best}
 
 
-def kill_when(out: Path, condition, timeout: float = 240) -> subprocess.Popen:  # type: ignore[no-untyped-def,type-arg]
+def kill_when(out: Path, condition, timeout: float = 240) -> subprocess.Popen:
     """Start a training run and SIGKILL its whole process group once `condition(out)` holds."""
     args = [*TINY, "--output_dir", str(out), "--checkpointing_steps", "1", "--resume_from_checkpoint", "latest"]
     if not (out / "checkpoints" / "latest").exists():
@@ -264,7 +264,7 @@ def test_changed_settings_stop_a_resume(tmp_path: Path, monkeypatch: pytest.Monk
     other["optimizer"]["params"]["weight_decay"] = 0.01
     (tmp_path / "other.json").write_text(json.dumps(other))
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(tmp_path / "other.json"))
-    with pytest.raises(UserError, match="weight_decay 1e-05 -> 0.01"):
+    with pytest.raises(UserError, match=r"weight_decay 1e-05 -> 0\.01"):
         train_in_process([*TINY, "--output_dir", str(out), "--resume_from_checkpoint", "latest"])
     monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", raising=False)
     # A value only an accelerate config (here its environment variable) sets counts as well.

@@ -13,8 +13,13 @@ from conftest import run_train
 
 from lstm_trainer.cli.data import main as data_main
 
-GOOD = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=400, freq="h").strftime("%Y-%m-%dT%H:%M"),
-                     "open": np.sin(np.arange(400) / 5.0), "close": np.cos(np.arange(400) / 5.0)})  # fmt: skip
+GOOD = pd.DataFrame(
+    {
+        "date": pd.date_range("2024-01-01", periods=400, freq="h").strftime("%Y-%m-%dT%H:%M"),
+        "open": np.sin(np.arange(400) / 5.0),
+        "close": np.cos(np.arange(400) / 5.0),
+    }
+)
 
 
 def files(folder: Path) -> dict[str, Path]:
@@ -35,8 +40,13 @@ def files(folder: Path) -> dict[str, Path]:
     (folder / "empty.csv").write_text("")
     (folder / "header_only.csv").write_text("date,open,close\n")
     (folder / "prices.xlsx").write_text("not a spreadsheet")
-    long = pd.DataFrame({"store": np.repeat(["north", "south"], 200), "date": list(GOOD["date"][:200]) * 2,
-                         "sales": np.r_[np.sin(np.arange(200) / 5.0), np.cos(np.arange(200) / 5.0)]})  # fmt: skip
+    long = pd.DataFrame(
+        {
+            "store": np.repeat(["north", "south"], 200),
+            "date": list(GOOD["date"][:200]) * 2,
+            "sales": np.r_[np.sin(np.arange(200) / 5.0), np.cos(np.arange(200) / 5.0)],
+        }
+    )
     long.assign(row=np.arange(400)).to_csv(folder / "long.csv", index=False)
     gap = long.copy()
     gap.loc[250, "sales"] = np.nan  # south's 51st value, row 251 of the file

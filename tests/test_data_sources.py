@@ -33,22 +33,24 @@ def config(path: Path, **kwargs: object) -> DataConfig:
     return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)  # type: ignore[arg-type]
 
 
-def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every window of every split, in data units unless `normalised` (as the model sees them)."""
     return {split: w.every(normalised) for split, w in windows.items()}
 
 
-def load_windows(config: DataConfig, seed: int):  # type: ignore[no-untyped-def]
+def load_windows(config: DataConfig, seed: int):
     return prepare_data(config, seed).windows
 
 
 def table(n: int = 200) -> pd.DataFrame:
     t = np.arange(n)
-    return pd.DataFrame({
-        "date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
-        "price": 100 + 10 * np.sin(0.3 * t) + 0.01 * t,
-        "volume": (t % 7).astype(np.int64),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "price": 100 + 10 * np.sin(0.3 * t) + 0.01 * t,
+            "volume": (t % 7).astype(np.int64),
+        }
+    )
 
 
 def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Path) -> None:
@@ -75,11 +77,30 @@ def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Pat
     assert np.array_equal(expected["test"][0][0], price[170 - SEQ : 170])
     assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30, 30]
     params = prepare_data(config(tmp_path / "series.parquet", data_column="price", time_column="date"), 0).params
-    assert params["split_rows"]["test"] == {"first_row": 171, "last_row": 200, "values": 30,
-                                            "first_time": "2024-06-19", "last_time": "2024-07-18"}  # fmt: skip
+    assert params["split_rows"]["test"] == {
+        "first_row": 171,
+        "last_row": 200,
+        "values": 30,
+        "first_time": "2024-06-19",
+        "last_time": "2024-07-18",
+    }
     # A folder written by `build` holds the series rows, cut where the run cut them: the same windows.
-    assert data_main(["build", "--dataset", str(tmp_path / "series.csv"), "--data_column", "price",
-                      "--seq_length", str(SEQ), "--output_dir", str(tmp_path / "built")]) == 0  # fmt: skip
+    assert (
+        data_main(
+            [
+                "build",
+                "--dataset",
+                str(tmp_path / "series.csv"),
+                "--data_column",
+                "price",
+                "--seq_length",
+                str(SEQ),
+                "--output_dir",
+                str(tmp_path / "built"),
+            ]
+        )
+        == 0
+    )
     rebuilt = load_windows(config(tmp_path / "built"), 0)
     assert all(
         np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1])

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, prepare_data
+from lstm_trainer.data import INPUTS, TARGET, Windows, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, WholeBatches, eval_loader, train_loader
 
 
-def small_split(split: str = "train", **kwargs: object):  # type: ignore[no-untyped-def]
+def small_split(split: str = "train", **kwargs: Any) -> Windows:
     return prepare_data(DataConfig(seq_length=8, num_train_samples=300, num_val_samples=70, **kwargs), seed=3).windows[
         split
-    ]  # type: ignore[arg-type]
+    ]
 
 
 def test_whole_batches_are_the_split_windows() -> None:
@@ -47,7 +49,7 @@ def test_train_loader_follows_the_global_batch_sampler() -> None:
     batches = list(loader)
     assert len(batches) == len(order) == 8  # 2 global batches of 4 micro batches; 44 rows sit out
     targets = torch.from_numpy(windows.every()[1])
-    for rows, batch in zip(order, batches):
+    for rows, batch in zip(order, batches, strict=True):
         assert torch.equal(batch[TARGET], targets[rows])
     # The order is torch.randperm's under (seed + epoch), as before windows were gathered.
     expected = torch.randperm(300, generator=torch.Generator().manual_seed(5 + 1))[:256].view(-1, 32).tolist()

@@ -33,7 +33,7 @@ def launch(config: str | Path, out: Path, *flags: str, args: tuple[str, ...] = (
     return run_train(
         [*SMALL, *args, "--output_dir", str(out)],
         launcher=["accelerate", "launch", "--config_file", str(config), *flags],
-        HF_HOME=str(out.parent / "hf_home"),
+        env={"HF_HOME": str(out.parent / "hf_home")},
     )
 
 
@@ -127,7 +127,7 @@ def test_several_machines_on_one_host(tmp_path: Path) -> None:
             subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )
     outputs = [run.communicate(timeout=300) for run in runs]
-    for run, (_, stderr) in zip(runs, outputs):
+    for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr[-3000:]
     res = trained(subprocess.CompletedProcess([], 0, *outputs[0]), out)
     assert summary(res) == (2, 2, "no", 2, "none")
@@ -213,7 +213,9 @@ def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
     default = hf_home / "accelerate" / "default_config.yaml"
     assert default.is_file()
     out = tmp_path / "out"
-    done = run_train([*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], HF_HOME=str(hf_home))
+    done = run_train(
+        [*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], env={"HF_HOME": str(hf_home)}
+    )
     res = trained(done, out)
     assert summary(res) == (1, 4, "no", 0, "none")
     assert "DeepSpeed ZeRO-0 (ZeRO-2 on 2+ processes)" in done.stdout

@@ -38,7 +38,7 @@ def test_forward_shapes(shape: tuple[int, ...]) -> None:
     assert LSTMForecaster(ModelConfig(hidden_size=8), seq_length=20)(torch.randn(*shape)).shape == (4,)
 
 
-def test_save_and_load_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_save_and_load_round_trip(tmp_path) -> None:
     model = LSTMForecaster(ModelConfig(hidden_size=8, num_layers=1, dropout=0.0), seq_length=10).eval()
     with torch.no_grad():  # trained-looking weights, so the round trip is not of zeros
         for param in model.parameters():
@@ -50,7 +50,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-
     assert torch.equal(loaded(x), model(x))
 
 
-def test_broken_model_folders_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_broken_model_folders_name_the_file(tmp_path) -> None:
     from lstm_trainer.errors import UserError
 
     LSTMForecaster(ModelConfig(hidden_size=8), seq_length=10).save_pretrained(tmp_path)
@@ -80,7 +80,7 @@ def test_parameter_count_from_the_shape_matches_the_module(
 
 
 @pytest.mark.parametrize("options", [{}, {"linear_skip": 0}, {"linear_skip": 3, "cell": "gru"}])
-def test_untrained_model_forecasts_next_equals_last(options: dict) -> None:  # type: ignore[type-arg]
+def test_untrained_model_forecasts_next_equals_last(options: dict) -> None:
     # Trending and far from the training range: the residual head starts at persistence wherever the level is.
     x = 1000.0 + 50.0 * torch.randn(6, 16).cumsum(dim=1)
     model = LSTMForecaster(ModelConfig(hidden_size=8, **options), seq_length=16).eval()
@@ -100,7 +100,7 @@ def test_window_norm_makes_forecasts_follow_a_shift_and_scale_of_the_window() ->
         assert not torch.allclose(plain(100 * x + 7.0), 100 * plain(x) + 7.0, atol=1.0)
 
 
-def test_a_config_without_the_options_loads_as_the_model_it_was(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_config_without_the_options_loads_as_the_model_it_was(tmp_path) -> None:
     import json
 
     old = LSTMForecaster(ModelConfig(hidden_size=8, window_norm="none", head="level", linear_skip=0), seq_length=10)

@@ -64,7 +64,7 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     res = results(out)
 
     # 309 values -> 217 / 46 / 46: every validation and test value is a target, at seq_length 50.
-    data = prepare_data(DataConfig(dataset=str(csv_path), data_column="SUNACTIVITY"), 42)
+    data = prepare_data(DataConfig(dataset=str(csv_path), data_column=["SUNACTIVITY"]), 42)
     assert [len(w) for w in data.windows.values()] == [167, 46, 46]
     test_inputs, test_targets = data.windows["test"].every()
     values = datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
