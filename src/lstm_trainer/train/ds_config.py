@@ -285,7 +285,7 @@ def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:
         )
 
 
-class _ReadKeys(dict):  # type: ignore[type-arg]
+class _ReadKeys(dict[str, Any]):
     """A dict that records which of its keys were looked up: the keys DeepSpeed's config reads."""
 
     def __init__(self, *args: Any) -> None:
@@ -301,7 +301,8 @@ class _ReadKeys(dict):  # type: ignore[type-arg]
         return super().get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        self.read.add(key)  # type: ignore[arg-type]
+        if isinstance(key, str):  # every key of a DeepSpeed config is
+            self.read.add(key)
         return super().__contains__(key)
 
     def keys(self) -> Any:  # DeepSpeed also asks `KEY in config.keys()`
