@@ -85,9 +85,9 @@ class HubServer:
         state = self.root / "state.json"
         # repo key "type:ns/name" -> {"private", "branches": {name: commit}, "commits": {id: commit}}
         self.repos: dict[str, dict[str, Any]] = json.loads(state.read_text()) if state.exists() else {}
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
-        self._httpd.hub = self  # type: ignore[attr-defined]
+        self._httpd.hub = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
 
@@ -198,13 +198,17 @@ def _path_info(path: str, entry: dict[str, Any] | None, cid: str) -> dict[str, A
     return info
 
 
+class _Server(ThreadingHTTPServer):
+    hub: HubServer  # the state every request handler reads
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
-    server: ThreadingHTTPServer
+    server: _Server
 
     @property
     def hub(self) -> HubServer:
-        return self.server.hub  # type: ignore[attr-defined]
+        return self.server.hub
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr access log
         pass

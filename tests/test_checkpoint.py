@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, TINY, child_env, output, results, run_train, train_in_process
@@ -19,14 +20,18 @@ from lstm_trainer.train import checkpoint, perf
 TIMING = {"train_seconds", *perf.KEYS}
 
 
+def _flat(rows: list[Any]) -> list[Any]:
+    """[[step, loss], ...] or [x, ...] as one flat list, for approx."""
+    return [x for row in rows for x in (row if isinstance(row, list) else [row])]
+
+
 def same_results(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a.keys() - TIMING:
         if isinstance(a[key], float):
             assert b[key] == pytest.approx(a[key], abs=1e-6), key
         elif isinstance(a[key], list):
-            flat = lambda rows: [x for row in rows for x in (row if isinstance(row, list) else [row])]  # noqa: E731
-            assert flat(b[key]) == pytest.approx(flat(a[key]), abs=1e-6), key
+            assert _flat(b[key]) == pytest.approx(_flat(a[key]), abs=1e-6), key
         else:
             assert a[key] == b[key], key
 

@@ -1,6 +1,7 @@
 """--dataset sources: files, folders, the chronological split, missing values, normalisation."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,8 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def config(path: Path, **kwargs: object) -> DataConfig:
-    return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)  # type: ignore[arg-type]
+def config(path: Path, **kwargs: Any) -> DataConfig:
+    return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)
 
 
 def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -133,7 +133,8 @@ def test_quantiles_and_coverage_of_a_calibrated_forecast() -> None:
     df = np.full((n, 1), 4.0)
     student = Forecast("studentt", loc, np.stack([loc, log_scale, df], axis=-1))
     t_targets = loc + 0.3 * rng.standard_t(4.0, (n, 1))
-    assert interval_scores(student, t_targets).coverage[80] == pytest.approx(0.8, abs=0.005)  # type: ignore[union-attr]
+    scores = interval_scores(student, t_targets)
+    assert scores is not None and scores.coverage[80] == pytest.approx(0.8, abs=0.005)
 
 
 def test_quantile_head_answers_only_its_levels() -> None:

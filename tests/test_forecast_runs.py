@@ -61,7 +61,9 @@ def test_a_distribution_run_resumes(normal_run: Path, tmp_path: Path) -> None:
     args = [*TINY, *SEQ, "--output_dir", str(out), "--distribution", "studentt", "--horizon", "2"]
     train_in_process([*args, "--num_train_epochs", "1"])
     resumed = train_in_process([*args, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest"])
-    intervals_by_step = resumed.scores.validation.model.intervals_by_step  # type: ignore[union-attr]
+    model = resumed.scores.validation.model
+    assert model is not None
+    intervals_by_step = model.intervals_by_step
     assert resumed.epochs_completed == 2 and intervals_by_step is not None and len(intervals_by_step) == 2
     assert all(np.isfinite(resumed.train_loss_history))
 

@@ -13,12 +13,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+if TYPE_CHECKING:  # for the types only: this module stays torch-free at run time
+    import torch
+
 FILE = "normalization.json"
-T = TypeVar("T")
+# What apply and invert take, and give back the same kind of: a float, a NumPy array or a tensor.
+T = TypeVar("T", float, np.ndarray, "torch.Tensor")
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,10 @@ class Normalization:
         return Normalization(mean, std)
 
     def apply(self, x: T) -> T:
-        return (x - self.mean) / self.std  # type: ignore[operator,return-value]
+        return (x - self.mean) / self.std
 
     def invert(self, x: T) -> T:
-        return x * self.std + self.mean  # type: ignore[operator,return-value]
+        return x * self.std + self.mean
 
     def mse_in_data_units(self, mse: float) -> float:
         """An MSE measured on normalised values, in the data's units (errors scale by std)."""

@@ -189,6 +189,6 @@ def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
     if scores.model is None:
         return None
     model, persistence_, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
-    if None in (model.mase, persistence_.mase, linear.mase):
+    if model.mase is None or persistence_.mase is None or linear.mase is None:
         return None
-    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)  # type: ignore[arg-type]
+    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)
