@@ -2,14 +2,15 @@
 
 scores.py     MSE, MAE and MASE of a forecast, overall and per step ahead
 probabilistic.py  forecasts with uncertainty: quantiles, CRPS, interval coverage (NumPy + SciPy)
-baselines.py  persistence, seasonal naive, least-squares linear autoregression
+baselines.py  persistence, seasonal naive (the linear autoregression is model/linear_ar.py's, exported here)
 verdict.py    how a model compares with the baselines, in words
 """
 
-from lstm_trainer.evaluate.baselines import LinearAR, persistence, seasonal_naive
+from lstm_trainer.evaluate.baselines import persistence, seasonal_naive
 from lstm_trainer.evaluate.probabilistic import COVERAGES, Forecast, IntervalScores, interval_scores
 from lstm_trainer.evaluate.scores import Scores, naive_scale, score, score_by_step
 from lstm_trainer.evaluate.verdict import Verdict, relative_verdict
+from lstm_trainer.model.linear_ar import LinearAR
 
 __all__ = [
     "COVERAGES",

@@ -19,8 +19,8 @@ from torch import nn
 
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate import LinearAR
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
+from lstm_trainer.model.linear_ar import LinearAR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
