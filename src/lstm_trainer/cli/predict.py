@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
     from lstm_trainer.data.normalization import Normalization
-    from lstm_trainer.evaluate import Forecast
+    from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.forecaster import LSTMForecaster
     from lstm_trainer.model.inference import Predictor
 

@@ -7,9 +7,10 @@ verdict.py    how a model compares with the baselines, in words
 """
 
 from lstm_trainer.evaluate.baselines import persistence, seasonal_naive
-from lstm_trainer.evaluate.probabilistic import COVERAGES, Forecast, IntervalScores, interval_scores
+from lstm_trainer.evaluate.probabilistic import COVERAGES, IntervalScores, crps, interval_scores
 from lstm_trainer.evaluate.scores import Scores, naive_scale, score, score_by_step
 from lstm_trainer.evaluate.verdict import Verdict, relative_verdict
+from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.linear_ar import LinearAR
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "LinearAR",
     "Scores",
     "Verdict",
+    "crps",
     "interval_scores",
     "naive_scale",
     "persistence",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lstm_trainer.data.normalization import Normalization
-from lstm_trainer.evaluate import Forecast
+from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.forecaster import LSTMForecaster
 
 
