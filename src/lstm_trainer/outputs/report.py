@@ -17,9 +17,8 @@ from lstm_trainer.evaluate import COVERAGES
 from lstm_trainer.evaluate.scoring import RunScores, SplitScores, ValidationForecast
 from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
-from lstm_trainer.outputs.results import Results
+from lstm_trainer.outputs.results import EpochLog, Results, StepLog
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
-from lstm_trainer.train.loop import EpochLog, StepLog
 
 
 def _print(accelerator: Accelerator, text: str) -> None:

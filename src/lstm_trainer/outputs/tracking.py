@@ -22,8 +22,7 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker
 from accelerate.utils import is_tensorboard_available, is_wandb_available
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.outputs.results import Results
-from lstm_trainer.train.loop import EpochLog, StepLog
+from lstm_trainer.outputs.results import EpochLog, Results, StepLog
 
 WANDB, TENSORBOARD = "wandb", "tensorboard"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.

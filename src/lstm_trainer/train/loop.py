@@ -17,27 +17,12 @@ from torch.utils.data import DataLoader
 
 from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate.metrics import gradient_health
 from lstm_trainer.model.heads import OutputHead
+from lstm_trainer.outputs.results import StepLog
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or inf: the reference's 'gradient explosion' case."""
-
-
-@dataclass
-class StepLog:
-    """What is reported every `logging_steps` optimizer steps."""
-
-    step: int
-    epoch: int
-    loss: float
-    grad_norm: float
-    learning_rate: float
-
-    @property
-    def health(self) -> str:
-        return gradient_health(self.grad_norm)
 
 
 @dataclass
@@ -47,25 +32,6 @@ class EpochStats:
     train_loss: float
     mean_grad_norm: float
     learning_rate: float
-
-
-@dataclass
-class EpochLog:
-    """What is reported at the end of every epoch: its training, its validation, and early stopping's count."""
-
-    epoch: int  # from 1
-    step: int  # optimizer steps so far
-    train_loss: float
-    val_mse: float
-    mean_grad_norm: float
-    learning_rate: float
-    best_train_loss: float
-    best_val_mse: float
-    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
-
-    @property
-    def improved(self) -> bool:
-        return self.bad_epochs == 0
 
 
 @dataclass

@@ -28,7 +28,7 @@ from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card, save_model
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import Results, RunSetup
+from lstm_trainer.outputs.results import EpochLog, Results, RunSetup, StepLog
 from lstm_trainer.train import checkpoint, perf, reshard, steps
 from lstm_trainer.train.distributed import (
     engine_settings,
@@ -38,9 +38,7 @@ from lstm_trainer.train.distributed import (
 )
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
 from lstm_trainer.train.loop import (
-    EpochLog,
     EpochProgress,
-    StepLog,
     TrainState,
     evaluate,
     keep_stage0_grad_norm,
