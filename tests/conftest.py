@@ -70,8 +70,8 @@ def made_results(**changes: Any) -> Results:
     three epochs on the synthetic sine, validation scores only; `changes` replaces fields."""
     from lstm_trainer.evaluate import Scores
     from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
+    from lstm_trainer.outputs.cost import Cost, RunTimings
     from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
-    from lstm_trainer.train.perf import Cost, RunTimings
 
     validation = SplitScores(
         model=ForecastScores(Scores(0.015, 0.1, 0.8)),

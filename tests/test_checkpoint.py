@@ -15,9 +15,10 @@ import pytest
 from conftest import ROOT, TINY, child_env, output, results, run_train, train_in_process
 
 from lstm_trainer.errors import UserError
-from lstm_trainer.train import checkpoint, perf
+from lstm_trainer.outputs import cost
+from lstm_trainer.train import checkpoint
 
-TIMING = {"train_seconds", *perf.KEYS}
+TIMING = {"train_seconds", *cost.KEYS}
 
 
 def _flat(rows: list[Any]) -> list[Any]:

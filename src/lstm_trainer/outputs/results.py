@@ -16,7 +16,7 @@ from typing import Any
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
 from lstm_trainer.evaluate.metrics import gradient_health, quality_grade, reduction_percent
 from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
-from lstm_trainer.train.perf import Cost
+from lstm_trainer.outputs.cost import Cost
 
 
 @dataclass
