@@ -8,7 +8,7 @@ prints through them and feeds the progress bars, the trackers and the plots.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from accelerate import Accelerator
 
@@ -18,7 +18,32 @@ from lstm_trainer.evaluate.scoring import RunScores, SplitScores, ValidationFore
 from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
 from lstm_trainer.outputs.results import EpochLog, Results, StepLog
-from lstm_trainer.train.ds_config import ResolvedDeepSpeed
+
+
+class DeepSpeedSettings(Protocol):
+    """The DeepSpeed values in force that `start` prints: train/ds_config's ResolvedDeepSpeed has them.
+
+    A Protocol, so that outputs/ reads them without importing train/, the floor above it.
+    """
+
+    @property
+    def config(self) -> dict[str, Any]: ...  # the resolved DeepSpeed JSON
+    @property
+    def zero_stage(self) -> int: ...  # the stage asked for (a lone fp32 process runs 0)
+    @property
+    def mixed_precision(self) -> str: ...
+    @property
+    def source(self) -> str: ...  # which JSON, and who chose it
+    @property
+    def total_batch_size(self) -> int: ...
+    @property
+    def micro_batch_size(self) -> int: ...
+    @property
+    def gradient_accumulation_steps(self) -> int: ...
+    @property
+    def changes(self) -> list[str]: ...
+    @property
+    def notes(self) -> list[str]: ...
 
 
 def _print(accelerator: Accelerator, text: str) -> None:
@@ -26,7 +51,7 @@ def _print(accelerator: Accelerator, text: str) -> None:
         say(text)
 
 
-def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path) -> None:
+def start(accelerator: Accelerator, config: RunConfig, ds: DeepSpeedSettings, steps_per_epoch: int, out: Path) -> None:
     zero_section = ds.config["zero_optimization"]
     zero = f"ZeRO-{zero_section.get('stage')}"
     if zero_section.get("stage") != ds.zero_stage:
@@ -184,7 +209,7 @@ class Reporter:
         self,
         accelerator: Accelerator,
         config: RunConfig,
-        ds: ResolvedDeepSpeed,
+        ds: DeepSpeedSettings,
         steps_per_epoch: int,
         out: Path,
         run_info: dict[str, Any],
