@@ -1,4 +1,4 @@
-"""Scores as text, in one place: the console's summary and the model card's tables.
+"""Scores as text, in one place: the console's summary, the model card's tables and the backtest's.
 
 Every figure goes through `number` (one format rule, "n/a" where there is none) and every
 Markdown table through `markdown_table`; the console and the card list the same forecasts in
@@ -138,3 +138,54 @@ def step_rows(validation: SplitScores) -> str:
         rows.append(["persistence val MSE", *(number(v, ".4g") for v in naive)])
     table = markdown_table(["step ahead", *(str(h) for h in range(1, len(model) + 1))], rows)
     return "\n".join(["", "", *table])
+
+
+# The backtest (outputs/backtest.py): backtest.md from the record backtest.json holds.
+
+
+def backtest_markdown(record: dict[str, Any]) -> str:
+    """Two tables: every forecaster overall, then the model (and persistence) per step ahead."""
+    probabilistic = "crps" in record
+    extra = ["crps", "coverage_50", "coverage_80", "coverage_95"] if probabilistic else []
+    head = ["mse", "mae", "mase", *extra]
+    named = {"model": record, **record["baselines"]}
+    overall = markdown_table(
+        ["forecast", *head],
+        [[name, *(number(figures.get(key), ".6g") for key in head)] for name, figures in named.items()],
+    )
+    by_step, naive = record["by_step"], record["baselines"]["persistence"]["by_step"]
+    step_rows = []
+    for h in range(record["horizon"]):
+        cells = [by_step["mse"][h], by_step["mae"][h], by_step["mase"][h]]
+        if probabilistic:
+            cells += [by_step["crps"][h], by_step["coverage_80"][h]]
+        step_rows.append([str(h + 1), *(number(v, ".6g") for v in [*cells, naive["mse"][h]])])
+    step_head = ["step", "model MSE", "model MAE", "model MASE", *(["CRPS", "coverage 80%"] if probabilistic else [])]
+    steps = markdown_table([*step_head, "persistence MSE"], step_rows, left=0)
+    recursive = (
+        f" Steps beyond the model's horizon ({record['model_horizon']}) are recursive: its forecasts fed back as inputs."
+        if record["recursive"]
+        else ""
+    )
+    return "\n".join(
+        [
+            f"# Backtest: {record['origins']} origins of the {record['split']} split, {record['horizon']} steps ahead, stride {record['stride']}",
+            "",
+            f"MASE: MAE over the training split's one-step naive MAE.{recursive}",
+            "",
+            *overall,
+            "",
+            "## Per step ahead",
+            "",
+            *steps,
+            "",
+        ]
+    )
+
+
+def backtest_line(record: dict[str, Any]) -> str:
+    """The backtest's console line: the model's overall scores."""
+    line = f"MSE {number(record['mse'], '.6g')}, MASE {number(record['mase'], '.6g')}"
+    if "crps" in record:
+        line += f", CRPS {number(record['crps'], '.6g')}, 80% coverage {number(100 * record['coverage_80'], '.1f%')}"
+    return line
