@@ -1,9 +1,12 @@
-"""Scores and the baselines a forecast must beat: pure NumPy, no torch, no files.
+"""Scores and the baselines a forecast must beat. What is exported here is pure NumPy: no torch, no files.
 
 scores.py     MSE, MAE and MASE of a forecast, overall and per step ahead
 probabilistic.py  forecasts with uncertainty: quantiles, CRPS, interval coverage (NumPy + SciPy)
 baselines.py  persistence, seasonal naive (the linear autoregression is model/linear_ar.py's, exported here)
 verdict.py    how a model compares with the baselines, in words
+
+scoring.py (the saved model and the baselines on every split) and backtest.py (a Forecaster over
+rolling origins) build on them; neither writes a file or draws.
 """
 
 from lstm_trainer.evaluate.baselines import persistence, seasonal_naive
