@@ -152,7 +152,7 @@ def test_seasonal_naive_over_several_steps() -> None:
     assert seasonal_naive(inputs, 4, horizon=6).tolist() == [[8, 9, 10, 11, 8, 9]]
 
 
-def test_config_and_legacy_model_files(tmp_path) -> None:
+def test_config_json_round_trip(tmp_path) -> None:
     model = LSTMForecaster(ModelConfig(hidden_size=8, distribution="studentt"), seq_length=10, horizon=3).eval()
     model.save_pretrained(tmp_path / "new")
     record = json.loads((tmp_path / "new" / "config.json").read_text())
@@ -160,17 +160,6 @@ def test_config_and_legacy_model_files(tmp_path) -> None:
     loaded = LSTMForecaster.from_pretrained(tmp_path / "new")
     x = torch.randn(4, 10)
     assert loaded.horizon == 3 and torch.equal(loaded(x), model(x))
-    # A config.json from before distributions and horizons: a one-step point forecaster.
-    old = LSTMForecaster(ModelConfig(hidden_size=8), seq_length=10)
-    old.save_pretrained(tmp_path / "old")
-    legacy = {
-        k: v
-        for k, v in json.loads((tmp_path / "old" / "config.json").read_text()).items()
-        if k not in ("distribution", "quantiles", "horizon")
-    }
-    (tmp_path / "old" / "config.json").write_text(json.dumps(legacy))
-    reloaded = LSTMForecaster.from_pretrained(tmp_path / "old")
-    assert reloaded.horizon == 1 and reloaded.output_head.kind == "point" and reloaded(x).shape == (4,)
 
 
 @pytest.mark.parametrize(
