@@ -54,9 +54,7 @@ def files(folder: Path) -> dict[str, Path]:
     repeated = long.copy()
     repeated.loc[210, "date"] = repeated.loc[205, "date"]  # south, twice at 2024-01-01T05:00
     repeated.to_csv(folder / "long_twice.csv", index=False)
-    from datasets import Dataset
 
-    Dataset.from_dict({"inputs": [[0.0, 1.0]] * 4, "target": [2.0] * 4}).save_to_disk(str(folder / "old_windows"))
     (folder / "notes").mkdir()
     (folder / "notes" / "readme.txt").write_text("hello")
     return {"good": good}
@@ -75,10 +73,6 @@ CASES = [
     (
         ["--dataset", "{d}/holes.csv", "--data_column", "open", "close"],
         "holes.csv: series 'close': column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301",
-    ),
-    (
-        ["--dataset", "{d}/old_windows"],
-        "old_windows holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it",
     ),
     (
         ["--dataset", "{d}/long.csv", "--id_column", "row", "--data_column", "sales"],

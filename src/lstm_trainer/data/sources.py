@@ -230,11 +230,6 @@ def _from_loaded(
     name = config.dataset
     column = config.data_column[0] if config.data_column and len(config.data_column) == 1 else TARGET_COLUMN
     parts = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-    if any("inputs" in part.column_names and not _is_series_rows(part, column) for part in parts.values()):
-        raise UserError(
-            f"{name} holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it with "
-            "`python -m lstm_trainer.cli.data build` (series rows, one per series, as the Hub's time-series sets)"
-        )
     if any(_is_series_rows(part, column) for part in parts.values()):
         return _series_rows(parts, config, column, source, card or {})
     if len(parts) != 1:
