@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lstm_trainer.data import Windows
     from lstm_trainer.outputs.results import Results
 
@@ -180,9 +182,16 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
+def every(windows: Windows, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of a split at once, inputs [N, T] and targets [N] or [N, H]: small splits only."""
+    import numpy as np
+
+    return windows.gather(np.arange(len(windows), dtype=np.int64), normalised)
+
+
 def persistence_mse(windows: Windows) -> float:
     """'Next value = last value' over every window of a split, in data units: as the run scores it."""
     from lstm_trainer.evaluate import persistence, score
 
-    inputs, targets = windows.every()
+    inputs, targets = every(windows)
     return score(persistence(inputs, windows.horizon), targets, scale=1.0).mse

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import persistence_mse
+from conftest import every, persistence_mse
 from datasets import Dataset, load_from_disk
 
 from lstm_trainer.cli.data import main as data_main
@@ -36,7 +36,7 @@ def config(path: Path, **kwargs: Any) -> DataConfig:
 
 def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every window of every split, in data units unless `normalised` (as the model sees them)."""
-    return {split: w.every(normalised) for split, w in windows.items()}
+    return {split: every(w, normalised) for split, w in windows.items()}
 
 
 def load_windows(config: DataConfig, seed: int):
@@ -175,7 +175,7 @@ def test_fill_missing_policies(tmp_path: Path, policy: str, expected: list[float
     data = prepare_data(
         DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0
     )
-    inputs, targets = data.windows["train"].every()
+    inputs, targets = every(data.windows["train"])
     series = np.concatenate([inputs[0], targets])
     assert series[: len(expected)].tolist() == expected
     params = data.params
@@ -195,5 +195,5 @@ def test_series_rows_from_a_folder_are_used_in_place(tmp_path: Path) -> None:
     same = prepare_data(small, 0)
     for split in ("train", "validation"):
         assert all(
-            np.array_equal(a, b) for a, b in zip(data.windows[split].every(), same.windows[split].every(), strict=True)
+            np.array_equal(a, b) for a, b in zip(every(data.windows[split]), every(same.windows[split]), strict=True)
         )

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from conftest import every
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import INPUTS, TARGET, Windows, prepare_data
@@ -23,7 +24,7 @@ def test_whole_batches_are_the_split_windows() -> None:
     rows = WholeBatches(windows)
     indices = [299, 0, 17, 17, 150]
     batch = rows.__getitems__(indices)
-    inputs, targets = windows.every()
+    inputs, targets = every(windows)
     assert batch[INPUTS].shape == (5, 8) and batch[INPUTS].dtype == torch.float32
     assert torch.equal(batch[INPUTS], torch.from_numpy(inputs[indices])) and torch.equal(
         batch[TARGET], torch.from_numpy(targets[indices])
@@ -48,7 +49,7 @@ def test_train_loader_follows_the_global_batch_sampler() -> None:
     order = list(sampler)
     batches = list(loader)
     assert len(batches) == len(order) == 8  # 2 global batches of 4 micro batches; 44 rows sit out
-    targets = torch.from_numpy(windows.every()[1])
+    targets = torch.from_numpy(every(windows)[1])
     for rows, batch in zip(order, batches, strict=True):
         assert torch.equal(batch[TARGET], targets[rows])
     # The order is torch.randperm's under (seed + epoch), as before windows were gathered.
@@ -62,5 +63,5 @@ def test_eval_loader_reads_every_window_once_in_order() -> None:
     windows = small_split("validation")
     batches = list(eval_loader(windows, batch_size=32))
     assert [len(b[TARGET]) for b in batches] == [32, 32, 6]
-    assert torch.equal(torch.cat([b[TARGET] for b in batches]), torch.from_numpy(windows.every()[1]))
-    assert np.array_equal(torch.cat([b[INPUTS] for b in batches]).numpy(), windows.every()[0])
+    assert torch.equal(torch.cat([b[TARGET] for b in batches]), torch.from_numpy(every(windows)[1]))
+    assert np.array_equal(torch.cat([b[INPUTS] for b in batches]).numpy(), every(windows)[0])

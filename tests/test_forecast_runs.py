@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, results, train_in_process
+from conftest import TINY, every, results, train_in_process
 
 from lstm_trainer.cli import backtest as backtest_command
 from lstm_trainer.cli import predict
@@ -43,9 +43,7 @@ def test_normal_head_is_calibrated_on_the_known_noise(normal_run: Path) -> None:
     for level, tolerance in ((50, 0.06), (80, 0.05), (95, 0.03)):
         assert res[f"val_coverage_{level}"] == pytest.approx(level / 100, abs=tolerance), level
     data = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512, seq_length=20), 42)
-    (train_inputs, train_targets), (val_inputs, val_targets) = (
-        data.windows[s].every() for s in ("train", "validation")
-    )
+    (train_inputs, train_targets), (val_inputs, val_targets) = (every(data.windows[s]) for s in ("train", "validation"))
     linear = LinearAR.fit(train_inputs, train_targets).predict(val_inputs)
     noise_crps = float(np.mean(normal_crps(val_targets.astype(np.float64), linear, np.full(len(linear), 0.1))))
     assert res["val_crps"] == pytest.approx(noise_crps, rel=0.15)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
-from conftest import ROOT, TINY, child_env, output, results, run_train
+from conftest import ROOT, TINY, child_env, every, output, results, run_train
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
@@ -44,7 +44,7 @@ def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]
     assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
     inputs, targets = map(
         torch.from_numpy,
-        prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"].every(),
+        every(prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"]),
     )
     with torch.no_grad():
         prediction = LSTMForecaster.from_pretrained(out / "best")(inputs.float())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import train_in_process
+from conftest import every, train_in_process
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
@@ -66,7 +66,7 @@ def test_long_table_is_one_series_per_id_split_in_time_each(tmp_path: Path) -> N
         values = frame[frame.store == store].sort_values("hour")["sales"].to_numpy(np.float32).astype(np.float64)
         n_train = len(values) - 2 * round(len(values) * 0.15)
         assert norm.series[store] == pytest.approx((values[:n_train].mean(), values[:n_train].std()))
-    _, normalised = windows["train"].every(normalised=True)
+    _, normalised = every(windows["train"], normalised=True)
     assert abs(normalised.mean()) < 0.2 and 0.7 < normalised.std() < 1.3
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, output, persistence_mse, results, run_train
+from conftest import TINY, every, output, persistence_mse, results, run_train
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data, synthetic_series
@@ -20,7 +20,7 @@ def mse_of_saved_model(folder: Path, windows) -> float:
     """Score windows (data units) with a saved model the way a user would: apply, predict, invert."""
     model, norm = LSTMForecaster.from_pretrained(folder), Normalization.load(folder)
     assert norm is not None
-    inputs, targets = map(torch.from_numpy, windows.every())
+    inputs, targets = map(torch.from_numpy, every(windows))
     with torch.no_grad():
         prediction = norm.invert(model(norm.apply(inputs.double()).float()).double())
     return float(((prediction - targets.double()) ** 2).mean())
