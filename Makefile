@@ -1,6 +1,7 @@
 # Entry points, all of which set up a fresh machine first:
 #   make train     - the reference run (accelerate launch train.py, defaults)
-#   make test      - the test suite (what CI runs)
+#   make lint      - ruff (lint and format check) and mypy, configured in pyproject.toml
+#   make test      - the test suite (what CI runs, after make lint)
 #   make test-fast - the suite without the real launches (marked e2e)
 #   make bench     - the trainer against a bare PyTorch loop, CPU (bench/run.py)
 #   make bench-gpu - the same on one CUDA GPU in fp16; refuses without one
@@ -8,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup train test test-fast bench bench-gpu
+.PHONY: setup train lint test test-fast bench bench-gpu
 
 setup: $(VENV)/.installed
 
@@ -18,7 +19,7 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[test,tensorboard]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,lint,tensorboard]"
 	touch $@
 
 # The ready config for this machine, named, so that `accelerate launch` has nothing to print
@@ -27,6 +28,12 @@ LAUNCH := $(if $(shell nvidia-smi -L 2>/dev/null),--config_file accelerate_confi
 
 train: setup
 	$(VENV)/bin/accelerate launch $(LAUNCH) train.py $(ARGS)
+
+# Style and types: a finding fails the target. `ruff format .` and `ruff check --fix .` repair most.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: setup
 	WANDB_MODE=offline $(PY) -m pytest -q

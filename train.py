@@ -13,7 +13,7 @@ from pathlib import Path
 # Runs from a checkout without `pip install -e .` as well.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from lstm_trainer.cli.train import main  # noqa: E402
+from lstm_trainer.cli.train import main
 
 if __name__ == "__main__":
     code = main()

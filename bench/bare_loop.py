@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = resolve(config.train, raw, world_size=1, cuda=device.type == "cuda")
     seed = config.train.seed
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the global RNG, as set_seed seeds it: the trainer's state, copied
     torch.manual_seed(seed)  # as accelerate.utils.set_seed does in the trainer
 
     built = time.perf_counter()
@@ -195,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     # The bare loop materialises every window as tensors: the fastest a batch can be read.
     train = dict(
         zip(
-            (INPUTS, TARGET), map(torch.from_numpy, data.windows["train"].gather(np.arange(len(data.windows["train"]))))
+            (INPUTS, TARGET),
+            map(torch.from_numpy, data.windows["train"].gather(np.arange(len(data.windows["train"])))),
+            strict=True,
         )
     )
     val = dict(
         zip(
             (INPUTS, TARGET),
             map(torch.from_numpy, data.windows["validation"].gather(np.arange(len(data.windows["validation"])))),
+            strict=True,
         )
     )
     x_train, y_train = train[INPUTS].to(device), train[TARGET].to(device)  # [N, T], [N]

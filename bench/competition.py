@@ -244,7 +244,11 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool) -> None:
     (folder / "table.md").write_text(text + "\n")
     (folder / "table.json").write_text(
         json.dumps(
-            [dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r)) for r in table], indent=2
+            [
+                dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r, strict=False))
+                for r in table
+            ],
+            indent=2,
         )
         + "\n"
     )

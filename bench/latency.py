@@ -55,8 +55,17 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
     with tempfile.TemporaryDirectory(prefix="lstm-latency-") as tmp:
         series = Path(tmp) / "series.csv"
         series.write_text("y\n" + "\n".join(f"{v:.6f}" for v in np.sin(np.arange(4 * length) / 5.0)) + "\n")
-        command = [sys.executable, "-m", "lstm_trainer.cli.predict", "--model", str(model), "--input", str(series),
-                   "--output", str(Path(tmp) / "forecast.csv")]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "lstm_trainer.cli.predict",
+            "--model",
+            str(model),
+            "--input",
+            str(series),
+            "--output",
+            str(Path(tmp) / "forecast.csv"),
+        ]
         command_times = []
         for _ in range(3):
             started = time.perf_counter()
@@ -78,15 +87,20 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
 
 def markdown(latency: dict[str, Any]) -> str:
     targets = latency["targets"]
-    return "\n".join([
-        "| forecasting latency (model exported by (b)) | measured | target | holds |",
-        "|---|---:|---:|:---:|",
-        f"| one window, in a running process (median) | {latency['one_window_ms_median']:.1f} ms | "
-        f"< {MAX_ONE_MS:.0f} ms | {'yes' if targets['one_window_ms']['met'] else 'no'} |",
-        f"| `python -m lstm_trainer.cli.predict`, one series, whole command | {latency['predict_command_seconds']:.2f} s | "
-        f"< {MAX_COMMAND_S:.0f} s | {'yes' if targets['predict_command_s']['met'] else 'no'} |",
-        f"| {latency['many_series']:,} series, one window each, one call | {latency['many_series_seconds']:.2f} s | | |",
-    ]) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                "| forecasting latency (model exported by (b)) | measured | target | holds |",
+                "|---|---:|---:|:---:|",
+                f"| one window, in a running process (median) | {latency['one_window_ms_median']:.1f} ms | "
+                f"< {MAX_ONE_MS:.0f} ms | {'yes' if targets['one_window_ms']['met'] else 'no'} |",
+                f"| `python -m lstm_trainer.cli.predict`, one series, whole command | {latency['predict_command_seconds']:.2f} s | "
+                f"< {MAX_COMMAND_S:.0f} s | {'yes' if targets['predict_command_s']['met'] else 'no'} |",
+                f"| {latency['many_series']:,} series, one window each, one call | {latency['many_series_seconds']:.2f} s | | |",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> int:

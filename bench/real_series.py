@@ -69,7 +69,10 @@ def write_csv(series: RealSeries, folder: Path) -> Path:
 def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float:
     """Over the same test targets as the run (every test value is one, whatever the window)."""
     config = DataConfig(
-        dataset=str(csv), data_column=series.column, fill_missing=series.fill_missing, seq_length=max(50, series.season)
+        dataset=str(csv),
+        data_column=[series.column],
+        fill_missing=series.fill_missing,
+        seq_length=max(50, series.season),
     )
     data = prepare_data(config, 42)
     test = data.windows["test"]
@@ -112,7 +115,7 @@ def main(argv: list[str]) -> int:
             f"{seasonal_naive_test_mase(csv, series):.4f} ({series.season}) | {res['linear_test_mase']:.4f} | {ratio:.3f} |"
         )
         print(rows[-1], flush=True)
-    text = "\n".join(rows + ["", "Commands:", "", *(f"    {c}" for c in commands)]) + "\n"
+    text = "\n".join([*rows, "", "Commands:", "", *(f"    {c}" for c in commands)]) + "\n"
     (ROOT / "bench" / "results" / f"real_series_{tag}.md").write_text(text)
     print(text)
     return 0

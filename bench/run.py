@@ -13,6 +13,7 @@ first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -137,16 +138,34 @@ def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Pa
     same = ["--num_train_epochs", str(args.epochs), "--mixed_precision", precision, *passthrough]
     if run.key == "bare":
         result_file = work / "bare.json"
-        command = [sys.executable, str(ROOT / "bench" / "bare_loop.py"), "--results", str(result_file),
-                   "--device", args.device, *same]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "bench" / "bare_loop.py"),
+            "--results",
+            str(result_file),
+            "--device",
+            args.device,
+            *same,
+        ]
     else:
         out = work / run.key
         result_file = out / "all_results.json"
         command = [
-            sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(run.processes),
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            str(run.processes),
             # Accelerate's default port (29500) would collide with any other launch running.
-            "--main_process_port", str(free_port()), str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
-        ]  # fmt: skip
+            "--main_process_port",
+            str(free_port()),
+            str(ROOT / "train.py"),
+            "--output_dir",
+            str(out),
+            "--early_stopping_patience",
+            str(args.epochs),
+            *same,
+        ]
     threads = args.threads
     print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
     run.launched_at = time.time()
@@ -169,8 +188,13 @@ def help_seconds() -> float:
     times = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], cwd=ROOT, env=child_env(1),
-                       capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), "--help"],
+            cwd=ROOT,
+            env=child_env(1),
+            capture_output=True,
+            check=True,
+        )
         times.append(time.perf_counter() - started)
     return min(times)
 
@@ -215,10 +239,8 @@ def machine(device: str) -> dict[str, Any]:
     import torch
 
     cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as cpuinfo:
+        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     info: dict[str, Any] = {
         "cpu": cpu,
         "usable_cores": usable_cores(),
@@ -321,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, passthrough = parse_args(argv)
         runs = [Run("bare", "(a) bare PyTorch loop", 1)]
-        runs += [Run(f"trainer_{n}", f"({'bcdefgh'[i]}) trainer, {n} process{'es' if n > 1 else ''}", n)
-                 for i, n in enumerate(args.processes)]  # fmt: skip
+        runs += [
+            Run(f"trainer_{n}", f"({'bcdefgh'[i]}) trainer, {n} process{'es' if n > 1 else ''}", n)
+            for i, n in enumerate(args.processes)
+        ]
         output = Path(args.output_dir)
         load_before = os.getloadavg()[0]
         with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:

@@ -43,8 +43,12 @@ def write_rows(folder: Path, points: int, series: int) -> None:
     each = points // series
     # num_train_samples chosen so the generated series holds `points` values or more.
     values = synthetic_series(DataConfig(num_train_samples=points, num_val_samples=1), 42)[: each * series]
-    rows = SeriesSet(values, np.arange(series + 1, dtype=np.int64) * each, [f"s{i}" for i in range(series)],
-                     np.full(series, NO_CLOCK))  # fmt: skip
+    rows = SeriesSet(
+        values,
+        np.arange(series + 1, dtype=np.int64) * each,
+        [f"s{i}" for i in range(series)],
+        np.full(series, NO_CLOCK),
+    )
     DatasetDict({"train": rows.to_dataset()}).save_to_disk(str(folder))
 
 
@@ -105,9 +109,16 @@ def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
     meet(barrier, "measure", processes)
     pss = pss_mib()
     meet(barrier, "measured", processes)  # nobody exits (unmapping its pages) before all have measured
-    return {"setup_seconds": setup, "windows_per_second": rate, "peak_rss_mib": peak, "pss_mib": pss,
-            "train_windows": len(train), "series": data.rows.num_series, "points": data.rows.num_points,
-            "values_bytes": int(np.asarray(data.rows.values).nbytes)}  # fmt: skip
+    return {
+        "setup_seconds": setup,
+        "windows_per_second": rate,
+        "peak_rss_mib": peak,
+        "pss_mib": pss,
+        "train_windows": len(train),
+        "series": data.rows.num_series,
+        "points": data.rows.num_points,
+        "values_bytes": int(np.asarray(data.rows.values).nbytes),
+    }
 
 
 def cell(folder: Path, processes: int) -> list[dict[str, float]]:
@@ -137,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one(args.one, Path(args.barrier), args.processes[0])))
         return 0
-    rows = ["| points | series | processes | peak RSS / process (MiB) | PSS / process (MiB) | data set-up (s) | windows/s (train) |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| points | series | processes | peak RSS / process (MiB) | PSS / process (MiB) | data set-up (s) | windows/s (train) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     records = []
     with tempfile.TemporaryDirectory(prefix="scale_") as tmp:
         for points in map(int, args.points):

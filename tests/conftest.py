@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from lstm_trainer.data import Windows
     from lstm_trainer.outputs.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +72,8 @@ def made_results(**changes: Any) -> Results:
     three epochs on the synthetic sine, validation scores only; `changes` replaces fields."""
     from lstm_trainer.evaluate import Scores
     from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
+    from lstm_trainer.outputs.cost import Cost, RunTimings
     from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
-    from lstm_trainer.train.perf import Cost, RunTimings
 
     validation = SplitScores(
         model=ForecastScores(Scores(0.015, 0.1, 0.8)),
@@ -79,12 +82,21 @@ def made_results(**changes: Any) -> Results:
         seasonal_naive=None,
     )
     made = Results(
-        train_loss_history=[0.3, 0.05, 0.02], val_mse_history=[0.04, 0.015, 0.016], initial_val_mse=0.5,
-        best_val_mse=0.015, logged_train_losses=[[16, 0.05], [32, 0.02]], optimizer_steps=48, stopped_early=False,
-        stopped_at_max_steps=False, train_seconds=1.0, scores=RunScores(validation, None, 0.1, None), noise_floor=0.01,
-        setup=RunSetup(1, 128, 32, 4, "no", "accelerate_configs/ds_zero2.json"), cost=Cost(RunTimings(), 1, [500.0]),
+        train_loss_history=[0.3, 0.05, 0.02],
+        val_mse_history=[0.04, 0.015, 0.016],
+        initial_val_mse=0.5,
+        best_val_mse=0.015,
+        logged_train_losses=[[16, 0.05], [32, 0.02]],
+        optimizer_steps=48,
+        stopped_early=False,
+        stopped_at_max_steps=False,
+        train_seconds=1.0,
+        scores=RunScores(validation, None, 0.1, None),
+        noise_floor=0.01,
+        setup=RunSetup(1, 128, 32, 4, "no", "accelerate_configs/ds_zero2.json"),
+        cost=Cost(RunTimings(), 1, [500.0]),
         deepspeed=EngineSettings(2, "none", "none", 1.0, "Adam"),
-    )  # fmt: skip
+    )
     return dataclasses.replace(made, **changes)
 
 
@@ -103,9 +115,9 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def run_train(
-    args: list[str], launcher: list[str] | None = None, timeout: float = 300, **env: str
+    args: list[str], launcher: list[str] | None = None, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run train.py for real: `launcher` is e.g. ["accelerate", "launch", "--num_processes", "2"]."""
+    """Run train.py for real: `launcher` is e.g. ["accelerate", "launch", "--num_processes", "2"]; `env` over child_env's."""
     prefix = launcher or [sys.executable]
     if launcher and launcher[0] == "accelerate":
         # The console script beside this interpreter, as a user would type it.
@@ -116,7 +128,7 @@ def run_train(
     return subprocess.run(
         [*prefix, str(ROOT / "train.py"), *args],
         cwd=ROOT,
-        env=child_env(**env),
+        env=child_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -135,10 +147,11 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
 def hub_client(env: dict[str, str], script: str) -> dict[str, Any]:
     """Run `script` with the real Hub clients in a fresh interpreter (they read HF_ENDPOINT once,
     at import); it prints one JSON line as its last output, which is returned."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, output(done)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:
@@ -167,3 +180,18 @@ def _log_handlers_write_to_this_tests_stderr() -> None:
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)
+
+
+def every(windows: Windows, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of a split at once, inputs [N, T] and targets [N] or [N, H]: small splits only."""
+    import numpy as np
+
+    return windows.gather(np.arange(len(windows), dtype=np.int64), normalised)
+
+
+def persistence_mse(windows: Windows) -> float:
+    """'Next value = last value' over every window of a split, in data units: as the run scores it."""
+    from lstm_trainer.evaluate import persistence, score
+
+    inputs, targets = every(windows)
+    return score(persistence(inputs, windows.horizon), targets, scale=1.0).mse

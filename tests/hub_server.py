@@ -73,8 +73,11 @@ class HubServer:
     ) -> None:
         self.token, self.user = token, user
         self.role = role  # what whoami says the token may do ("read" to test a read-only token); not enforced
-        self._tmp = None if root is not None else tempfile.mkdtemp(prefix="hub_server_")
-        self.root = Path(root if root is not None else self._tmp)
+        self._tmp: str | None = None  # a folder of our own, removed on close
+        if root is None:
+            self._tmp = tempfile.mkdtemp(prefix="hub_server_")
+            root = Path(self._tmp)
+        self.root = root
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self.requests: list[str] = []  # "METHOD /path?query" of every request seen
         self.unhandled: list[str] = []  # requests this server does not implement (answered 501)
@@ -82,9 +85,9 @@ class HubServer:
         state = self.root / "state.json"
         # repo key "type:ns/name" -> {"private", "branches": {name: commit}, "commits": {id: commit}}
         self.repos: dict[str, dict[str, Any]] = json.loads(state.read_text()) if state.exists() else {}
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
-        self._httpd.hub = self  # type: ignore[attr-defined]
+        self._httpd.hub = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
 
@@ -149,7 +152,7 @@ class HubServer:
 
     def _create_repo(self, rtype: str, repo_id: str, private: bool) -> None:
         cid = hashlib.sha1(f"{rtype}:{repo_id}:{time.time_ns()}".encode()).hexdigest()
-        commit = {"parent": None, "title": "initial commit", "date": _now(), "files": {}}
+        commit: dict[str, Any] = {"parent": None, "title": "initial commit", "date": _now(), "files": {}}
         self.repos[f"{rtype}:{repo_id}"] = {"private": private, "branches": {"main": cid}, "commits": {cid: commit}}
         self._save()
 
@@ -195,13 +198,17 @@ def _path_info(path: str, entry: dict[str, Any] | None, cid: str) -> dict[str, A
     return info
 
 
+class _Server(ThreadingHTTPServer):
+    hub: HubServer  # the state every request handler reads
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
-    server: ThreadingHTTPServer
+    server: _Server
 
     @property
     def hub(self) -> HubServer:
-        return self.server.hub  # type: ignore[attr-defined]
+        return self.server.hub
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr access log
         pass
@@ -324,11 +331,23 @@ class _Handler(BaseHTTPRequestHandler):
                 lfs = lfs and {"size": lfs["size"], "sha256": lfs["oid"], "pointerSize": lfs["pointerSize"]}
                 meta = {"size": entry["size"], "blobId": entry["oid"], "lfs": lfs} if blobs else {}
                 siblings.append({"rfilename": path, **meta})
-            return self._send(200, {
-                "id": repo_id, "author": repo_id.split("/")[0], "sha": cid, "private": repo["private"],
-                "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
-                "lastModified": commit["date"], "createdAt": commit["date"], "siblings": siblings,
-            })  # fmt: skip
+            return self._send(
+                200,
+                {
+                    "id": repo_id,
+                    "author": repo_id.split("/")[0],
+                    "sha": cid,
+                    "private": repo["private"],
+                    "disabled": False,
+                    "gated": False,
+                    "downloads": 0,
+                    "likes": 0,
+                    "tags": [],
+                    "lastModified": commit["date"],
+                    "createdAt": commit["date"],
+                    "siblings": siblings,
+                },
+            )
         if method == "GET" and action == "tree":
             cid = hub._resolve(repo, rev)
             prefix = "/".join(rest[2:]).strip("/")
@@ -417,9 +436,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HubError(404, "Entry not found", "EntryNotFound", commit=cid)
         data = hub._blob(entry["sha256"]).read_bytes()
         headers = {
-            "X-Repo-Commit": cid, "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"',
-            "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-        }  # fmt: skip
+            "X-Repo-Commit": cid,
+            "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
         byte_range = self.headers.get("Range", "")
         if byte_range.startswith("bytes="):  # HfFileSystem reads files by ranges
             start_s, _, end_s = byte_range[6:].partition("-")

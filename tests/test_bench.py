@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, child_env, output
 
 sys.path.insert(0, str(ROOT / "bench"))
-import bare_loop  # noqa: E402
+import bare_loop
 
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
 # The reference's global batch, set so that steps.py does not shrink it for 512 windows: the
@@ -47,8 +46,13 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
     runs = report["runs"]
     assert list(runs) == ["bare", "trainer_1", "trainer_2"]
     for key, run in runs.items():
-        for name in ("epoch_seconds_median", "windows_per_second", "epoch_cpu_seconds_median",
-                     "launch_to_first_step_seconds", "dataset_seconds"):  # fmt: skip
+        for name in (
+            "epoch_seconds_median",
+            "windows_per_second",
+            "epoch_cpu_seconds_median",
+            "launch_to_first_step_seconds",
+            "dataset_seconds",
+        ):
             assert run[name] > 0, (key, name, run[name])
         assert (run["epochs"], run["timed_epochs"]) == (2, 1)
         assert run["windows_per_epoch"] == 512 // 128 * 128
@@ -78,8 +82,16 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
     table = (tmp_path / "bench.md").read_text()
     assert table in done.stdout
     assert "| | (a) bare PyTorch loop | (b) trainer, 1 process | (c) trainer, 2 processes |" in table
-    for label in ("training s / epoch (median)", "ratio to (a)", "windows / s", "launch to first optimizer step",
-                  "peak RSS per process", "dataset build", "time to val MSE <= 0.0115", "`python train.py --help` < 1 s"):  # fmt: skip
+    for label in (
+        "training s / epoch (median)",
+        "ratio to (a)",
+        "windows / s",
+        "launch to first optimizer step",
+        "peak RSS per process",
+        "dataset build",
+        "time to val MSE <= 0.0115",
+        "`python train.py --help` < 1 s",
+    ):
         assert label in table, label
     assert "not in 2 epochs" in table
     # Forecasting latency of the model (b) exported: every figure there and positive.
@@ -117,10 +129,10 @@ def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
         {"warmup_min_lr": 0, "warmup_max_lr": 1e-3, "warmup_num_steps": 1},
     ],
 )
-def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) -> None:  # type: ignore[type-arg]
+def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) -> None:
     from deepspeed.runtime.lr_schedules import WarmupLR
 
-    def rates(make) -> list[float]:  # type: ignore[no-untyped-def]
+    def rates(make) -> list[float]:
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=params["warmup_max_lr"])
         scheduler = make(optimizer)
         seen = []

@@ -20,8 +20,13 @@ def test_help_is_fast_and_shows_defaults() -> None:
     assert "--hidden_size" in done.stdout and "(default: 64)" in done.stdout
     assert "--mixed_precision {auto,no,fp16,bf16}" in done.stdout
     # The reference's optimizer and batch values are real defaults, shown here.
-    for flag, default in (("learning_rate", "0.0005"), ("weight_decay", "1e-05"), ("num_warmup_steps", "100"),
-                          ("per_device_train_batch_size", "32"), ("total_batch_size", "128")):  # fmt: skip
+    for flag, default in (
+        ("learning_rate", "0.0005"),
+        ("weight_decay", "1e-05"),
+        ("num_warmup_steps", "100"),
+        ("per_device_train_batch_size", "32"),
+        ("total_batch_size", "128"),
+    ):
         entry = " ".join(done.stdout.split(f"--{flag} ")[-1].split("\n  --")[0].split())  # its help, rewrapped
         assert f"(default: {default})" in entry, (flag, entry)
     assert "--report_to {none,wandb,tensorboard,all}" in done.stdout and "(default: none)" in done.stdout
@@ -42,7 +47,7 @@ def test_help_is_fast_and_shows_defaults() -> None:
         (["--per_device_train_batch_size", "48"], "total batch size 128 is not micro batch 48 x processes 1"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     assert main([*args, "--output_dir", str(out)]) == 2  # train.py's own entry point, in this process
     stderr = capsys.readouterr().err
@@ -52,7 +57,7 @@ def test_user_errors_are_one_line_with_exit_code_2(args: list[str], message: str
     assert not out.exists()  # nothing half-written
 
 
-def test_train_py_prints_a_user_error_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_train_py_prints_a_user_error_alone(tmp_path) -> None:
     done = run_train(["--per_device_train_batch_size", "48", "--output_dir", str(tmp_path / "out")])
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [

@@ -42,7 +42,7 @@ def test_accumulation_error_names_all_three_numbers(total: int, micro: int, proc
         (TrainConfig, {"run_name": " "}, "--run_name"),
     ],
 )
-def test_bad_values_are_user_errors_naming_the_flag(factory, kwargs, flag) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_user_errors_naming_the_flag(factory, kwargs, flag) -> None:
     with pytest.raises(UserError, match=flag):
         factory(**kwargs)
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import every
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import build_synthetic, dataset_params, prepare_data, synthetic_series
@@ -10,18 +11,18 @@ SMALL = DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, no
 
 
 def test_the_reference_is_one_series_row_cut_in_two() -> None:
-    rows, plan = build_synthetic(SMALL, seed=0)
+    rows, _plan = build_synthetic(SMALL, seed=0)
     assert rows.num_series == 1 and rows.num_points == 300 + 10 + 100 + 10
     data = prepare_data(SMALL, seed=0)
     assert {split: len(w) for split, w in data.windows.items()} == {"train": 300, "validation": 100}
-    inputs, targets = data.windows["train"].every()
+    inputs, targets = every(data.windows["train"])
     assert inputs.shape == (300, 10) and targets.shape == (300,) and inputs.dtype == targets.dtype == np.float32
 
 
 def test_windows_are_next_step_pairs() -> None:
     rows = from_values(np.arange(8, dtype=np.float32))
     windows = Windows(rows.values, np.array([3]), np.array([5]), seq_length=3)
-    inputs, targets = windows.every()
+    inputs, targets = every(windows)
     assert inputs.tolist()[0] == [0, 1, 2] and targets[0] == 3
     assert inputs.tolist()[-1] == [4, 5, 6] and targets[-1] == 7
     assert len(windows) == 8 - 3
@@ -50,14 +51,14 @@ def test_horizon_targets_are_the_h_values_after_the_window() -> None:
     assert np.array_equal(inputs[1], series[5:15]) and np.array_equal(targets[1], series[15:18])
     # The same number of windows as horizon 1: each split holds seq_length + H values per window.
     assert len(data.windows["train"]) == 300 and len(data.windows["validation"]) == 100
-    last_inputs, last_targets = data.windows["validation"].gather(np.array([99]))
+    _, last_targets = data.windows["validation"].gather(np.array([99]))
     assert last_targets[0, -1] == series[-1]
 
 
 def test_splits_are_chronological_without_leakage() -> None:
     series = synthetic_series(SMALL, seed=0)
     data = prepare_data(SMALL, seed=0)
-    train, val = data.windows["train"].every(), data.windows["validation"].every()
+    train, val = every(data.windows["train"]), every(data.windows["validation"])
     cut = SMALL.num_train_samples + SMALL.seq_length
     # Train uses exactly series[:cut], validation exactly series[cut:].
     assert np.array_equal(train[0][0], series[: SMALL.seq_length])
@@ -107,15 +108,22 @@ def test_memory_is_the_points_not_the_windows() -> None:
     assert len(data.windows["train"]) == 800_000
 
 
-def test_parameters_travel_with_the_built_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_parameters_travel_with_the_built_rows(tmp_path) -> None:
     from datasets import load_from_disk
 
     prepare_data(SMALL, seed=7).split_rows().save_to_disk(tmp_path / "sine")
     loaded = load_from_disk(tmp_path / "sine")
     params = dataset_params(loaded["validation"])
-    assert {k: params[k] for k in ("source", "seed", "seq_length", "num_train_samples", "num_val_samples", "noise_std")} == {
-        "source": "synthetic", "seed": 7, "seq_length": 10, "num_train_samples": 300, "num_val_samples": 100,
-        "noise_std": 0.1}  # fmt: skip
+    assert {
+        k: params[k] for k in ("source", "seed", "seq_length", "num_train_samples", "num_val_samples", "noise_std")
+    } == {
+        "source": "synthetic",
+        "seed": 7,
+        "seq_length": 10,
+        "num_train_samples": 300,
+        "num_val_samples": 100,
+        "noise_std": 0.1,
+    }
     # The Hub's layout: one row per series, the later split holding the earlier one's values and more.
     assert loaded["train"].column_names == ["item_id", "start", "target"]
     train, whole = loaded["train"][0]["target"], loaded["validation"][0]["target"]
@@ -131,7 +139,7 @@ def test_default_windows_are_the_materialised_ones_bit_for_bit() -> None:
     cut = SMALL.num_train_samples + SMALL.seq_length
     for split, part in (("train", series[:cut]), ("validation", series[cut:])):
         old_inputs = np.lib.stride_tricks.sliding_window_view(part[:-1], SMALL.seq_length)
-        inputs, targets = data.windows[split].every(normalised=True)
+        inputs, targets = every(data.windows[split], normalised=True)
         assert inputs.tobytes() == np.ascontiguousarray(old_inputs).tobytes()
         assert targets.tobytes() == part[SMALL.seq_length :].tobytes()
 

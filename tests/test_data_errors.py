@@ -13,8 +13,13 @@ from conftest import run_train
 
 from lstm_trainer.cli.data import main as data_main
 
-GOOD = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=400, freq="h").strftime("%Y-%m-%dT%H:%M"),
-                     "open": np.sin(np.arange(400) / 5.0), "close": np.cos(np.arange(400) / 5.0)})  # fmt: skip
+GOOD = pd.DataFrame(
+    {
+        "date": pd.date_range("2024-01-01", periods=400, freq="h").strftime("%Y-%m-%dT%H:%M"),
+        "open": np.sin(np.arange(400) / 5.0),
+        "close": np.cos(np.arange(400) / 5.0),
+    }
+)
 
 
 def files(folder: Path) -> dict[str, Path]:
@@ -35,8 +40,13 @@ def files(folder: Path) -> dict[str, Path]:
     (folder / "empty.csv").write_text("")
     (folder / "header_only.csv").write_text("date,open,close\n")
     (folder / "prices.xlsx").write_text("not a spreadsheet")
-    long = pd.DataFrame({"store": np.repeat(["north", "south"], 200), "date": list(GOOD["date"][:200]) * 2,
-                         "sales": np.r_[np.sin(np.arange(200) / 5.0), np.cos(np.arange(200) / 5.0)]})  # fmt: skip
+    long = pd.DataFrame(
+        {
+            "store": np.repeat(["north", "south"], 200),
+            "date": list(GOOD["date"][:200]) * 2,
+            "sales": np.r_[np.sin(np.arange(200) / 5.0), np.cos(np.arange(200) / 5.0)],
+        }
+    )
     long.assign(row=np.arange(400)).to_csv(folder / "long.csv", index=False)
     gap = long.copy()
     gap.loc[250, "sales"] = np.nan  # south's 51st value, row 251 of the file
@@ -44,9 +54,7 @@ def files(folder: Path) -> dict[str, Path]:
     repeated = long.copy()
     repeated.loc[210, "date"] = repeated.loc[205, "date"]  # south, twice at 2024-01-01T05:00
     repeated.to_csv(folder / "long_twice.csv", index=False)
-    from datasets import Dataset
 
-    Dataset.from_dict({"inputs": [[0.0, 1.0]] * 4, "target": [2.0] * 4}).save_to_disk(str(folder / "old_windows"))
     (folder / "notes").mkdir()
     (folder / "notes" / "readme.txt").write_text("hello")
     return {"good": good}
@@ -65,10 +73,6 @@ CASES = [
     (
         ["--dataset", "{d}/holes.csv", "--data_column", "open", "close"],
         "holes.csv: series 'close': column 'close' has 2 missing (empty or NaN) and 1 infinite values, at rows 5, 10, 301",
-    ),
-    (
-        ["--dataset", "{d}/old_windows"],
-        "old_windows holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it",
     ),
     (
         ["--dataset", "{d}/long.csv", "--id_column", "row", "--data_column", "sales"],

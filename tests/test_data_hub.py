@@ -11,19 +11,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, child_env, hub_client, output, results, run_train
+from conftest import ROOT, TINY, child_env, hub_client, output, persistence_mse, results, run_train
+from hub_server import HubServer
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
-
-try:
-    from tests.hub_server import HubServer
-except ImportError:
-    from hub_server import HubServer
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +34,21 @@ def hub() -> Iterator[HubServer]:
         yield server
 
 
-def hub_env(hub: HubServer, token: bool = True, **extra: str) -> dict[str, str]:
+def hub_env(hub: HubServer, token: bool = True) -> dict[str, str]:
     env = hub.env(base=child_env(), with_token=token)
-    env.update(HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
+    env.update(HF_HUB_DISABLE_PROGRESS_BARS="1")
     return env
 
 
 def data_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lstm_trainer.cli.data", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_trainer.cli.data", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -> None:
@@ -79,8 +82,16 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     meta = loaded["meta"]
     assert meta["license"] == "cc0-1.0" and meta["task_categories"] == ["time-series-forecasting"]
     assert meta["size_categories"] == ["1K<n<10K"]  # 2,660 points
-    assert meta["lstm_trainer"] == {"source": "synthetic", "seed": 42, "seq_length": 50, "num_train_samples": 2048,
-                                    "num_val_samples": 512, "noise_std": 0.1, "series": 1, "points": 2660}  # fmt: skip
+    assert meta["lstm_trainer"] == {
+        "source": "synthetic",
+        "seed": 42,
+        "seq_length": 50,
+        "num_train_samples": 2048,
+        "num_val_samples": 512,
+        "noise_std": 0.1,
+        "series": 1,
+        "points": 2660,
+    }
     assert [s["num_examples"] for s in meta["dataset_info"]["splits"]] == [
         1,
         1,
@@ -92,12 +103,14 @@ def test_push_load_back_and_train_from_the_hub(hub: HubServer, tmp_path: Path) -
     # A real run on the private copy, with the token from HF_TOKEN.
     out = tmp_path / "from_hub"
     done = run_train(
-        [*TINY, "--dataset", "test-user/sine", "--output_dir", str(out)], **hub.env(base={}, with_token=True)
+        [*TINY, "--dataset", "test-user/sine", "--output_dir", str(out)], env=hub.env(base={}, with_token=True)
     )
     assert done.returncode == 0, output(done)
     res = results(out)
     local = prepare_data(DataConfig(num_train_samples=2048, num_val_samples=512), 42)
-    assert res["persistence_val_mse"] == local.persistence_mse("validation")  # the very same validation windows
+    assert res["persistence_val_mse"] == persistence_mse(
+        local.windows["validation"]
+    )  # the very same validation windows
     assert res["noise_floor"] == pytest.approx(0.01)  # the card's parameters came back with the data
     assert res["test_mse"] is None and res["best_val_mse"] < res["persistence_val_mse"]
     assert (
@@ -158,18 +171,35 @@ def test_hub_errors_are_one_line_with_exit_code_2(hub: HubServer, tmp_path: Path
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     out = str(tmp_path / "built")
-    cases = [
-        (hub_env(hub, token=False), ["push", "--repo_id", "test-user/denied", *SYNTHETIC],
-         "push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`"),
-        (hub_env(hub, token=False, HF_TOKEN="hf_wrong_secret"), ["push", "--repo_id", "test-user/denied", *SYNTHETIC],
-         "could not push to test-user/denied: the Hub refused the token (HTTP 401)"),
-        (hub_env(hub), ["build", "--dataset", "test-user/nothing-here", "--output_dir", out],
-         "test-user/nothing-here: no such local file or folder, and no such dataset on the Hub"),
-        (hub_env(hub, HF_ENDPOINT=closed), ["build", "--dataset", "test-user/sine", "--output_dir", out],
-         f"test-user/sine: cannot reach the Hub at {closed}", "or set HF_HUB_OFFLINE=1 to use a copy already in your cache"),
-        (hub_env(hub, HF_HUB_OFFLINE="1"), ["build", "--dataset", "test-user/never-fetched", "--output_dir", out],
-         "HF_HUB_OFFLINE is set, so only cached copies can be used"),
-    ]  # fmt: skip
+    # (environment, arguments, what the one error line says...)
+    cases: list[tuple[Any, ...]] = [
+        (
+            hub_env(hub, token=False),
+            ["push", "--repo_id", "test-user/denied", *SYNTHETIC],
+            "push needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`",
+        ),
+        (
+            {**hub_env(hub, token=False), "HF_TOKEN": "hf_wrong_secret"},
+            ["push", "--repo_id", "test-user/denied", *SYNTHETIC],
+            "could not push to test-user/denied: the Hub refused the token (HTTP 401)",
+        ),
+        (
+            hub_env(hub),
+            ["build", "--dataset", "test-user/nothing-here", "--output_dir", out],
+            "test-user/nothing-here: no such local file or folder, and no such dataset on the Hub",
+        ),
+        (
+            {**hub_env(hub), "HF_ENDPOINT": closed},
+            ["build", "--dataset", "test-user/sine", "--output_dir", out],
+            f"test-user/sine: cannot reach the Hub at {closed}",
+            "or set HF_HUB_OFFLINE=1 to use a copy already in your cache",
+        ),
+        (
+            {**hub_env(hub), "HF_HUB_OFFLINE": "1"},
+            ["build", "--dataset", "test-user/never-fetched", "--output_dir", out],
+            "HF_HUB_OFFLINE is set, so only cached copies can be used",
+        ),
+    ]
     for env, args, *messages in cases:
         done = data_command(env, *args)
         last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""

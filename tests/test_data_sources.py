@@ -1,10 +1,12 @@
 """--dataset sources: files, folders, the chronological split, missing values, normalisation."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import every, persistence_mse
 from datasets import Dataset, load_from_disk
 
 from lstm_trainer.cli.data import main as data_main
@@ -28,26 +30,28 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def config(path: Path, **kwargs: object) -> DataConfig:
-    return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)  # type: ignore[arg-type]
+def config(path: Path, **kwargs: Any) -> DataConfig:
+    return DataConfig(dataset=str(path), seq_length=SEQ, **kwargs)
 
 
-def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+def arrays(windows, normalised: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every window of every split, in data units unless `normalised` (as the model sees them)."""
-    return {split: w.every(normalised) for split, w in windows.items()}
+    return {split: every(w, normalised) for split, w in windows.items()}
 
 
-def load_windows(config: DataConfig, seed: int):  # type: ignore[no-untyped-def]
+def load_windows(config: DataConfig, seed: int):
     return prepare_data(config, seed).windows
 
 
 def table(n: int = 200) -> pd.DataFrame:
     t = np.arange(n)
-    return pd.DataFrame({
-        "date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
-        "price": 100 + 10 * np.sin(0.3 * t) + 0.01 * t,
-        "volume": (t % 7).astype(np.int64),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "price": 100 + 10 * np.sin(0.3 * t) + 0.01 * t,
+            "volume": (t % 7).astype(np.int64),
+        }
+    )
 
 
 def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Path) -> None:
@@ -74,11 +78,30 @@ def test_csv_parquet_jsonl_and_save_to_disk_give_identical_windows(tmp_path: Pat
     assert np.array_equal(expected["test"][0][0], price[170 - SEQ : 170])
     assert [len(w) for w in got[".csv"].values()] == [140 - SEQ, 30, 30]
     params = prepare_data(config(tmp_path / "series.parquet", data_column="price", time_column="date"), 0).params
-    assert params["split_rows"]["test"] == {"first_row": 171, "last_row": 200, "values": 30,
-                                            "first_time": "2024-06-19", "last_time": "2024-07-18"}  # fmt: skip
+    assert params["split_rows"]["test"] == {
+        "first_row": 171,
+        "last_row": 200,
+        "values": 30,
+        "first_time": "2024-06-19",
+        "last_time": "2024-07-18",
+    }
     # A folder written by `build` holds the series rows, cut where the run cut them: the same windows.
-    assert data_main(["build", "--dataset", str(tmp_path / "series.csv"), "--data_column", "price",
-                      "--seq_length", str(SEQ), "--output_dir", str(tmp_path / "built")]) == 0  # fmt: skip
+    assert (
+        data_main(
+            [
+                "build",
+                "--dataset",
+                str(tmp_path / "series.csv"),
+                "--data_column",
+                "price",
+                "--seq_length",
+                str(SEQ),
+                "--output_dir",
+                str(tmp_path / "built"),
+            ]
+        )
+        == 0
+    )
     rebuilt = load_windows(config(tmp_path / "built"), 0)
     assert all(
         np.array_equal(a[0], expected[s][0]) and np.array_equal(a[1], expected[s][1])
@@ -121,10 +144,10 @@ def test_splits_do_not_leak_and_statistics_come_from_train_only(tmp_path: Path) 
     assert np.allclose(model["test"][1], norm.apply(raw["test"][1].astype(np.float64)), atol=1e-4)
     # Baselines stay in data units, over every test target: the first follows the jump from 50 to
     # 100 (about 50^2 / 30 of the mean), the others score the noise (about 2 * 1^2).
-    assert data.persistence_mse("test") == pytest.approx(
+    assert persistence_mse(data.windows["test"]) == pytest.approx(
         float(np.mean((values[169:199] - values[170:200]) ** 2)), rel=1e-5
     )
-    assert data.persistence_mse("test") == pytest.approx(2.0 + 2500 / 30, rel=0.1)
+    assert persistence_mse(data.windows["test"]) == pytest.approx(2.0 + 2500 / 30, rel=0.1)
     assert data.noise_floor is None
 
 
@@ -135,7 +158,7 @@ def test_synthetic_default_is_the_reference_data_and_not_normalised() -> None:
     assert not data.windows["train"].is_normalised  # bit for bit what the reference trains on
     series = synthetic_series(small, 3)
     assert np.array_equal(arrays(data.windows, normalised=True)["train"][0][0], series[:10])
-    assert "test" not in data.windows and data.persistence_mse("test") is None
+    assert "test" not in data.windows
     assert data.noise_floor == pytest.approx(0.01)
     zscored = prepare_data(
         DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, normalization="zscore"), 3
@@ -152,7 +175,7 @@ def test_fill_missing_policies(tmp_path: Path, policy: str, expected: list[float
     data = prepare_data(
         DataConfig(dataset=str(write(frame, tmp_path / "gaps.parquet")), seq_length=2, fill_missing=policy), 0
     )
-    inputs, targets = data.windows["train"].every()
+    inputs, targets = every(data.windows["train"])
     series = np.concatenate([inputs[0], targets])
     assert series[: len(expected)].tolist() == expected
     params = data.params
@@ -172,5 +195,5 @@ def test_series_rows_from_a_folder_are_used_in_place(tmp_path: Path) -> None:
     same = prepare_data(small, 0)
     for split in ("train", "validation"):
         assert all(
-            np.array_equal(a, b) for a, b in zip(data.windows[split].every(), same.windows[split].every(), strict=True)
+            np.array_equal(a, b) for a, b in zip(every(data.windows[split]), every(same.windows[split]), strict=True)
         )

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from conftest import every
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data import INPUTS, TARGET, prepare_data
+from lstm_trainer.data import INPUTS, TARGET, Windows, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, WholeBatches, eval_loader, train_loader
 
 
-def small_split(split: str = "train", **kwargs: object):  # type: ignore[no-untyped-def]
+def small_split(split: str = "train", **kwargs: Any) -> Windows:
     return prepare_data(DataConfig(seq_length=8, num_train_samples=300, num_val_samples=70, **kwargs), seed=3).windows[
         split
-    ]  # type: ignore[arg-type]
+    ]
 
 
 def test_whole_batches_are_the_split_windows() -> None:
@@ -21,7 +24,7 @@ def test_whole_batches_are_the_split_windows() -> None:
     rows = WholeBatches(windows)
     indices = [299, 0, 17, 17, 150]
     batch = rows.__getitems__(indices)
-    inputs, targets = windows.every()
+    inputs, targets = every(windows)
     assert batch[INPUTS].shape == (5, 8) and batch[INPUTS].dtype == torch.float32
     assert torch.equal(batch[INPUTS], torch.from_numpy(inputs[indices])) and torch.equal(
         batch[TARGET], torch.from_numpy(targets[indices])
@@ -46,8 +49,8 @@ def test_train_loader_follows_the_global_batch_sampler() -> None:
     order = list(sampler)
     batches = list(loader)
     assert len(batches) == len(order) == 8  # 2 global batches of 4 micro batches; 44 rows sit out
-    targets = torch.from_numpy(windows.every()[1])
-    for rows, batch in zip(order, batches):
+    targets = torch.from_numpy(every(windows)[1])
+    for rows, batch in zip(order, batches, strict=True):
         assert torch.equal(batch[TARGET], targets[rows])
     # The order is torch.randperm's under (seed + epoch), as before windows were gathered.
     expected = torch.randperm(300, generator=torch.Generator().manual_seed(5 + 1))[:256].view(-1, 32).tolist()
@@ -60,5 +63,5 @@ def test_eval_loader_reads_every_window_once_in_order() -> None:
     windows = small_split("validation")
     batches = list(eval_loader(windows, batch_size=32))
     assert [len(b[TARGET]) for b in batches] == [32, 32, 6]
-    assert torch.equal(torch.cat([b[TARGET] for b in batches]), torch.from_numpy(windows.every()[1]))
-    assert np.array_equal(torch.cat([b[INPUTS] for b in batches]).numpy(), windows.every()[0])
+    assert torch.equal(torch.cat([b[TARGET] for b in batches]), torch.from_numpy(every(windows)[1]))
+    assert np.array_equal(torch.cat([b[INPUTS] for b in batches]).numpy(), every(windows)[0])

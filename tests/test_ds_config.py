@@ -65,7 +65,7 @@ def test_precision_defaults_to_fp16_on_cuda_and_fp32_on_cpu() -> None:
 
 
 def test_fp16_without_cuda_is_a_clear_error() -> None:
-    with pytest.raises(UserError, match="fp16 needs a CUDA GPU.*--mixed_precision no"):
+    with pytest.raises(UserError, match=r"fp16 needs a CUDA GPU.*--mixed_precision no"):
         resolve(TrainConfig(mixed_precision="fp16"), REFERENCE, world_size=1, cuda=False)
 
 
@@ -103,7 +103,7 @@ def test_precedence_flag_then_json_then_default() -> None:
     assert resolve(TrainConfig(learning_rate=2e-3), json_lr, 1, False).config["optimizer"]["params"]["lr"] == 2e-3
 
 
-def test_missing_and_broken_files_are_user_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_and_broken_files_are_user_errors(tmp_path) -> None:
     with pytest.raises(UserError, match="no such file"):
         load_ds_config(str(tmp_path / "nope.json"))
     broken = tmp_path / "broken.json"
@@ -140,7 +140,7 @@ def asked(accumulation: int | None = None, precision: str | None = None, **value
     return request
 
 
-def named(config: dict, path: str = "x.json") -> DsJson:  # type: ignore[type-arg]
+def named(config: dict, path: str = "x.json") -> DsJson:
     return DsJson(config, path, "--ds_config")
 
 
@@ -208,7 +208,7 @@ def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> Non
         (TrainConfig(), REFERENCE, 3, 1, "global batch 128 is not gradient_accumulation_steps 1"),
     ],
 )
-def test_accumulation_that_cannot_keep_the_global_batch_stops(train, source, world, accumulation, message) -> None:  # type: ignore[no-untyped-def]
+def test_accumulation_that_cannot_keep_the_global_batch_stops(train, source, world, accumulation, message) -> None:
     with pytest.raises(UserError, match=re.escape(message)):
         resolve(train, source, world, False, asked(accumulation=accumulation))
 
@@ -222,7 +222,7 @@ def test_precision_flag_beats_accelerate_config_which_beats_the_default() -> Non
     with pytest.raises(UserError, match=r"fp16 needs a CUDA GPU.*fp16 came from mixed_precision in w\.yaml"):
         resolve(TrainConfig(), REFERENCE, 1, cuda=False, launch=asked(precision="fp16"))
     fp16_json = {**REFERENCE, "fp16": {"enabled": True}}
-    with pytest.raises(UserError, match="mixed precision is bf16 from mixed_precision in w.yaml but fp16 in"):
+    with pytest.raises(UserError, match=r"mixed precision is bf16 from mixed_precision in w\.yaml but fp16 in"):
         resolve(TrainConfig(), named(fp16_json), 1, cuda=True, launch=asked(precision="bf16"))
 
 

@@ -11,11 +11,7 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-
-try:
-    from .hub_server import HubServer  # tests/ as a package
-except ImportError:
-    from hub_server import HubServer  # tests/ on sys.path (pytest's default "prepend" import mode)
+from hub_server import HubServer
 
 TOKEN = "hf_test_token"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
-from conftest import ROOT, TINY, child_env, output, results, run_train
+from conftest import ROOT, TINY, child_env, every, output, results, run_train
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
@@ -33,7 +33,7 @@ def launch(config: str | Path, out: Path, *flags: str, args: tuple[str, ...] = (
     return run_train(
         [*SMALL, *args, "--output_dir", str(out)],
         launcher=["accelerate", "launch", "--config_file", str(config), *flags],
-        HF_HOME=str(out.parent / "hf_home"),
+        env={"HF_HOME": str(out.parent / "hf_home")},
     )
 
 
@@ -44,7 +44,7 @@ def trained(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]
     assert res["best_val_mse"] < res["initial_val_mse"] and res["global_batch_size"] == 128
     inputs, targets = map(
         torch.from_numpy,
-        prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"].every(),
+        every(prepare_data(DataConfig(num_train_samples=1280, num_val_samples=256), 42).windows["validation"]),
     )
     with torch.no_grad():
         prediction = LSTMForecaster.from_pretrained(out / "best")(inputs.float())
@@ -127,7 +127,7 @@ def test_several_machines_on_one_host(tmp_path: Path) -> None:
             subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )
     outputs = [run.communicate(timeout=300) for run in runs]
-    for run, (_, stderr) in zip(runs, outputs):
+    for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr[-3000:]
     res = trained(subprocess.CompletedProcess([], 0, *outputs[0]), out)
     assert summary(res) == (2, 2, "no", 2, "none")
@@ -213,7 +213,9 @@ def test_accelerate_config_default_then_launch(tmp_path: Path) -> None:
     default = hf_home / "accelerate" / "default_config.yaml"
     assert default.is_file()
     out = tmp_path / "out"
-    done = run_train([*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], HF_HOME=str(hf_home))
+    done = run_train(
+        [*SMALL, "--output_dir", str(out)], launcher=["accelerate", "launch"], env={"HF_HOME": str(hf_home)}
+    )
     res = trained(done, out)
     assert summary(res) == (1, 4, "no", 0, "none")
     assert "DeepSpeed ZeRO-0 (ZeRO-2 on 2+ processes)" in done.stdout

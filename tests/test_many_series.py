@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import train_in_process
+from conftest import every, train_in_process
 
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
@@ -22,11 +22,15 @@ def long_table(lengths: dict[str, int], seed: int = 0) -> pd.DataFrame:
     parts = []
     for k, (store, n) in enumerate(lengths.items()):
         t = np.arange(n)
-        parts.append(pd.DataFrame({
-            "store": store,
-            "hour": pd.date_range("2024-01-01", periods=n, freq="h").strftime("%Y-%m-%dT%H:%M"),
-            "sales": 10.0 ** k * (5 + np.sin(t / 4.0)) + rng.normal(0, 0.05 * 10.0**k, n),
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "store": store,
+                    "hour": pd.date_range("2024-01-01", periods=n, freq="h").strftime("%Y-%m-%dT%H:%M"),
+                    "sales": 10.0**k * (5 + np.sin(t / 4.0)) + rng.normal(0, 0.05 * 10.0**k, n),
+                }
+            )
+        )
     return pd.concat(parts).sample(frac=1.0, random_state=seed)
 
 
@@ -62,7 +66,7 @@ def test_long_table_is_one_series_per_id_split_in_time_each(tmp_path: Path) -> N
         values = frame[frame.store == store].sort_values("hour")["sales"].to_numpy(np.float32).astype(np.float64)
         n_train = len(values) - 2 * round(len(values) * 0.15)
         assert norm.series[store] == pytest.approx((values[:n_train].mean(), values[:n_train].std()))
-    _, normalised = windows["train"].every(normalised=True)
+    _, normalised = every(windows["train"], normalised=True)
     assert abs(normalised.mean()) < 0.2 and 0.7 < normalised.std() < 1.3
 
 
@@ -79,18 +83,20 @@ def test_wide_table_is_one_series_per_column_with_mixed_lengths(tmp_path: Path) 
     assert every.params["data_column"] == ["x", "y"]
 
 
-def hub_layout(lengths: list[int], cut: int = 0):  # type: ignore[no-untyped-def]
+def hub_layout(lengths: list[int], cut: int = 0):
     """Series rows as the Hub's time-series sets hold them; `cut` > 0: train / validation / test
     splits, each series `cut` values longer than in the split before (as monash_tsf does)."""
     from datasets import Dataset, DatasetDict
 
     def rows(trim: int) -> Dataset:
-        return Dataset.from_dict({
-            "start": [pd.Timestamp("2020-01-01")] * len(lengths),
-            "target": [list(np.sin(np.arange(n - trim) / 7.0) * (k + 1)) for k, n in enumerate(lengths)],
-            "feat_dynamic_real": [[list(np.arange(n - trim, dtype=float))] for n in lengths],
-            "item_id": [f"T{k + 1}" for k in range(len(lengths))],
-        })  # fmt: skip
+        return Dataset.from_dict(
+            {
+                "start": [pd.Timestamp("2020-01-01")] * len(lengths),
+                "target": [list(np.sin(np.arange(n - trim) / 7.0) * (k + 1)) for k, n in enumerate(lengths)],
+                "feat_dynamic_real": [[list(np.arange(n - trim, dtype=float))] for n in lengths],
+                "item_id": [f"T{k + 1}" for k in range(len(lengths))],
+            }
+        )
 
     if not cut:
         return DatasetDict({"train": rows(0)})
@@ -122,7 +128,7 @@ def test_series_rows_with_a_gap_name_the_series(tmp_path: Path) -> None:
 
     data = hub_layout([100, 120])
     broken = data["train"].map(
-        lambda row: {"target": row["target"][:5] + [None] + row["target"][6:]} if row["item_id"] == "T2" else row
+        lambda row: {"target": [*row["target"][:5], None, *row["target"][6:]]} if row["item_id"] == "T2" else row
     )
     broken.save_to_disk(str(tmp_path / "gap"))
     with pytest.raises(
@@ -170,10 +176,24 @@ def test_ten_thousand_series_load_without_a_loop_over_rows(tmp_path: Path) -> No
 def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     long_table({"a": 400, "b": 300, "c": 350, "d": 15}).to_csv(tmp_path / "stores.csv", index=False)
     out = tmp_path / "run"
-    results = train_in_process([
-        "--dataset", str(tmp_path / "stores.csv"), "--id_column", "store", "--time_column", "hour",
-        "--seq_length", str(SEQ), "--num_train_epochs", "2", "--hidden_size", "16", "--output_dir", str(out),
-    ])  # fmt: skip
+    results = train_in_process(
+        [
+            "--dataset",
+            str(tmp_path / "stores.csv"),
+            "--id_column",
+            "store",
+            "--time_column",
+            "hour",
+            "--seq_length",
+            str(SEQ),
+            "--num_train_epochs",
+            "2",
+            "--hidden_size",
+            "16",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert results.epochs_completed == 2
     # Scored over all series' windows, in the data's units: one model, three series of scales 1..100.
     val, test = results.scores.validation, results.scores.test
@@ -190,10 +210,27 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     from lstm_trainer.model.forecaster import LSTMForecaster
 
     forecast = tmp_path / "forecast.csv"
-    assert predict_main([
-        "--model", str(out / "model"), "--input", str(tmp_path / "stores.csv"), "--id_column", "store",
-        "--time_column", "hour", "--data_column", "sales", "--horizon", "3", "--output", str(forecast),
-    ]) == 0  # fmt: skip
+    assert (
+        predict_main(
+            [
+                "--model",
+                str(out / "model"),
+                "--input",
+                str(tmp_path / "stores.csv"),
+                "--id_column",
+                "store",
+                "--time_column",
+                "hour",
+                "--data_column",
+                "sales",
+                "--horizon",
+                "3",
+                "--output",
+                str(forecast),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(forecast)
     assert list(table.columns) == ["store", "step", "forecast"]
     assert sorted(set(table["store"])) == ["a", "b", "c", "d"] and len(table) == 12  # d is long enough to forecast from
@@ -211,10 +248,23 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     # The backtest over every series' test windows (stride 1, one step) is the run's own test score.
     from lstm_trainer.cli.backtest import main as backtest_main
 
-    assert backtest_main([
-        "--model", str(out / "model"), "--dataset", str(tmp_path / "stores.csv"), "--id_column", "store",
-        "--time_column", "hour", "--output_dir", str(tmp_path / "bt"),
-    ]) == 0  # fmt: skip
+    assert (
+        backtest_main(
+            [
+                "--model",
+                str(out / "model"),
+                "--dataset",
+                str(tmp_path / "stores.csv"),
+                "--id_column",
+                "store",
+                "--time_column",
+                "hour",
+                "--output_dir",
+                str(tmp_path / "bt"),
+            ]
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "bt" / "backtest.json").read_text())
     assert record["split"] == "test" and record["origins"] == 60 + 45 + 52  # 15% of 400, 300 and 350 values
     assert record["mse"] == pytest.approx(test.model.overall.mse, rel=1e-9)

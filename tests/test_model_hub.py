@@ -16,15 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, TINY, child_env, hub_client, made_results, output, results, train_in_process
+from hub_server import HubServer
 
 from lstm_trainer.cli.train import main as train_main
 from lstm_trainer.cli.train import parse_config
 from lstm_trainer.errors import UserError
-
-try:
-    from tests.hub_server import HubServer
-except ImportError:
-    from hub_server import HubServer
 
 TOKEN = "hf_lstm_trainer_model_secret"
 RUN = [*TINY, "--num_train_epochs", "1", "--seq_length", "20"]
@@ -59,15 +55,16 @@ def point_client_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: s
         monkeypatch.setenv("HF_TOKEN", token)
 
 
-def hub_env(hub: HubServer, token: bool = True, **extra: str) -> dict[str, str]:
+def hub_env(hub: HubServer, token: bool = True) -> dict[str, str]:
     env = hub.env(base=child_env(), with_token=token)
-    env.update(HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
+    env.update(HF_HUB_DISABLE_PROGRESS_BARS="1")
     return env
 
 
 def run_module(env: dict[str, str], module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def write_series(path: Path) -> Path:
@@ -85,8 +82,9 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
 ) -> None:
     point_client_at(monkeypatch, tmp_path, hub.url, TOKEN)
     out = tmp_path / "run"
-    res = train_in_process([*RUN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "test-user/sine-lstm",
-                            "--hub_private_repo"])  # fmt: skip
+    res = train_in_process(
+        [*RUN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "test-user/sine-lstm", "--hub_private_repo"]
+    )
     captured = capfd.readouterr()
     assert f"model pushed to {hub.url}/test-user/sine-lstm" in captured.out
     assert res.to_dict() == results(out)  # all_results.json was written before the push
@@ -116,11 +114,26 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     # Predict by Hub id gives the very forecast the local folder gives.
     series = write_series(tmp_path / "series.csv")
     forecasts = {}
-    for name, model, extra in [("local", str(out / "model"), {}), ("hub", "test-user/sine-lstm", {}),
-                               ("cached", "test-user/sine-lstm", {"HF_HUB_OFFLINE": "1"})]:  # fmt: skip
+    for name, model, extra in [
+        ("local", str(out / "model"), {}),
+        ("hub", "test-user/sine-lstm", {}),
+        ("cached", "test-user/sine-lstm", {"HF_HUB_OFFLINE": "1"}),
+    ]:
         target = tmp_path / f"{name}.csv"
-        done = run_module(hub_env(hub, **extra), "lstm_trainer.cli.predict", "--model", model, "--input", str(series),
-                          "--data_column", "y", "--horizon", "12", "--output", str(target))  # fmt: skip
+        done = run_module(
+            {**hub_env(hub), **extra},
+            "lstm_trainer.cli.predict",
+            "--model",
+            model,
+            "--input",
+            str(series),
+            "--data_column",
+            "y",
+            "--horizon",
+            "12",
+            "--output",
+            str(target),
+        )
         assert done.returncode == 0, output(done)
         assert TOKEN not in done.stdout + done.stderr
         forecasts[name] = target.read_text()
@@ -138,8 +151,16 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
         ),
     ]
     for extra, model, message in cases:
-        done = run_module(hub_env(hub, **extra), "lstm_trainer.cli.predict", "--model", *model.split(), "--input",
-                          str(series), "--output", str(tmp_path / "none.csv"))  # fmt: skip
+        done = run_module(
+            {**hub_env(hub), **extra},
+            "lstm_trainer.cli.predict",
+            "--model",
+            *model.split(),
+            "--input",
+            str(series),
+            "--output",
+            str(tmp_path / "none.csv"),
+        )
         last = done.stderr.strip().splitlines()[-1]
         assert done.returncode == 2 and "Traceback" not in done.stderr and message in last, (model, done.stderr[-2000:])
         assert last.startswith("error: ") and not (tmp_path / "none.csv").exists()
@@ -204,9 +225,15 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
     ],
 )
 def test_a_push_that_cannot_work_stops_before_training(
-    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    endpoint: str, token: str | None, args: list[str], message: str,
-) -> None:  # fmt: skip
+    hub: HubServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    endpoint: str,
+    token: str | None,
+    args: list[str],
+    message: str,
+) -> None:
     with HubServer(token=TOKEN, role="read") as read_only:
         url = {"hub": hub.url, "read_only": read_only.url, "closed": closed_endpoint()}[endpoint]
         point_client_at(monkeypatch, tmp_path, url, token)

@@ -11,7 +11,7 @@ from lstm_trainer.data.normalization import FILE, Normalization
 def test_fit_apply_invert_round_trip() -> None:
     values = np.array([10.0, 12.0, 14.0, 16.0])
     norm = Normalization.fit(values)
-    assert (norm.mean, norm.std) == (13.0, pytest.approx(np.sqrt(5.0)))
+    assert norm.mean == 13.0 and norm.std == pytest.approx(np.sqrt(5.0))
     scaled = norm.apply(values)
     assert scaled.mean() == pytest.approx(0.0) and scaled.std() == pytest.approx(1.0)
     assert np.allclose(norm.invert(scaled), values)
@@ -24,7 +24,7 @@ def test_mse_on_normalised_values_converts_to_data_units() -> None:
     rng = np.random.default_rng(0)
     truth, guess = rng.normal(50, 8, 100), rng.normal(50, 8, 100)
     norm = Normalization(50.0, 8.0)
-    normalised_mse = np.mean((norm.apply(truth) - norm.apply(guess)) ** 2)
+    normalised_mse = float(np.mean((norm.apply(truth) - norm.apply(guess)) ** 2))
     assert norm.mse_in_data_units(normalised_mse) == pytest.approx(np.mean((truth - guess) ** 2))
 
 

@@ -54,7 +54,7 @@ def test_a_folder_the_run_made_and_never_used_is_removed_on_release(tmp_path: Pa
         (lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "sub", "cannot be created (Not a directory)"),
     ],
 )
-def test_an_output_dir_that_cannot_be_written_stops_before_torch_loads(make, message: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_output_dir_that_cannot_be_written_stops_before_torch_loads(make, message: str, tmp_path: Path) -> None:
     out = make(tmp_path)
     script = (
         "import sys; from lstm_trainer.cli.train import main; code = main(sys.argv[1:]); "

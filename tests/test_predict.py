@@ -107,8 +107,7 @@ def test_forecast_one_and_many_steps(trained: Path, tmp_path: Path) -> None:
 def test_bad_inputs_are_one_line_errors(trained: Path, tmp_path: Path, args: list[str], message: str) -> None:
     source = write_series(tmp_path / "s.csv", np.sin(np.arange(100) / 5))
     base = {"--model": str(trained), "--input": str(source), "--data_column": "y", "--output": str(tmp_path / "o.csv")}
-    for flag, value in zip(args[::2], args[1::2]):
-        base[flag] = value
+    base.update(zip(args[::2], args[1::2], strict=True))
     done = predict(*[part for pair in base.items() for part in pair])
     assert done.returncode == 2, done.stderr
     assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
@@ -126,11 +125,41 @@ def test_the_command_as_a_user_types_it(trained: Path, tmp_path: Path) -> None:
     """`python -m lstm_trainer.cli.predict` in a fresh interpreter: the same forecast as in-process."""
     source = write_series(tmp_path / "series.csv", np.sin(np.arange(100) / 5))
     done = subprocess.run(
-        [sys.executable, "-m", "lstm_trainer.cli.predict", "--model", str(trained), "--input", str(source), "--data_column", "y",
-         "--horizon", "3", "--output", str(tmp_path / "cmd.csv")],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lstm_trainer.cli.predict",
+            "--model",
+            str(trained),
+            "--input",
+            str(source),
+            "--data_column",
+            "y",
+            "--horizon",
+            "3",
+            "--output",
+            str(tmp_path / "cmd.csv"),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "forecast of 3 step(s) written" in done.stdout, done.stderr[-2000:]
-    assert predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--horizon", "3",
-                   "--output", str(tmp_path / "inproc.csv")).returncode == 0  # fmt: skip
+    assert (
+        predict(
+            "--model",
+            str(trained),
+            "--input",
+            str(source),
+            "--data_column",
+            "y",
+            "--horizon",
+            "3",
+            "--output",
+            str(tmp_path / "inproc.csv"),
+        ).returncode
+        == 0
+    )
     assert (tmp_path / "cmd.csv").read_text() == (tmp_path / "inproc.csv").read_text()

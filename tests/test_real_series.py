@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import results, train_in_process
+from conftest import every, results, train_in_process
 from test_predict import predict
 
 from lstm_trainer.cli.train import main as train_main
@@ -64,9 +64,9 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     res = results(out)
 
     # 309 values -> 217 / 46 / 46: every validation and test value is a target, at seq_length 50.
-    data = prepare_data(DataConfig(dataset=str(csv_path), data_column="SUNACTIVITY"), 42)
+    data = prepare_data(DataConfig(dataset=str(csv_path), data_column=["SUNACTIVITY"]), 42)
     assert [len(w) for w in data.windows.values()] == [167, 46, 46]
-    test_inputs, test_targets = data.windows["test"].every()
+    test_inputs, test_targets = every(data.windows["test"])
     values = datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
     assert np.allclose(test_targets, values[-46:]) and np.allclose(test_inputs[0], values[-96:-46])
 
@@ -77,7 +77,7 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
     assert "note: this run plans only 80 optimizer steps" in stdout
 
     # Baselines recomputed here from the same windows give the reported figures.
-    train_inputs, train_targets = data.windows["train"].every()
+    train_inputs, train_targets = every(data.windows["train"])
     scale = naive_scale(data.windows["train"].covered_values())
     targets = test_targets.astype(np.float64)
     linear = LinearAR.fit(train_inputs, train_targets).predict(test_inputs)

@@ -18,19 +18,46 @@ def test_all_results_json_is_what_run_returns(tmp_path: Path) -> None:
     values = 100 + 20 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 2.0, len(t))
     (tmp_path / "series.csv").write_text("y\n" + "\n".join(repr(float(v)) for v in values) + "\n")
     out = tmp_path / "run"
-    res = train_in_process([
-        *TINY, "--seq_length", "20", "--dataset", str(tmp_path / "series.csv"), "--season", "12", "--horizon", "2",
-        "--distribution", "normal", "--num_train_epochs", "2", "--output_dir", str(out),
-    ])  # fmt: skip
+    res = train_in_process(
+        [
+            *TINY,
+            "--seq_length",
+            "20",
+            "--dataset",
+            str(tmp_path / "series.csv"),
+            "--season",
+            "12",
+            "--horizon",
+            "2",
+            "--distribution",
+            "normal",
+            "--num_train_epochs",
+            "2",
+            "--output_dir",
+            str(out),
+        ]
+    )
     written = results(out)
     assert written == res.to_dict()
     assert list(written) == list(res.to_dict())  # and in the same order
     # One name of each family that users' scripts read.
     for key in (
-        "best_val_mse", "val_mse", "test_mase", "persistence_test_mse", "linear_val_mae", "seasonal_naive_test_mse",
-        "seasonal_naive_val_mae_by_step", "test_crps", "val_coverage_80_by_step", "verdict", "quality",
-        "logged_train_losses", "epoch_train_seconds", "peak_rss_mib_per_process", "deepspeed",
-    ):  # fmt: skip
+        "best_val_mse",
+        "val_mse",
+        "test_mase",
+        "persistence_test_mse",
+        "linear_val_mae",
+        "seasonal_naive_test_mse",
+        "seasonal_naive_val_mae_by_step",
+        "test_crps",
+        "val_coverage_80_by_step",
+        "verdict",
+        "quality",
+        "logged_train_losses",
+        "epoch_train_seconds",
+        "peak_rss_mib_per_process",
+        "deepspeed",
+    ):
         assert key in written, key
     test = res.scores.test
     assert test is not None and test.model is not None and test.seasonal_naive is not None

@@ -7,7 +7,7 @@ from lstm_trainer.train.ds_config import load_ds_config, resolve
 from lstm_trainer.train.steps import FEW_STEPS, fit_to_data, planned_steps
 
 
-def reference(train: TrainConfig, world_size: int = 1):  # type: ignore[no-untyped-def]
+def reference(train: TrainConfig, world_size: int = 1):
     return resolve(train, load_ds_config("accelerate_configs/ds_zero2.json"), world_size, cuda=False)
 
 

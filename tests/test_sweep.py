@@ -35,7 +35,7 @@ def corners() -> list[dict[str, Any]]:
         name: spec["values"] if "values" in spec else [spec["min"], spec["max"]]
         for name, spec in SWEEP["parameters"].items()
     }
-    return [dict(zip(choices, combo)) for combo in itertools.product(*choices.values())]
+    return [dict(zip(choices, combo, strict=True)) for combo in itertools.product(*choices.values())]
 
 
 def test_program_and_metric_match_what_train_py_logs() -> None:

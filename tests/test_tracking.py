@@ -18,7 +18,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from lstm_trainer.config import RunConfig, TrainConfig
 from lstm_trainer.outputs import tracking
-from lstm_trainer.train.loop import StepLog
+from lstm_trainer.outputs.results import StepLog
 
 RUN_INFO = {
     "config": RunConfig().to_dict(),

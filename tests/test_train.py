@@ -29,9 +29,9 @@ REQUIRED = {
 }
 
 
-def check_learned(out: Path) -> dict:  # type: ignore[type-arg]
+def check_learned(out: Path) -> dict:
     res = results(out)
-    assert REQUIRED <= res.keys()
+    assert res.keys() >= REQUIRED
     assert res["final_train_loss"] < res["initial_train_loss"]
     assert res["best_val_mse"] < res["initial_val_mse"]
     assert res["best_val_mse"] < res["persistence_val_mse"], res
@@ -42,13 +42,13 @@ def check_learned(out: Path) -> dict:  # type: ignore[type-arg]
     return res
 
 
-def check_costs(res: dict) -> None:  # type: ignore[type-arg]
+def check_costs(res: dict) -> None:
     """What the benchmark reads: one figure per epoch, memory per process, the first step's time."""
     epochs = res["epochs_completed"]
     assert len(res["epoch_train_seconds"]) == len(res["epoch_cpu_seconds"]) == epochs
     elapsed = res["elapsed_seconds_history"]
     assert len(elapsed) == epochs and elapsed == sorted(elapsed) and elapsed[-1] <= res["train_seconds"]
-    assert all(0 < s <= e for s, e in zip(res["epoch_train_seconds"], elapsed))
+    assert all(0 < s <= e for s, e in zip(res["epoch_train_seconds"], elapsed, strict=True))
     assert len(res["peak_rss_mib_per_process"]) == res["world_size"]
     assert all(mib > 50 for mib in res["peak_rss_mib_per_process"])
     assert res["dataset_seconds"] > 0 and res["cpu_threads_per_process"] >= 1
@@ -76,7 +76,7 @@ def test_accelerate_launch_two_processes_keeps_the_global_batch(tiny: list[str],
     done = run_train(
         [*tiny, "--output_dir", str(out)],
         launcher=["accelerate", "launch", "--num_processes", "2"],
-        TORCH_EXTENSIONS_DIR=str(extensions),
+        env={"TORCH_EXTENSIONS_DIR": str(extensions)},
     )
     assert done.returncode == 0, output(done)
     res = check_learned(out)

@@ -111,12 +111,14 @@ def test_unreachable_wandb_goes_offline_in_one_line_and_keeps_the_key_secret(tmp
     key = "0123456789abcdef0123456789abcdef01234567"  # a well-formed key no server will see
     done = run_train(
         [*SMALL, "--output_dir", str(out), "--report_to", "wandb"],
-        WANDB_MODE="online",
-        WANDB_API_KEY=key,
-        WANDB_BASE_URL=f"http://127.0.0.1:{closed_port()}",
-        # The address is dead, so init can only fail: the timeout decides how soon (whatever ends
-        # wandb.init is answered by the same fallback). W&B spends another ~15 s of its own first.
-        WANDB_INIT_TIMEOUT="3",
+        env={
+            "WANDB_MODE": "online",
+            "WANDB_API_KEY": key,
+            "WANDB_BASE_URL": f"http://127.0.0.1:{closed_port()}",
+            # The address is dead, so init can only fail: the timeout decides how soon (whatever ends
+            # wandb.init is answered by the same fallback). W&B spends another ~15 s of its own first.
+            "WANDB_INIT_TIMEOUT": "3",
+        },
     )
     assert done.returncode == 0, output(done)
     said = [line for line in done.stdout.splitlines() if line.startswith("tracking: W&B could not start a run")]

@@ -1,4 +1,5 @@
-"""`python -m lstm_trainer.cli.backtest`: score a trained model over rolling origins (evaluate/backtest.py).
+"""`python -m lstm_trainer.cli.backtest`: score a trained model over rolling origins (evaluate/backtest.py),
+write backtest.json, backtest.md and backtest.png (outputs/backtest.py).
 
     python -m lstm_trainer.cli.backtest --model outputs/model --horizon 24 --output_dir backtest
     python -m lstm_trainer.cli.backtest --model you/sine-lstm --dataset prices.csv --data_column close \\
@@ -8,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -16,25 +16,19 @@ from pathlib import Path
 from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate.backtest import (
-    PICTURE,
-    RESULTS,
-    TABLE,
-    backtest_split,
-    cell,
-    save_picture,
-    to_json,
-    to_markdown,
-)
+from lstm_trainer.evaluate.backtest import backtest_split, to_json
+from lstm_trainer.outputs.backtest import PICTURE, RESULTS, TABLE, write_backtest
+from lstm_trainer.outputs.render import backtest_line
 
 PROG = "python -m lstm_trainer.cli.backtest"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=PROG, description="Score a trained model over rolling forecast origins of the held-out span.",
+        prog=PROG,
+        description="Score a trained model over rolling forecast origins of the held-out span.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--model", required=True, help="Model folder written by train.py (output_dir/model), or a Hub model id."
     )
@@ -47,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
     parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
     parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
-    parser.add_argument("--seed", type=int, default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
-                        help="Seed of the synthetic data (train.py's --seed).")  # fmt: skip
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=next(f.default for f in fields(TrainConfig) if f.name == "seed"),
+        help="Seed of the synthetic data (train.py's --seed).",
+    )
     # The series and its splits are read exactly as training read them; the window length comes from the model.
     add_config_flags(
         parser.add_argument_group("data", DataConfig.__doc__),
@@ -90,14 +88,10 @@ def backtest_command(args: argparse.Namespace) -> Path:
     result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
     record = to_json(result)
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS).write_text(json.dumps(record, indent=2) + "\n")
-    (out / TABLE).write_text(to_markdown(record))
-    save_picture(record, out / PICTURE)
+    write_backtest(record, out)
     print(
         f"{result.origins} origins x {result.horizon} steps of the {split} split forecast in {result.seconds:.2f} s: "
-        f"MSE {record['mse']:.6g}, MASE {cell(record['mase'])}"
-        + (f", CRPS {record['crps']:.6g}, 80% coverage {record['coverage_80']:.1%}" if "crps" in record else "")
+        + backtest_line(record)
     )
     return out
 

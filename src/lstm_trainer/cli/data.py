@@ -32,25 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,push}")
     build = commands.add_parser(
-        "build", help="write the series rows (Hub time-series layout) to a folder (save_to_disk) and print a summary",
+        "build",
+        help="write the series rows (Hub time-series layout) to a folder (save_to_disk) and print a summary",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     build.add_argument(
         "--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole."
     )
     push = commands.add_parser(
-        "push", help="build the series rows and push them to the Hub with a dataset card",
+        "push",
+        help="build the series rows and push them to the Hub with a dataset card",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     push.add_argument("--repo_id", required=True, help="Hub dataset repository, user/name (created if missing).")
     push.add_argument(
         "--private", action="store_true", help="Create the repository private (an existing one keeps its visibility)."
     )
     push.add_argument("--revision", default=None, help="Branch to push to (created if missing; default: main).")
     push.add_argument(
-        "--license", default=None,
+        "--license",
+        default=None,
         help="License on the card (default: cc0-1.0 for the generated sine, 'unknown' for your data until you name it).",
-    )  # fmt: skip
+    )
     seed_default = next(f.default for f in fields(TrainConfig) if f.name == "seed")
     for command in (build, push):
         # Normalisation is the trainer's business: series are built and pushed in data units.
@@ -110,9 +113,12 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
     url = f"{constants.ENDPOINT}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
     try:
         data.split_rows().push_to_hub(
-            repo_id, private=private, revision=revision, token=token,
+            repo_id,
+            private=private,
+            revision=revision,
+            token=token,
             commit_message=f"{data.rows.num_series} series, {data.rows.num_points} points from lstm-trainer",
-        )  # fmt: skip
+        )
     except Exception as err:
         raise UserError(f"could not push to {repo_id}: {hub_reason(err)}; nothing was changed there") from None
     try:

@@ -7,17 +7,19 @@ import sys
 from pathlib import Path
 
 from lstm_trainer.cli.common import OneLineParser, run_command
+from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
-from lstm_trainer.outputs.hub import PROG, check_push_access, is_hub_id, push_model
+from lstm_trainer.outputs.hub import PROG, check_push_access, push_model
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Share a model trained by train.py on the Hugging Face Hub.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{push}")
     push = commands.add_parser(
-        "push", help="upload a model folder (output_dir/model) to a Hub model repository",
+        "push",
+        help="upload a model folder (output_dir/model) to a Hub model repository",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     push.add_argument("--model", required=True, help="Model folder written by train.py (output_dir/model).")
     push.add_argument("--hub_model_id", required=True, help="Hub model repository, user/name (created if missing).")
     push.add_argument("--hub_private_repo", action="store_true", help="Create the repository private.")

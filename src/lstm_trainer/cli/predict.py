@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
     from lstm_trainer.data.normalization import Normalization
-    from lstm_trainer.evaluate import Forecast
+    from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.forecaster import LSTMForecaster
     from lstm_trainer.model.inference import Predictor
 
@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--model", required=True,
+        "--model",
+        required=True,
         help="Model folder written by train.py (output_dir/model), or a Hub model id user/name (downloaded once, then cached).",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--model_revision", default=None, help="Branch, tag or commit of a Hub --model; None means main."
     )
@@ -59,27 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--time_column", default=None, help="Column to order the rows by, if they are not in order.")
     parser.add_argument(
-        "--id_column", default=None,
+        "--id_column",
+        default=None,
         help="Column naming the series in a long table: every series is forecast in one call, each normalised "
         "with its own training statistics (or the pooled ones for a series the model never saw).",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--fill_missing", default=None, choices=("ffill", "interpolate", "drop"), help="Policy for NaN/inf values."
     )
     parser.add_argument(
-        "--horizon", type=int, default=1,
+        "--horizon",
+        type=int,
+        default=1,
         help="Steps ahead: the model's direct head up to its own horizon, its forecasts fed back as inputs beyond.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--quantiles", type=float, nargs="+", default=None,
+        "--quantiles",
+        type=float,
+        nargs="+",
+        default=None,
         help="Quantile columns (q0.1, ...) for a probabilistic model; default: a quantile model's own levels, "
         "else 0.1 0.5 0.9. Beyond the model's horizon they leave out the uncertainty of the fed-back steps.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--output", default="forecast.csv",
+        "--output",
+        default="forecast.csv",
         help="CSV written with columns step, forecast, q<level>... (with --id_column: the id column first, one block "
         "per series).",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--actuals", default=None,
         help="With --id_column: a table of each series' actual future (same columns) to score the forecast on, "
@@ -294,8 +302,15 @@ def _plot(
         ]
         for rank, (low, high) in enumerate(pairs):
             width = round(100 * (levels[high] - levels[low]))
-            ax.fill_between(steps, bands[:, low], bands[:, high], alpha=0.15 + 0.15 * rank, color="tab:orange",
-                            linewidth=0, label=f"{width}% interval")  # fmt: skip
+            ax.fill_between(
+                steps,
+                bands[:, low],
+                bands[:, high],
+                alpha=0.15 + 0.15 * rank,
+                color="tab:orange",
+                linewidth=0,
+                label=f"{width}% interval",
+            )
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("step (0 = last known value)")
     ax.legend()

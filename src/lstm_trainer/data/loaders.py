@@ -9,6 +9,7 @@ does any other.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ class GlobalBatchSampler(BatchSampler):
         return self.steps_per_epoch * self.global_batch_size // self.batch_size
 
 
-class WholeBatches(torch.utils.data.Dataset):
+class WholeBatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     """A torch view of a split's windows, read a batch at a time, normalised as the model sees them.
 
     A micro batch is one fancy index into the series values (inputs [B, T]) and one into the
@@ -81,7 +82,9 @@ class WholeBatches(torch.utils.data.Dataset):
         return {INPUTS: torch.from_numpy(inputs), TARGET: torch.from_numpy(targets)}  # [B, T], [B] or [B, H]
 
 
-def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _as_is(batch: Any) -> Any:
+    """The batch `WholeBatches.__getitems__` made, untouched. (Typed Any: torch declares a collate
+    function's input as a list of samples, which it is only without `__getitems__`.)"""
     return batch
 
 
@@ -91,7 +94,9 @@ def _own_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def train_loader(dataset: Windows, micro_batch_size: int, global_batch_size: int, seed: int) -> DataLoader:
+def train_loader(
+    dataset: Windows, micro_batch_size: int, global_batch_size: int, seed: int
+) -> DataLoader[dict[str, torch.Tensor]]:
     if len(dataset) < global_batch_size:
         raise UserError(
             f"the training split has {len(dataset)} windows, fewer than one global batch of "
@@ -101,6 +106,6 @@ def train_loader(dataset: Windows, micro_batch_size: int, global_batch_size: int
     return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is, generator=_own_generator(seed))
 
 
-def eval_loader(dataset: Windows, batch_size: int) -> DataLoader:
+def eval_loader(dataset: Windows, batch_size: int) -> DataLoader[dict[str, torch.Tensor]]:
     sampler = BatchSampler(SequentialSampler(range(len(dataset))), batch_size, drop_last=False)
     return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is, generator=_own_generator(0))

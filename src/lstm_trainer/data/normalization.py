@@ -13,12 +13,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 FILE = "normalization.json"
-T = TypeVar("T")
+if TYPE_CHECKING:  # for the types only: this module stays torch-free at run time
+    import torch
+
+# What apply and invert take, and give back the same kind of: a float, a NumPy array or a tensor.
+T = TypeVar("T", float, np.ndarray, "torch.Tensor")
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,10 @@ class Normalization:
         return Normalization(mean, std)
 
     def apply(self, x: T) -> T:
-        return (x - self.mean) / self.std  # type: ignore[operator,return-value]
+        return (x - self.mean) / self.std
 
     def invert(self, x: T) -> T:
-        return x * self.std + self.mean  # type: ignore[operator,return-value]
+        return x * self.std + self.mean
 
     def mse_in_data_units(self, mse: float) -> float:
         """An MSE measured on normalised values, in the data's units (errors scale by std)."""
@@ -105,9 +109,9 @@ class Normalization:
         try:
             record = json.loads(path.read_text())
             series = record.get("series")  # absent in files written before per-series statistics
-            per_series = None if series is None else {
-                str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()
-            }  # fmt: skip
+            per_series = (
+                None if series is None else {str(key): (float(v["mean"]), float(v["std"])) for key, v in series.items()}
+            )
             seasonal = record.get("seasonal")
             indices = None if seasonal is None else {str(k): tuple(float(x) for x in v) for k, v in seasonal.items()}
             return cls(float(record["mean"]), float(record["std"]), per_series, indices)

@@ -16,12 +16,11 @@ from datasets import DatasetDict
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.data.rows import SeriesSet
-from lstm_trainer.data.sources import load_series
 from lstm_trainer.data.seasonality import factors, seasonal_indices
+from lstm_trainer.data.sources import load_series
 from lstm_trainer.data.splits import SHOWN_IDS, SplitPlan, plan_by_fraction, plan_by_size
 from lstm_trainer.data.windows import Windows, params_info
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate import metrics
 
 
 @dataclass
@@ -38,19 +37,9 @@ class PreparedData:
         up to the end of that part (train, then validation = train + more, then test = all), as
         the Hub's time-series sets do; the source parameters travel in each split's DatasetInfo."""
         info = params_info({k: v for k, v in self.params.items() if k != "normalization"})
-        return DatasetDict({
-            split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()
-        })  # fmt: skip
-
-    def persistence_mse(self, split: str) -> float | None:
-        """'Next value = last value' on a split, in data units (None if there is no such split)."""
-        if split not in self.windows:
-            return None
-        windows, total = self.windows[split], 0.0
-        for index in windows.chunks():
-            inputs, targets = windows.gather(index, normalised=False)
-            total += metrics.persistence_mse(inputs, targets) * len(index)
-        return total / len(windows)
+        return DatasetDict(
+            {split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()}
+        )
 
     @property
     def noise_floor(self) -> float | None:

@@ -82,12 +82,14 @@ class SeriesSet:
             offsets = np.concatenate([[0], np.cumsum(stops)]).astype(np.int64)
         assert offsets[-1] < 2**31, "a split of 2^31 points or more needs a large_list column"
         target = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, type=pa.float32()))
-        table = pa.table({
-            ITEM_ID: pa.array(self.item_ids, type=pa.string()),
-            START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
-            TARGET_COLUMN: target,
-        })  # fmt: skip
-        return Dataset(table, info=info)  # type: ignore[arg-type]
+        table = pa.table(
+            {
+                ITEM_ID: pa.array(self.item_ids, type=pa.string()),
+                START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
+                TARGET_COLUMN: target,
+            }
+        )
+        return Dataset(table, info=info)
 
 
 def from_values(values: np.ndarray, item_id: str = "0", start: np.datetime64 = NO_CLOCK) -> SeriesSet:
@@ -115,8 +117,10 @@ def flat_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         np.concatenate([np.asarray(chunk.value_lengths().fill_null(0)) for chunk in chunks]) if chunks else np.zeros(0)
     )
     flat_chunks = [chunk.flatten() for chunk in chunks]
-    values = np.concatenate(
-        [c.cast(pa.float32()).to_numpy(zero_copy_only=False) for c in flat_chunks]
-    ) if flat_chunks else np.zeros(0, np.float32)  # fmt: skip
+    values = (
+        np.concatenate([c.cast(pa.float32()).to_numpy(zero_copy_only=False) for c in flat_chunks])
+        if flat_chunks
+        else np.zeros(0, np.float32)
+    )
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return np.ascontiguousarray(values, dtype=np.float32), offsets

@@ -8,6 +8,7 @@ table with one row per time step, whose columns become series (tables.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,7 @@ def _looks_like_path(name: str) -> bool:
         name.lower().endswith(FILE_SUFFIXES)
         or name.startswith((".", "/", "~"))
         or name.count("/") > 1
-        or os.sep != "/"
-        and os.sep in name
+        or (os.sep != "/" and os.sep in name)
     )
 
 
@@ -230,11 +230,6 @@ def _from_loaded(
     name = config.dataset
     column = config.data_column[0] if config.data_column and len(config.data_column) == 1 else TARGET_COLUMN
     parts = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-    if any("inputs" in part.column_names and not _is_series_rows(part, column) for part in parts.values()):
-        raise UserError(
-            f"{name} holds windows (inputs/target rows) in the layout of an older lstm-trainer; rebuild it with "
-            "`python -m lstm_trainer.cli.data build` (series rows, one per series, as the Hub's time-series sets)"
-        )
     if any(_is_series_rows(part, column) for part in parts.values()):
         return _series_rows(parts, config, column, source, card or {})
     if len(parts) != 1:
@@ -321,14 +316,15 @@ def _rows_of(data: Dataset, column: str, name: str) -> SeriesSet:
     )
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
-        twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise UserError(f"{name}: item_id {twice!r} names two rows; each series needs its own id")
+        for twice in ids:
+            if twice in seen:
+                raise UserError(f"{name}: item_id {twice!r} names two rows; each series needs its own id")
+            seen.add(twice)
     starts = np.full(len(ids), NO_CLOCK)
     if START in data.column_names:
-        try:
+        # A start the layout does not type is left out: it is not needed to train.
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
             starts = table.column(START).cast(pa.timestamp("s")).to_numpy().astype("datetime64[s]")
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a start the layout does not type: not needed to train
-            pass
     bad = ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

@@ -43,10 +43,7 @@ class SplitPlan:
             first = start + seq_length
             counts = np.maximum(stop - first - horizon + 1, 0)
             return Windows(rows.values, rows.offsets[:-1] + first, counts, seq_length, horizon)
-        if split == "train":
-            first = start + train_inputs(stop - start, seq_length, horizon, min_inputs)
-        else:
-            first = start
+        first = start + train_inputs(stop - start, seq_length, horizon, min_inputs) if split == "train" else start
         counts = np.maximum(stop - first - horizon + 1, 0)
         series_starts = rows.offsets[:-1]
         return Windows(rows.values, series_starts + first, counts, seq_length, horizon, starts=series_starts)

@@ -25,9 +25,13 @@ from lstm_trainer.errors import UserError
 
 
 def table_to_series(
-    table: Dataset, name: str, data_column: list[str] | None, time_column: str | None, id_column: str | None,
+    table: Dataset,
+    name: str,
+    data_column: list[str] | None,
+    time_column: str | None,
+    id_column: str | None,
     fill_missing: str | None,
-) -> tuple[SeriesSet, dict[str, Any]]:  # fmt: skip
+) -> tuple[SeriesSet, dict[str, Any]]:
     """The series in `table`, and what was read (columns, repairs) for the run's parameters."""
     if table.num_rows == 0:
         raise UserError(f"{name} has no rows; give a file with one row per time step")
@@ -65,9 +69,11 @@ def _time_keys(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np
         times = None
     else:
         raw = column.to_pandas()
-        times = pd.to_datetime(raw, utc=True) if pa.types.is_temporal(column.type) else pd.to_datetime(
-            raw.astype("string"), format="ISO8601", errors="coerce", utc=True
-        )  # fmt: skip
+        times = (
+            pd.to_datetime(raw, utc=True)
+            if pa.types.is_temporal(column.type)
+            else pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce", utc=True)
+        )
         missing = np.flatnonzero(times.isna().to_numpy())
         if len(missing) and not raw.isna().iloc[missing[0]]:
             raise UserError(
@@ -155,9 +161,15 @@ def _long(
 
 
 def _repair_each(
-    values: np.ndarray, rows: np.ndarray, bounds: np.ndarray, bad: np.ndarray, names: Any, name: str, column: str,
+    values: np.ndarray,
+    rows: np.ndarray,
+    bounds: np.ndarray,
+    bad: np.ndarray,
+    names: Any,
+    name: str,
+    column: str,
     policy: str | None,
-) -> tuple[np.ndarray, np.ndarray, int, int]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """--fill_missing within each series that has missing values (only those are looped over)."""
     owners = np.unique(np.searchsorted(bounds, np.flatnonzero(bad), side="right") - 1)
     if policy is None:
@@ -169,7 +181,7 @@ def _repair_each(
         a, b = bounds[s], bounds[s + 1]
         part = values[a:b]
         if s in owners:
-            part, keep, filled = _handle_missing(part, rows[a:b], f"{name}: series {names[s]!r}", column, policy)
+            part, _, filled = _handle_missing(part, rows[a:b], f"{name}: series {names[s]!r}", column, policy)
             repaired += filled
             lengths[s] = len(part)
         parts.append(part)

@@ -118,10 +118,6 @@ class Windows:
         f = self.seasonal[series[:, None], since % season]  # [B, T + H]
         return f[:, : self.seq_length], f[:, self.seq_length :]
 
-    def every(self, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Every window at once, (seq_length + horizon) x 4 bytes each: for small splits and tests only."""
-        return self.gather(np.arange(len(self), dtype=np.int64), normalised)
-
     def series_of(self, index: np.ndarray) -> np.ndarray:
         return self.locate(index)[0]
 

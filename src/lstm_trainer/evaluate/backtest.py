@@ -12,16 +12,17 @@ in batches: one pass of the data for a horizon within the model's own, one
 per model horizon beyond it (recursive: forecasts fed back, still batched). A per-origin loop
 (one model call per origin, as Darts' `historical_forecasts` does) costs N calls instead.
 
-Writes backtest.json (overall and per-step MSE, MAE, MASE; CRPS and coverage_50/80/95 for a
-probabilistic model; the same for the baselines), backtest.md (tables) and backtest.png.
+The scores are a `Backtest`; `to_json` is backtest.json's content (overall and per-step MSE,
+MAE, MASE; CRPS and coverage_50/80/95 for a probabilistic model; the same for the baselines).
+The files, the Markdown table and the picture are outputs/backtest.py's. The model is any
+`Forecaster` (model/inference.py's Predictor is one): evaluate/ calls it, never loads it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lstm_trainer.errors import UserError
 
@@ -29,11 +30,25 @@ if TYPE_CHECKING:
     import numpy as np
 
     from lstm_trainer.data import PreparedData
-    from lstm_trainer.evaluate import LinearAR
     from lstm_trainer.evaluate.scoring import ForecastScores
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.model.forecast import Forecast
+    from lstm_trainer.model.linear_ar import LinearAR
 
-RESULTS, TABLE, PICTURE = "backtest.json", "backtest.md", "backtest.png"
+
+class Forecaster(Protocol):
+    """What the backtest asks of a model: model/inference.py's Predictor answers it."""
+
+    @property
+    def horizon(self) -> int: ...  # steps the model forecasts at once; beyond them it recurses
+
+    def forecast(
+        self,
+        inputs: np.ndarray,
+        steps: int | None = None,
+        batch_size: int = 4096,
+        loc: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+    ) -> Forecast: ...
 
 
 @dataclass
@@ -49,48 +64,8 @@ class Backtest:
     scores: dict[str, ForecastScores]  # model, persistence, seasonal_naive (with --season), linear
 
 
-def rolling_origins(values: np.ndarray, seq_length: int, horizon: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs [N, T] and targets [N, H] of every origin of `values` (its first T values are context only)."""
-    import numpy as np
-
-    if len(values) < seq_length + horizon:
-        raise UserError(
-            f"the span to backtest has {len(values)} values, fewer than the model's window ({seq_length}) + "
-            f"--horizon {horizon}; lower --horizon or give a longer test span (--test_fraction)"
-        )
-    views = np.lib.stride_tricks.sliding_window_view(np.asarray(values, dtype=np.float64), seq_length + horizon)[
-        ::stride
-    ]
-    return views[:, :seq_length], views[:, seq_length:]  # views: no copy of the N x (T + H) values
-
-
-def run_backtest(
-    predictor: Predictor,
-    values: np.ndarray,
-    train_values: np.ndarray,
-    horizon: int,
-    stride: int = 1,
-    season: int | None = None,
-    split: str = "test",
-    batch_size: int = 4096,
-) -> Backtest:
-    """Forecast every origin of one series' `values` (its first seq_length values are context) and score
-    them; the linear AR and MASE's scale are fitted on `train_values`, the training part of the series."""
-    from lstm_trainer.evaluate import LinearAR, naive_scale
-
-    seq_length = predictor.model.seq_length
-    assert seq_length is not None
-    inputs, targets = rolling_origins(values, seq_length, horizon, stride)
-    linear = None
-    if len(train_values) >= seq_length + horizon:
-        linear = LinearAR.fit(*rolling_origins(train_values, seq_length, horizon, 1))
-    return score_origins(
-        predictor, inputs, targets, naive_scale(train_values), linear, season, split, stride, batch_size
-    )
-
-
 def backtest_split(
-    predictor: Predictor,
+    predictor: Forecaster,
     data: PreparedData,
     split: str,
     stride: int = 1,
@@ -109,12 +84,22 @@ def backtest_split(
     loc, spread = window_statistics(windows, index)
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
     return score_origins(
-        predictor, inputs, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size, loc, spread
-    )  # fmt: skip
+        predictor,
+        inputs,
+        targets.reshape(len(index), -1),
+        scale,
+        linear,
+        season,
+        split,
+        stride,
+        batch_size,
+        loc,
+        spread,
+    )
 
 
 def score_origins(
-    predictor: Predictor,
+    predictor: Forecaster,
     inputs: np.ndarray,
     targets: np.ndarray,
     scale: float,
@@ -169,85 +154,13 @@ def to_json(result: Backtest) -> dict[str, Any]:
         return {**flat, "by_step": steps}
 
     return {
-        "split": result.split, "origins": result.origins, "horizon": result.horizon, "stride": result.stride,
-        "model_horizon": result.model_horizon, "recursive": result.horizon > result.model_horizon,
+        "split": result.split,
+        "origins": result.origins,
+        "horizon": result.horizon,
+        "stride": result.stride,
+        "model_horizon": result.model_horizon,
+        "recursive": result.horizon > result.model_horizon,
         "forecast_seconds": result.seconds,
         **figures(result.scores["model"]),
         "baselines": {name: figures(scores) for name, scores in result.scores.items() if name != "model"},
-    }  # fmt: skip
-
-
-def to_markdown(record: dict[str, Any]) -> str:
-    """Two tables: every forecaster overall, then the model (and persistence) per step ahead."""
-    probabilistic = "crps" in record
-    extra = ["crps", "coverage_50", "coverage_80", "coverage_95"] if probabilistic else []
-    head = ["mse", "mae", "mase", *extra]
-    rows = [f"| forecast | {' | '.join(head)} |", "|---|" + "---:|" * len(head)]
-    named = {"model": record, **record["baselines"]}
-    for name, figures in named.items():
-        rows.append(f"| {name} | " + " | ".join(cell(figures.get(key)) for key in head) + " |")
-    steps = [
-        "| step | model MSE | model MAE | model MASE |"
-        + (" CRPS | coverage 80% |" if probabilistic else "")
-        + " persistence MSE |"
-    ]
-    steps.append("|---:|" + "---:|" * (5 + (2 if probabilistic else 0) - 1))
-    by_step, naive = record["by_step"], record["baselines"]["persistence"]["by_step"]
-    for h in range(record["horizon"]):
-        cells = [by_step["mse"][h], by_step["mae"][h], by_step["mase"][h]]
-        if probabilistic:
-            cells += [by_step["crps"][h], by_step["coverage_80"][h]]
-        steps.append(f"| {h + 1} | " + " | ".join(cell(v) for v in [*cells, naive["mse"][h]]) + " |")
-    recursive = (
-        f" Steps beyond the model's horizon ({record['model_horizon']}) are recursive: its forecasts fed back as inputs."
-        if record["recursive"] else ""
-    )  # fmt: skip
-    return "\n".join([
-        f"# Backtest: {record['origins']} origins of the {record['split']} split, {record['horizon']} steps ahead, stride {record['stride']}",
-        "",
-        f"MASE: MAE over the training split's one-step naive MAE.{recursive}",
-        "",
-        *rows,
-        "",
-        "## Per step ahead",
-        "",
-        *steps,
-        "",
-    ])  # fmt: skip
-
-
-def cell(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, (int, float)) else "n/a"
-
-
-def save_picture(record: dict[str, Any], path: Path) -> Path:
-    """MSE per step ahead of the model and each baseline (and the 80% coverage, for a distribution)."""
-    import numpy as np
-
-    from lstm_trainer.outputs.plots import DPI, SIZE, _figure
-
-    figure = _figure()
-    probabilistic = "crps" in record
-    ax = figure.add_subplot(1, 2 if probabilistic else 1, 1)
-    steps = np.arange(1, record["horizon"] + 1)
-    for name, figures in {"model": record, **record["baselines"]}.items():
-        ax.plot(steps, figures["by_step"]["mse"], marker="o", markersize=3, label=name)
-    ax.set(xlabel="step ahead", ylabel="MSE", title=f"Backtest over {record['origins']} origins")
-    if record["recursive"]:
-        ax.axvline(record["model_horizon"] + 0.5, color="grey", linestyle=":", label="recursive beyond")
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
-    if probabilistic:
-        cover = figure.add_subplot(1, 2, 2)
-        for level in (50, 80, 95):
-            line = cover.plot(
-                steps, record["by_step"][f"coverage_{level}"], marker="o", markersize=3, label=f"{level}% interval"
-            )
-            cover.axhline(level / 100, color=line[0].get_color(), linestyle="--", linewidth=0.8)
-        cover.set(xlabel="step ahead", ylabel="share of targets inside", title="Interval coverage (dashed: nominal)")
-        cover.legend(fontsize="small")
-        cover.grid(True, alpha=0.3)
-    figure.set_size_inches(*SIZE)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    return path
+    }

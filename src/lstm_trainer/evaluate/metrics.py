@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 # The reference's "Model Quality" thresholds on validation MSE.
 QUALITY_GRADES = ((0.05, "Excellent"), (0.10, "Good"), (0.20, "Fair"))
 
@@ -28,13 +26,6 @@ def gradient_health(grad_norm: float) -> str:
     if 0.01 <= grad_norm <= 1.0:
         return "healthy"
     return "high" if grad_norm > 1.0 else "low"
-
-
-def persistence_mse(inputs: np.ndarray, targets: np.ndarray) -> float:
-    """MSE of the naive forecast 'next value = last value': the bar a model must clear."""
-    last = inputs[:, -1].astype(np.float64)
-    targets = targets.astype(np.float64)
-    return float(np.mean(((last[:, None] if targets.ndim == 2 else last) - targets) ** 2))
 
 
 def reduction_percent(initial: float, final: float) -> float:

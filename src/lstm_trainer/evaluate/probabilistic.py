@@ -1,8 +1,8 @@
 """Forecasts with uncertainty, and how good that uncertainty is: quantiles, CRPS, interval coverage.
 
-A `Forecast` holds what a model said about N windows x H steps ahead, in the data's units:
-its point forecast and, for a probabilistic head, the distribution's parameters or the
-quantiles (the parameter layout is model/heads.py's, after the run's z-score has been undone).
+A `Forecast` (model/forecast.py: the model makes it) holds what a model said about N windows
+x H steps ahead, in the data's units: its point forecast and, for a probabilistic head, the
+distribution's parameters or the quantiles.
 
 CRPS (the continuous ranked probability score, Gneiting & Raftery 2007) is in the data's
 units like MAE, which it equals for a point forecast; lower is better. Closed forms: the
@@ -22,95 +22,28 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from lstm_trainer.model.forecast import Forecast
+
 # Central intervals whose empirical coverage is reported: coverage_50, coverage_80, coverage_95.
 COVERAGES = (50, 80, 95)
-KINDS = ("point", "normal", "studentt", "quantile")
 
 
-@dataclass(frozen=True)
-class Forecast:
-    """N windows x H steps: `point` [N, H]; `params` [N, H, P] (see model/heads.py); all in data units."""
-
-    kind: str
-    point: np.ndarray
-    params: np.ndarray
-    levels: tuple[float, ...] | None = None  # the quantile head's levels
-
-    def __post_init__(self) -> None:
-        assert self.kind in KINDS, self.kind
-        assert self.point.ndim == 2 and self.params.shape[:2] == self.point.shape, (self.point.shape, self.params.shape)
-
-    @property
-    def is_probabilistic(self) -> bool:
-        return self.kind != "point"
-
-    @staticmethod
-    def concatenate(parts: list[Forecast]) -> Forecast:
-        """The forecasts of consecutive chunks of windows, as one."""
-        first = parts[0]
-        point, params = np.concatenate([p.point for p in parts]), np.concatenate([p.params for p in parts])
-        return Forecast(first.kind, point, params, first.levels)
-
-    def rows(self, index: np.ndarray | slice) -> Forecast:
-        return Forecast(self.kind, self.point[index], self.params[index], self.levels)
-
-    def step(self, h: int) -> Forecast:
-        """The forecast of step h + 1 ahead only: [N, 1]."""
-        return Forecast(self.kind, self.point[:, h : h + 1], self.params[:, h : h + 1], self.levels)
-
-    def quantiles(self, levels: tuple[float, ...]) -> np.ndarray:
-        """The forecast's quantiles at `levels`: [N, H, L]. A quantile head answers only its own levels."""
-        p = self.params
-        if self.kind == "normal":
-            z = special.ndtri(np.asarray(levels, dtype=np.float64))  # [L]
-            return p[..., :1] + np.exp(p[..., 1:2]) * z
-        if self.kind == "studentt":
-            t = special.stdtrit(p[..., 2:3], np.asarray(levels, dtype=np.float64))  # [N, H, L]
-            return p[..., :1] + np.exp(p[..., 1:2]) * t
-        if self.kind == "quantile":
-            assert self.levels is not None
-            found = [_level_index(self.levels, q) for q in levels]
-            missing = [q for q, i in zip(levels, found) if i is None]
-            if missing:
-                raise ValueError(f"levels {missing} are not among the quantile head's {list(self.levels)}")
-            return p[..., [i for i in found if i is not None]]
-        raise ValueError("a point forecast has no quantiles")
-
-    def interval(self, coverage: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The central `coverage`% interval [N, H] each side, or None where the forecast has none."""
-        if not self.is_probabilistic:
-            return None
-        low, high = (100 - coverage) / 200, (100 + coverage) / 200
-        if self.kind == "quantile" and (
-            _level_index(self.levels, low) is None or _level_index(self.levels, high) is None
-        ):
-            return None
-        bounds = self.quantiles((low, high))
-        return bounds[..., 0], bounds[..., 1]
-
-    def crps(self, targets: np.ndarray) -> np.ndarray | None:
-        """CRPS of each forecast against `targets` [N, H]: [N, H]; None for a point forecast."""
-        y = np.asarray(targets, dtype=np.float64)
-        p = self.params
-        if self.kind == "normal":
-            return normal_crps(y, p[..., 0], np.exp(p[..., 1]))
-        if self.kind == "studentt":
-            return studentt_crps(y, p[..., 0], np.exp(p[..., 1]), p[..., 2])
-        if self.kind == "quantile":
-            assert self.levels is not None
-            levels = np.asarray(self.levels)
-            error = y[..., None] - p  # [N, H, K]
-            pinball = np.maximum(levels * error, (levels - 1) * error)
-            edges = np.concatenate([[0.0], levels, [1.0]])
-            weights = (edges[2:] - edges[:-2]) / 2  # the trapezoid rule's, with 0 at both ends
-            return 2 * pinball @ weights
-        return None
-
-
-def _level_index(levels: tuple[float, ...] | None, q: float) -> int | None:
-    for i, level in enumerate(levels or ()):
-        if abs(level - q) < 1e-9:
-            return i
+def crps(forecast: Forecast, targets: np.ndarray) -> np.ndarray | None:
+    """CRPS of each of `forecast`'s forecasts against `targets` [N, H]: [N, H]; None for a point forecast."""
+    y = np.asarray(targets, dtype=np.float64)
+    p = forecast.params
+    if forecast.kind == "normal":
+        return normal_crps(y, p[..., 0], np.exp(p[..., 1]))
+    if forecast.kind == "studentt":
+        return studentt_crps(y, p[..., 0], np.exp(p[..., 1]), p[..., 2])
+    if forecast.kind == "quantile":
+        assert forecast.levels is not None
+        levels = np.asarray(forecast.levels)
+        error = y[..., None] - p  # [N, H, K]
+        pinball = np.maximum(levels * error, (levels - 1) * error)
+        edges = np.concatenate([[0.0], levels, [1.0]])
+        weights = (edges[2:] - edges[:-2]) / 2  # the trapezoid rule's, with 0 at both ends
+        return 2 * pinball @ weights
     return None
 
 
@@ -124,9 +57,11 @@ def studentt_crps(y: np.ndarray, loc: np.ndarray, scale: np.ndarray, df: np.ndar
     """Closed form for df > 1 (Jordan et al. 2019, eq. for the location-scale t)."""
     z = (y - loc) / scale
     log_pdf = (
-        special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * math.pi)
+        special.gammaln((df + 1) / 2)
+        - special.gammaln(df / 2)
+        - 0.5 * np.log(df * math.pi)
         - (df + 1) / 2 * np.log1p(z**2 / df)
-    )  # fmt: skip
+    )
     cdf = special.stdtr(df, z)
     # 2 sqrt(df) B(1/2, df - 1/2) / ((df - 1) B(1/2, df/2)^2), through log-betas for large df.
     spread = 2 * np.sqrt(df) / (df - 1) * np.exp(special.betaln(0.5, df - 0.5) - 2 * special.betaln(0.5, df / 2))
@@ -145,11 +80,11 @@ class IntervalScores:
 
 def interval_scores(forecast: Forecast, targets: np.ndarray) -> IntervalScores | None:
     """CRPS and coverage over every window and step ahead of `targets` [N, H]; None for a point forecast."""
-    crps = forecast.crps(targets)
-    if crps is None:
+    crps_ = crps(forecast, targets)
+    if crps_ is None:
         return None
     coverage: dict[int, float | None] = {}
     for level in COVERAGES:
         bounds = forecast.interval(level)
         coverage[level] = None if bounds is None else float(np.mean((bounds[0] <= targets) & (targets <= bounds[1])))
-    return IntervalScores(float(np.mean(crps)), coverage)
+    return IntervalScores(float(np.mean(crps_)), coverage)

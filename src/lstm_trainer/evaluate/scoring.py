@@ -79,8 +79,12 @@ class SplitScores:
 
     def rows(self) -> list[tuple[str, ForecastScores]]:
         """(name, scores) of each forecast scored, in the order tables show them: the model, then the baselines."""
-        named = (("model", self.model), ("persistence", self.persistence), ("seasonal naive", self.seasonal_naive),
-                 ("linear AR", self.linear))  # fmt: skip
+        named = (
+            ("model", self.model),
+            ("persistence", self.persistence),
+            ("seasonal naive", self.seasonal_naive),
+            ("linear AR", self.linear),
+        )
         return [(name, scores) for name, scores in named if scores is not None]
 
 
@@ -237,6 +241,6 @@ def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
     if scores.model is None:
         return None
     model, persistence_, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
-    if None in (model.mase, persistence_.mase, linear.mase):
+    if model.mase is None or persistence_.mase is None or linear.mase is None:
         return None
-    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)  # type: ignore[arg-type]
+    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)

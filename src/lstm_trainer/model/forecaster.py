@@ -19,13 +19,11 @@ from torch import nn
 
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate import LinearAR
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
+from lstm_trainer.model.linear_ar import LinearAR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-# A config.json written before these options existed describes a model without them.
-LEGACY_OPTIONS = {"window_norm": "none", "head": "level", "linear_skip": 0, "distribution": "none", "quantiles": None}
 # Variance floor for a window's own scale, in the model's units (z-scored data has variance
 # ~1): a flat window is then shifted but not blown up.
 WINDOW_VAR_EPS = 1e-4
@@ -198,9 +196,9 @@ class LSTMForecaster(nn.Module):
         try:
             record = json.loads(config_file.read_text())
             seq_length = record.pop("seq_length", None)
-            horizon = int(record.pop("horizon", 1))  # models from before horizons forecast one step
-            config = ModelConfig(**{**LEGACY_OPTIONS, **record})
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ValueError) as err:
+            horizon = int(record.pop("horizon"))
+            config = ModelConfig(**record)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ValueError, KeyError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
         model = cls(config, seq_length, horizon)
         try:

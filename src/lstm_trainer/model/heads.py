@@ -23,7 +23,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Normal, StudentT
+from torch.distributions import Distribution, Normal, StudentT
 
 from lstm_trainer.config import ModelConfig
 
@@ -102,7 +102,7 @@ class OutputHead:
             return torch.maximum(levels * error, (levels - 1) * error).mean()
         return -self.distribution(params).log_prob(y).mean()
 
-    def distribution(self, params: torch.Tensor) -> Normal | StudentT:
+    def distribution(self, params: torch.Tensor) -> Distribution:
         """The torch distribution of float32 parameters [B, H, P] in the model's units."""
         scale = params[..., 1].exp()
         if self.kind == "normal":

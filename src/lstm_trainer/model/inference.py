@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lstm_trainer.data.normalization import Normalization
-from lstm_trainer.evaluate import Forecast
+from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.forecaster import LSTMForecaster
 
 
@@ -47,10 +47,14 @@ class Predictor:
 
     @torch.no_grad()
     def forecast(
-        self, inputs: np.ndarray, steps: int | None = None, batch_size: int = 4096,
-        loc: np.ndarray | None = None, scale: np.ndarray | None = None,
+        self,
+        inputs: np.ndarray,
+        steps: int | None = None,
+        batch_size: int = 4096,
+        loc: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
         seasonal: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> Forecast:  # fmt: skip
+    ) -> Forecast:
         """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
 
         `loc` and `scale` [N] are each window's own series statistics where they are per series

@@ -10,11 +10,10 @@ from accelerate import Accelerator
 
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.data.normalization import Normalization
-from lstm_trainer.evaluate import COVERAGES
-from lstm_trainer.evaluate.scoring import RunScores, SplitScores
 from lstm_trainer.files import replace_dir
 from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.outputs.hub import LOCAL_MODEL
+from lstm_trainer.outputs.render import baseline_rows, distribution_rows, number, step_rows
 from lstm_trainer.outputs.results import Results
 
 
@@ -58,56 +57,6 @@ def save_model(
     accelerator.wait_for_everyone()
 
 
-SHORT = {"validation": "val", "test": "test"}  # the split names of all_results.json's keys, for the card's tables
-
-
-def baseline_rows(scores: RunScores) -> str:
-    """The model and each baseline on validation and test (MSE, MAE, MASE), as a Markdown table."""
-    rows = ["| split | forecast | MSE | MAE | MASE |", "|---|---|---:|---:|---:|"]
-    for split, split_scores in scores.splits():
-        for name, forecast in split_scores.rows():
-            figures = (forecast.overall.mse, forecast.overall.mae, forecast.overall.mase)
-            rows.append(
-                f"| {SHORT[split]} | {name} | "
-                + " | ".join(f"{v:.6g}" if isinstance(v, float) else "n/a" for v in figures)
-                + " |"
-            )
-    verdict = scores.verdict.text if scores.verdict is not None else None
-    return "\n".join(["", *rows, *([f"\nVerdict: {verdict}."] if verdict else [])]) if len(rows) > 2 else ""
-
-
-def distribution_rows(scores: RunScores) -> str:
-    """A probabilistic model's CRPS and central-interval coverage per split, as a Markdown table."""
-    rows = ["| split | CRPS | coverage 50% | coverage 80% | coverage 95% |", "|---|---:|---:|---:|---:|"]
-    for split, split_scores in scores.splits():
-        intervals = split_scores.model.intervals if split_scores.model is not None else None
-        if intervals is not None:
-            figures = [intervals.crps, *(intervals.coverage[level] for level in COVERAGES)]
-            rows.append(
-                f"| {SHORT[split]} | "
-                + " | ".join(f"{v:.4g}" if isinstance(v, float) else "n/a" for v in figures)
-                + " |"
-            )
-    note = "\nCoverage is the share of targets inside the forecast's central interval: calibrated, it is close to the interval's level."
-    return "\n".join(["", "", *rows, note]) if len(rows) > 2 else ""  # a blank line: a table of its own
-
-
-def step_rows(validation: SplitScores) -> str:
-    """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
-    if validation.model is None or not validation.model.by_step:
-        return ""
-    model = [s.mse for s in validation.model.by_step]
-    naive = [s.mse for s in validation.persistence.by_step or []]
-    rows = [
-        "| step ahead | " + " | ".join(str(h) for h in range(1, len(model) + 1)) + " |",
-        "|---|" + "---:|" * len(model),
-    ]
-    rows.append("| model val MSE | " + " | ".join(f"{v:.4g}" for v in model) + " |")
-    if naive:
-        rows.append("| persistence val MSE | " + " | ".join(f"{v:.4g}" for v in naive) + " |")
-    return "\n".join(["", "", *rows])
-
-
 def describe_output(model: dict[str, Any], horizon: int) -> str:
     """What the model forecasts, in words, from its config.json."""
     steps = "the next value" if horizon == 1 else f"the next {horizon} values at once (a direct multi-step head)"
@@ -139,9 +88,6 @@ def model_card(config: dict[str, Any], results: Results, zero_stage: int) -> str
     license = "cc0-1.0" if synthetic else "unknown"
     # Only a local file's name: its full path says things about this machine that a public card should not.
     source = "the synthetic sine wave" if synthetic else f"`{dataset if on_hub else Path(dataset).name}`"
-
-    def number(value: float | None) -> str:
-        return f"{value:.6f}" if isinstance(value, float) else "n/a"
 
     validation, test = results.scores.validation, results.scores.test
 

@@ -1,4 +1,5 @@
-"""The run's pictures, saved as PNG in output_dir: losses, learning rate, predictions, residuals.
+"""The run's pictures, saved as PNG in output_dir: losses, learning rate, predictions, residuals;
+and the backtest's backtest.png (outputs/backtest.py).
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global
 backend switch), and matplotlib is imported only when they are drawn, so `--help` stays fast.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def _loss_curves(ax: Axes, results: Results) -> None:
 
 def _learning_rate(ax: Axes, learning_rates: Sequence[tuple[int, float]]) -> None:
     if learning_rates:
-        steps, rates = zip(*learning_rates)
+        steps, rates = zip(*learning_rates, strict=True)
         ax.plot(steps, rates)
     ax.set(xlabel="optimizer step", ylabel="learning rate", title="Learning-rate schedule")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
@@ -141,3 +142,32 @@ def _residuals(ax: Axes, residuals: np.ndarray, noise_floor: float | None) -> No
     ax.set(xlabel="predicted - actual", ylabel="density", title="Best model's residuals on the validation split")
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
+
+
+def backtest_picture(record: dict[str, Any], path: Path) -> Path:
+    """MSE per step ahead of the model and each baseline (and the 80% coverage, for a distribution)."""
+    figure = _figure()
+    probabilistic = "crps" in record
+    ax = figure.add_subplot(1, 2 if probabilistic else 1, 1)
+    steps = np.arange(1, record["horizon"] + 1)
+    for name, figures in {"model": record, **record["baselines"]}.items():
+        ax.plot(steps, figures["by_step"]["mse"], marker="o", markersize=3, label=name)
+    ax.set(xlabel="step ahead", ylabel="MSE", title=f"Backtest over {record['origins']} origins")
+    if record["recursive"]:
+        ax.axvline(record["model_horizon"] + 0.5, color="grey", linestyle=":", label="recursive beyond")
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    if probabilistic:
+        cover = figure.add_subplot(1, 2, 2)
+        for level in (50, 80, 95):
+            line = cover.plot(
+                steps, record["by_step"][f"coverage_{level}"], marker="o", markersize=3, label=f"{level}% interval"
+            )
+            cover.axhline(level / 100, color=line[0].get_color(), linestyle="--", linewidth=0.8)
+        cover.set(xlabel="step ahead", ylabel="share of targets inside", title="Interval coverage (dashed: nominal)")
+        cover.legend(fontsize="small")
+        cover.grid(True, alpha=0.3)
+    figure.set_size_inches(*SIZE)
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    return path

@@ -8,18 +8,42 @@ prints through them and feeds the progress bars, the trackers and the plots.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from accelerate import Accelerator
 
 from lstm_trainer.config import RunConfig
-from lstm_trainer.evaluate import COVERAGES
-from lstm_trainer.evaluate.scoring import RunScores, SplitScores, ValidationForecast
+from lstm_trainer.evaluate.scoring import ValidationForecast
 from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
-from lstm_trainer.outputs.results import Results
-from lstm_trainer.train.ds_config import ResolvedDeepSpeed
-from lstm_trainer.train.loop import EpochLog, StepLog
+from lstm_trainer.outputs.render import baseline_table, interval_lines, number, step_lines, test_lines
+from lstm_trainer.outputs.results import EpochLog, Results, StepLog
+
+
+class DeepSpeedSettings(Protocol):
+    """The DeepSpeed values in force that `start` prints: train/ds_config's ResolvedDeepSpeed has them.
+
+    A Protocol, so that outputs/ reads them without importing train/, the floor above it.
+    """
+
+    @property
+    def config(self) -> dict[str, Any]: ...  # the resolved DeepSpeed JSON
+    @property
+    def zero_stage(self) -> int: ...  # the stage asked for (a lone fp32 process runs 0)
+    @property
+    def mixed_precision(self) -> str: ...
+    @property
+    def source(self) -> str: ...  # which JSON, and who chose it
+    @property
+    def total_batch_size(self) -> int: ...
+    @property
+    def micro_batch_size(self) -> int: ...
+    @property
+    def gradient_accumulation_steps(self) -> int: ...
+    @property
+    def changes(self) -> list[str]: ...
+    @property
+    def notes(self) -> list[str]: ...
 
 
 def _print(accelerator: Accelerator, text: str) -> None:
@@ -27,7 +51,7 @@ def _print(accelerator: Accelerator, text: str) -> None:
         say(text)
 
 
-def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, steps_per_epoch: int, out: Path) -> None:
+def start(accelerator: Accelerator, config: RunConfig, ds: DeepSpeedSettings, steps_per_epoch: int, out: Path) -> None:
     zero_section = ds.config["zero_optimization"]
     zero = f"ZeRO-{zero_section.get('stage')}"
     if zero_section.get("stage") != ds.zero_stage:
@@ -74,15 +98,8 @@ def epoch(accelerator: Accelerator, log: EpochLog) -> None:
     )
 
 
-def _number(value: Any, spec: str = ".6f") -> str:
-    """A figure, or "n/a" where the run has none (e.g. stopped by --max_train_steps in epoch 1)."""
-    if not isinstance(value, (int, float)):
-        return "n/a"
-    return f"{format(value, spec[:-1])}%" if spec.endswith("%") else format(value, spec)
-
-
 def finish(accelerator: Accelerator, results: Results, out: Path, data: str | None = None) -> None:
-    floor_text = _number(results.noise_floor) if results.noise_floor is not None else "unknown"
+    floor_text = number(results.noise_floor) if results.noise_floor is not None else "unknown"
     verdict, persistence = results.scores.verdict, results.scores.validation.persistence.overall
     if results.stopped_early:
         stop = "early stopping"
@@ -97,26 +114,26 @@ def finish(accelerator: Accelerator, results: Results, out: Path, data: str | No
                 "",
                 *([f"Data: {data}"] if data else []),
                 "Training Summary:",
-                f"  - Initial Loss: {_number(results.initial_train_loss)}",
-                f"  - Final Loss: {_number(results.final_train_loss)}",
-                f"  - Best Loss: {_number(results.best_train_loss)}",
-                f"  - Loss Reduction: {_number(results.train_loss_reduction_percent, '.2f%')}",
+                f"  - Initial Loss: {number(results.initial_train_loss)}",
+                f"  - Final Loss: {number(results.final_train_loss)}",
+                f"  - Best Loss: {number(results.best_train_loss)}",
+                f"  - Loss Reduction: {number(results.train_loss_reduction_percent, '.2f%')}",
                 "",
                 "Validation Summary:",
-                f"  - Initial Val MSE (before training): {_number(results.initial_val_mse)}",
-                f"  - Final Val MSE: {_number(results.final_val_mse)}",
-                f"  - Best Val MSE: {_number(results.best_val_mse)}",
-                f"  - Val MSE Reduction: {_number(results.val_mse_reduction_percent, '.2f%')}",
-                f"  - Persistence baseline (next = last value): {_number(persistence.mse)}",
+                f"  - Initial Val MSE (before training): {number(results.initial_val_mse)}",
+                f"  - Final Val MSE: {number(results.final_val_mse)}",
+                f"  - Best Val MSE: {number(results.best_val_mse)}",
+                f"  - Val MSE Reduction: {number(results.val_mse_reduction_percent, '.2f%')}",
+                f"  - Persistence baseline (next = last value): {number(persistence.mse)}",
                 f"  - Noise floor (noise_std^2): {floor_text}",
-                *_test_lines(results.scores.test),
+                *test_lines(results.scores.test),
                 *baseline_table(results.scores),
                 *interval_lines(results.scores),
                 *step_lines(results.scores.validation),
                 "",
                 f"Epochs completed: {results.epochs_completed} ({stop}) in {results.train_seconds:.1f} s",
-                f"Model Quality: {results.quality or 'n/a'} (best val MSE {_number(results.best_val_mse)}; "
-                f"persistence {_number(persistence.mse)}, floor {floor_text})"
+                f"Model Quality: {results.quality or 'n/a'} (best val MSE {number(results.best_val_mse)}; "
+                f"persistence {number(persistence.mse)}, floor {floor_text})"
                 if verdict is None
                 else f"Model Quality (relative): {verdict.text}",
                 # Printed once per machine; files are written by the first machine only.
@@ -126,72 +143,6 @@ def finish(accelerator: Accelerator, results: Results, out: Path, data: str | No
             ]
         ),
     )
-
-
-def baseline_table(scores: RunScores) -> list[str]:
-    """The model beside every baseline on each split: MSE, MAE and MASE (forecasts not scored left out)."""
-    lines = ["", "Model and baselines (MASE: MAE / the training split's one-step naive MAE):"]
-    for label, split in scores.splits():
-        for name, forecast in split.rows():
-            overall = forecast.overall
-            lines.append(
-                f"  - {label:10s} {name:15s} MSE {_number(overall.mse, '.6g'):>12s} | "
-                f"MAE {_number(overall.mae, '.6g'):>10s} | MASE {_number(overall.mase, '.4f')}"
-            )
-    return lines + per_series_table(scores) if len(lines) > 2 else []
-
-
-def per_series_table(scores: RunScores) -> list[str]:
-    """The competitions' measures: each series scored alone, then the mean over series (nothing on the sine)."""
-    lines: list[str] = []
-    for label, split in scores.splits():
-        for name, forecast in split.rows():
-            found = forecast.per_series
-            if found is None:
-                continue
-            if not lines:
-                lines = [
-                    "",
-                    f"Per series, then the mean over {found.series} series (sMAPE in %; MASE: MAE / the series' own "
-                    "in-sample seasonal naive MAE; OWA: against Naive2, below 1 beats it):",
-                ]
-            lines.append(
-                f"  - {label:10s} {name:15s} sMAPE {_number(found.smape, '.3f'):>8s} | "
-                f"MASE {_number(found.mase, '.4f'):>8s} | OWA {_number(found.owa, '.4f')}"
-            )
-    return lines
-
-
-def interval_lines(scores: RunScores) -> list[str]:
-    """A probabilistic model's CRPS and interval coverage per split (nothing for a point forecast)."""
-    lines = [
-        "",
-        "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):",
-    ]
-    for label, split in scores.splits():
-        intervals = split.model.intervals if split.model is not None else None
-        if intervals is None:
-            continue
-        shares = {level: intervals.coverage[level] for level in COVERAGES}
-        coverage = ", ".join(
-            f"{level}% {_number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items()
-        )
-        lines.append(f"  - {label:10s} CRPS {_number(intervals.crps, '.6g')} | coverage {coverage}")
-    return lines if len(lines) > 2 else []
-
-
-def step_lines(validation: SplitScores) -> list[str]:
-    """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
-    if validation.model is None or not validation.model.by_step:
-        return []
-    model = [s.mse for s in validation.model.by_step]
-    naive: list[float | None] = [s.mse for s in validation.persistence.by_step or []] or [None] * len(model)
-    lines = ["", "Validation MSE per step ahead (model | persistence):"]
-    lines += [
-        f"  - step {h:3d}: {_number(m, '.6g')} | {_number(p, '.6g')}"
-        for h, (m, p) in enumerate(zip(model, naive), start=1)
-    ]
-    return lines
 
 
 class Reporter:
@@ -206,7 +157,7 @@ class Reporter:
         self,
         accelerator: Accelerator,
         config: RunConfig,
-        ds: ResolvedDeepSpeed,
+        ds: DeepSpeedSettings,
         steps_per_epoch: int,
         out: Path,
         run_info: dict[str, Any],
@@ -274,15 +225,3 @@ class Reporter:
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.
             _print(self.accelerator, verdict.warning)
-
-
-def _test_lines(test: SplitScores | None) -> list[str]:
-    """The held-out test split, scored once at the end with the best model (absent for synthetic data)."""
-    if test is None or test.model is None:
-        return []
-    return [
-        "",
-        "Test Summary (held out, scored once with the best model):",
-        f"  - Test MSE: {_number(test.model.overall.mse)}",
-        f"  - Persistence baseline (next = last value): {_number(test.persistence.overall.mse)}",
-    ]

@@ -3,6 +3,9 @@
 all_results.json is `Results.to_dict()`. Its keys are flat (`val_mse`, `persistence_test_mase`,
 `val_coverage_80_by_step`, ...) and stay what they were when the results were a dict, so users'
 files and scripts that read them keep working; the code reads attributes.
+
+On the way, the loop (train/) hands the outputs a `StepLog` every logging step and an
+`EpochLog` every epoch; they live here, below train/, so that the outputs need not import it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,43 @@ from typing import Any
 
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
 from lstm_trainer.evaluate.accuracy import CompetitionScores
-from lstm_trainer.evaluate.metrics import quality_grade, reduction_percent
+from lstm_trainer.evaluate.metrics import gradient_health, quality_grade, reduction_percent
 from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
-from lstm_trainer.train.perf import Cost
+from lstm_trainer.outputs.cost import Cost
+
+
+@dataclass
+class StepLog:
+    """What is reported every `logging_steps` optimizer steps."""
+
+    step: int
+    epoch: int
+    loss: float
+    grad_norm: float
+    learning_rate: float
+
+    @property
+    def health(self) -> str:
+        return gradient_health(self.grad_norm)
+
+
+@dataclass
+class EpochLog:
+    """What is reported at the end of every epoch: its training, its validation, and early stopping's count."""
+
+    epoch: int  # from 1
+    step: int  # optimizer steps so far
+    train_loss: float
+    val_mse: float
+    mean_grad_norm: float
+    learning_rate: float
+    best_train_loss: float
+    best_val_mse: float
+    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
+
+    @property
+    def improved(self) -> bool:
+        return self.bad_epochs == 0
 
 
 @dataclass

@@ -22,8 +22,7 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker
 from accelerate.utils import is_tensorboard_available, is_wandb_available
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.outputs.results import Results
-from lstm_trainer.train.loop import EpochLog, StepLog
+from lstm_trainer.outputs.results import EpochLog, Results, StepLog
 
 WANDB, TENSORBOARD = "wandb", "tensorboard"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.
@@ -96,7 +95,7 @@ def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]
 
 
 def log_step(accelerator: Accelerator, log: StepLog) -> None:
-    values = dict(zip(STEP_KEYS, (log.loss, log.grad_norm, log.learning_rate, log.epoch, log.step)))
+    values = dict(zip(STEP_KEYS, (log.loss, log.grad_norm, log.learning_rate, log.epoch, log.step), strict=True))
     accelerator.log(values, step=log.step)
 
 
@@ -111,7 +110,7 @@ def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
         log.learning_rate,
         log.epoch,
     )
-    accelerator.log(dict(zip(EPOCH_KEYS, values)), step=log.step)
+    accelerator.log(dict(zip(EPOCH_KEYS, values, strict=True)), step=log.step)
 
 
 def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, Path]) -> None:

@@ -110,12 +110,15 @@ def choose_ds_config(flag: str | None, launch: LaunchRequest) -> DsJson:
     Both named and different is a conflict: neither is obviously the one the user meant.
     """
     named = launch.ds_config_file
-    if flag is not None and named is not None:
-        if find_ds_config(flag).resolve() != find_ds_config(named.value, named.origin).resolve():
-            raise UserError(
-                f"two DeepSpeed JSONs: {flag} (--ds_config) and {named.value} ({named.origin}); drop --ds_config to "
-                f"use the accelerate config's, or launch with `accelerate launch --deepspeed_config_file {flag} ...`"
-            )
+    if (
+        flag is not None
+        and named is not None
+        and find_ds_config(flag).resolve() != find_ds_config(named.value, named.origin).resolve()
+    ):
+        raise UserError(
+            f"two DeepSpeed JSONs: {flag} (--ds_config) and {named.value} ({named.origin}); drop --ds_config to "
+            f"use the accelerate config's, or launch with `accelerate launch --deepspeed_config_file {flag} ...`"
+        )
     if flag is not None:
         return DsJson(load_ds_config(flag), flag, "--ds_config")
     if named is not None:
@@ -206,12 +209,16 @@ def resolve(
         section = config.setdefault(name, {})
         put(section, "enabled", precision == name, f"{name}.enabled", why_precision)
 
-    if not cuda and optimizer is not None and config["optimizer"].get("type", "").lower() in ("adam", "adamw"):
+    if (
+        not cuda
+        and optimizer is not None
+        and config["optimizer"].get("type", "").lower() in ("adam", "adamw")
+        and "torch_adam" not in optimizer
+    ):
         # DeepSpeed's FusedAdam (or, with offload, its CPUAdam) would JIT-compile a C++ kernel
         # first (minutes on 2 cores); torch's own AdamW does the same update ("Adam" means
         # decoupled weight decay in DeepSpeed) at no cost. "torch_adam": false in the JSON opts out.
-        if "torch_adam" not in optimizer:
-            put(optimizer, "torch_adam", True, "optimizer.params.torch_adam", "no CUDA")
+        put(optimizer, "torch_adam", True, "optimizer.params.torch_adam", "no CUDA")
     zero = config["zero_optimization"]
     asked_stage = int(zero.get("stage", 0))
     if world_size == 1 and asked_stage in (1, 2) and precision == "no" and not _offloaded(zero):
@@ -231,9 +238,16 @@ def resolve(
     # DeepSpeed's own step printing duplicates ours; Accelerate silences it the same way.
     config["steps_per_print"] = 10**9
     return ResolvedDeepSpeed(
-        config, micro, total, accumulation, precision, changes, source.label,
-        accumulation_from_launcher=launch.accumulation is not None, zero_stage=asked_stage,
-    )  # fmt: skip
+        config,
+        micro,
+        total,
+        accumulation,
+        precision,
+        changes,
+        source.label,
+        accumulation_from_launcher=launch.accumulation is not None,
+        zero_stage=asked_stage,
+    )
 
 
 def _offloaded(zero: dict[str, Any]) -> bool:
@@ -271,7 +285,7 @@ def check_with_deepspeed(resolved: ResolvedDeepSpeed) -> None:
         )
 
 
-class _ReadKeys(dict):  # type: ignore[type-arg]
+class _ReadKeys(dict[str, Any]):
     """A dict that records which of its keys were looked up: the keys DeepSpeed's config reads."""
 
     def __init__(self, *args: Any) -> None:
@@ -287,7 +301,8 @@ class _ReadKeys(dict):  # type: ignore[type-arg]
         return super().get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        self.read.add(key)  # type: ignore[arg-type]
+        if isinstance(key, str):  # every key of a DeepSpeed config is
+            self.read.add(key)
         return super().__contains__(key)
 
     def keys(self) -> Any:  # DeepSpeed also asks `KEY in config.keys()`

@@ -17,27 +17,12 @@ from torch.utils.data import DataLoader
 
 from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
-from lstm_trainer.evaluate.metrics import gradient_health
 from lstm_trainer.model.heads import OutputHead
+from lstm_trainer.outputs.results import StepLog
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or inf: the reference's 'gradient explosion' case."""
-
-
-@dataclass
-class StepLog:
-    """What is reported every `logging_steps` optimizer steps."""
-
-    step: int
-    epoch: int
-    loss: float
-    grad_norm: float
-    learning_rate: float
-
-    @property
-    def health(self) -> str:
-        return gradient_health(self.grad_norm)
 
 
 @dataclass
@@ -47,25 +32,6 @@ class EpochStats:
     train_loss: float
     mean_grad_norm: float
     learning_rate: float
-
-
-@dataclass
-class EpochLog:
-    """What is reported at the end of every epoch: its training, its validation, and early stopping's count."""
-
-    epoch: int  # from 1
-    step: int  # optimizer steps so far
-    train_loss: float
-    val_mse: float
-    mean_grad_norm: float
-    learning_rate: float
-    best_train_loss: float
-    best_val_mse: float
-    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
-
-    @property
-    def improved(self) -> bool:
-        return self.bad_epochs == 0
 
 
 @dataclass
@@ -156,7 +122,8 @@ def keep_stage0_grad_norm(engine: Any) -> None:
 
 def grad_norm_of(model: torch.nn.Module) -> float:
     """The global gradient norm (before clipping) of the last optimizer step, as DeepSpeed measured it."""
-    norm = model.get_global_grad_norm() if hasattr(model, "get_global_grad_norm") else None
+    get_norm = getattr(model, "get_global_grad_norm", None)
+    norm = get_norm() if get_norm is not None else None
     if norm is None:
         return float("nan")
     return float(norm.item() if torch.is_tensor(norm) else norm)
@@ -181,8 +148,8 @@ def train_epoch(
     accelerator: Accelerator,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: object,
-    loader: DataLoader,
+    scheduler: Any,  # DeepSpeed's, wrapped by Accelerate, or None
+    loader: DataLoader[dict[str, torch.Tensor]],
     head: OutputHead,
     state: TrainState,
     progress: EpochProgress,
@@ -246,7 +213,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, head: OutputHead) -> float:
+def evaluate(
+    accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader[dict[str, torch.Tensor]], head: OutputHead
+) -> float:
     """MSE of the point forecast over every window (and step ahead) of the split, whatever the process count."""
     model.eval()
     dtype = model_dtype(model)

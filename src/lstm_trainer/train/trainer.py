@@ -28,7 +28,7 @@ from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card, save_model
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import Results, RunSetup
+from lstm_trainer.outputs.results import EpochLog, Results, RunSetup, StepLog
 from lstm_trainer.train import checkpoint, perf, reshard, steps
 from lstm_trainer.train.distributed import (
     engine_settings,
@@ -38,9 +38,7 @@ from lstm_trainer.train.distributed import (
 )
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
 from lstm_trainer.train.loop import (
-    EpochLog,
     EpochProgress,
-    StepLog,
     TrainState,
     evaluate,
     keep_stage0_grad_norm,
@@ -177,6 +175,7 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
     del fit_inputs, fit_targets
     train_dl = train_loader(windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
+    assert isinstance(sampler, GlobalBatchSampler)
     val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size)
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
@@ -251,9 +250,19 @@ class Fit:
             loader = s.accelerator.skip_first_batches(s.train_dl, batches) if batches else s.train_dl
             epoch_started, cpu_started = time.perf_counter(), time.process_time()
             stats = train_epoch(
-                s.accelerator, s.model, s.optimizer, s.scheduler, loader, s.head, state, self.progress,
-                train_cfg.logging_steps, self._on_log, self._after_step, on_step=s.reporter.optimizer_step,
-            )  # fmt: skip
+                s.accelerator,
+                s.model,
+                s.optimizer,
+                s.scheduler,
+                loader,
+                s.head,
+                state,
+                self.progress,
+                train_cfg.logging_steps,
+                self._on_log,
+                self._after_step,
+                on_step=s.reporter.optimizer_step,
+            )
             if stats is None:
                 self.hit_step_limit = True
                 break
@@ -266,11 +275,19 @@ class Fit:
             if self.stopper.update(val_mse):  # the best so far
                 save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
                 self.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
-            s.reporter.epoch(EpochLog(
-                epoch=state.epoch + 1, step=state.global_step, train_loss=stats.train_loss, val_mse=val_mse,
-                mean_grad_norm=stats.mean_grad_norm, learning_rate=stats.learning_rate,
-                best_train_loss=min(state.train_losses), best_val_mse=self.stopper.best, bad_epochs=self.stopper.bad_epochs,
-            ))  # fmt: skip
+            s.reporter.epoch(
+                EpochLog(
+                    epoch=state.epoch + 1,
+                    step=state.global_step,
+                    train_loss=stats.train_loss,
+                    val_mse=val_mse,
+                    mean_grad_norm=stats.mean_grad_norm,
+                    learning_rate=stats.learning_rate,
+                    best_train_loss=min(state.train_losses),
+                    best_val_mse=self.stopper.best,
+                    bad_epochs=self.stopper.bad_epochs,
+                )
+            )
             state.epoch += 1
             self.progress.reset()
             self.save_checkpoint()
@@ -293,9 +310,15 @@ class Fit:
             "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
         }
         return checkpoint.save(
-            s.accelerator, s.model, s.out, state.global_step, shared, self.progress.state_dict(),
-            s.config.train.save_total_limit, self.best_checkpoint,
-        )  # fmt: skip
+            s.accelerator,
+            s.model,
+            s.out,
+            state.global_step,
+            shared,
+            self.progress.state_dict(),
+            s.config.train.save_total_limit,
+            self.best_checkpoint,
+        )
 
     def _after_step(self) -> bool:
         """Mid-epoch checkpoints, and the --max_train_steps stop; True to stop."""
