@@ -88,8 +88,9 @@ CASES = [
         "long_twice.csv: series 'south' (--id_column 'store') has time '2024-01-01T05:00' twice (rows 206 and 211)",
     ),
     (
-        ["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "--seq_length", "150"],
-        "long.csv: every one of its 2 series is too short for --seq_length 150",
+        ["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "--horizon", "40"],
+        "long.csv: every one of its 2 series is too short for --val_fraction 0.15 / --test_fraction 0.15 and "
+        "--horizon 40 (the longest has 200 values; each split needs 40, and training 41)",
     ),
     (
         ["--dataset", "{d}/long.csv", "--id_column", "store", "--data_column", "sales", "row"],
@@ -116,11 +117,24 @@ CASES = [
         ["--dataset", "{d}/good.csv", "--data_column", "close", "--time_column", "when"],
         "good.csv has no column 'when' (--time_column)",
     ),
-    # Validation and test read their first inputs from the split before, so only training needs a whole window.
+    # Windows are left-padded, so a series shorter than --seq_length trains; each split needs --horizon values.
     (
-        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--seq_length", "80"],
-        "short.jsonl: the series has 100 values, too short for --seq_length 80: the train split gets 70 values "
-        "and needs at least 81 (seq_length + 1); give at least 115 values",
+        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--horizon", "20"],
+        "short.jsonl: the series has 100 values, too short for --val_fraction 0.15 / --test_fraction 0.15 and "
+        "--horizon 20: the validation split gets 15 values and needs at least 20",
+    ),
+    (
+        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--test_size", "30", "--horizon", "40"],
+        "short.jsonl: the series has 100 values, too short for --val_size 30 / --test_size 30 and --horizon 40: "
+        "the train split gets 40 values and needs at least 41",
+    ),
+    (
+        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--val_size", "5"],
+        "--val_size 5 cuts by size and needs --test_size too (0 for no test split); or use --val_fraction",
+    ),
+    (
+        ["--dataset", "{d}/short.jsonl", "--data_column", "close", "--deseasonalize"],
+        "--deseasonalize needs --season N (N >= 2): the season length to adjust for, e.g. 12",
     ),
     (
         ["--dataset", "{d}/good.csv", "--data_column", "close", "--fill_missing", "guess"],
