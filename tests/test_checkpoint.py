@@ -68,7 +68,7 @@ def test_a_lone_process_runs_stage_0_and_still_logs_its_gradient_norm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # One process has nothing to shard, so ds_config runs ZeRO stage 0; DeepSpeed computes the
-    # norm there only to clip, and the trainer keeps it (loop.keep_stage0_grad_norm).
+    # norm there only to clip and drops it; the trainer sums it from the gradients (loop.GradNorm).
     train_in_process([*EVERY_STEP, "--max_train_steps", "3", "--output_dir", str(tmp_path)])
     assert results(tmp_path)["deepspeed"]["zero_stage"] == 0
     norms = [
