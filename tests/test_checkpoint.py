@@ -302,3 +302,32 @@ with torch.no_grad():
     fresh_mse = json.loads(fresh.stdout.strip().splitlines()[-1])
     # The run evaluated in bf16; the export is the fp32 master copy of the same weights.
     assert fresh_mse == pytest.approx(results(out)["best_val_mse"], rel=0.05)
+
+
+def test_a_resume_may_change_the_planned_steps_and_keeps_its_warmup(tmp_path: Path) -> None:
+    # The warmup left to the trainer is fitted to the planned steps (10% of the first launch's 6:
+    # 1). Resumed with more epochs and another --max_train_steps (planned 20: 2), the run keeps
+    # the checkpoint's warmup (before, it stopped: "warmup_num_steps 1 -> 2"), and so matches an
+    # uninterrupted run with that warmup step for step.
+    i = EVERY_STEP.index("--num_warmup_steps")
+    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000"]
+    out = tmp_path / "first"
+    train_in_process([*args, "--output_dir", str(out), "--max_train_steps", "6"])
+    assert (
+        json.loads((out / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())["deepspeed"][
+            "warmup_num_steps"
+        ]
+        == 1
+    )
+    resumed = train_in_process(
+        [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--max_train_steps", "20",
+         "--resume_from_checkpoint", "latest"]
+    )  # fmt: skip
+    straight = train_in_process([*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6",
+                                 "--max_train_steps", "20", "--num_warmup_steps", "1"])  # fmt: skip
+    assert resumed.optimizer_steps == straight.optimizer_steps == 20
+    assert [s for s, _ in resumed.logged_train_losses] == list(range(1, 21))
+    assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
+        [x for _, x in straight.logged_train_losses], abs=1e-6
+    )
+    assert resumed.val_mse_history == pytest.approx(straight.val_mse_history, abs=1e-6)

@@ -101,7 +101,7 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, sto
         checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
     )
     saved = checkpoint.read_state(resume_from, accelerator.process_index)[0] if resume_from is not None else {}
-    session = _setup(accelerator, ds, config, out, saved.get("trackers"))
+    session = _setup(accelerator, ds, config, out, saved)
     if resume_from is not None:
         fitting = _resume(session, resume_from)
     else:
@@ -151,16 +151,20 @@ class Session:
 
 
 def _setup(
-    accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path, trackers: dict[str, str] | None
+    accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path, saved: dict[str, Any]
 ) -> Session:
-    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written."""
+    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written.
+
+    `saved`: the run-wide state of the checkpoint resumed ({} for a new run), whose values derived
+    from the planned steps and whose tracker runs are kept.
+    """
     train_cfg = config.train
     set_seed(train_cfg.seed)
     timings = perf.RunTimings()
     built = time.perf_counter()
     data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
     timings.dataset_seconds = time.perf_counter() - built
-    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
+    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes, saved.get("deepspeed"))
     steps.apply_to_accelerator(accelerator, ds)
     windows = data.windows  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
@@ -190,7 +194,7 @@ def _setup(
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, trackers)
+    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
     accelerator.print(data.describe())
     return Session(
         accelerator,
