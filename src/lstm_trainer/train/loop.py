@@ -220,15 +220,20 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
                 _log_window(s, state, progress)
             at_limit = cfg.max_train_steps is not None and state.global_step >= cfg.max_train_steps
             signal_name = stop.agreed(accelerator)  # every process stops at the same step, or none does
+            # A signal at an epoch's last step stops after its end (validation, checkpoint) instead:
+            # a ZeRO-2 engine that loaded a checkpoint cannot save another before its first step.
+            stop_now = at_limit or (signal_name and state.global_step < (state.epoch + 1) * s.sampler.steps_per_epoch)
             every = cfg.checkpointing_steps
-            if at_limit or signal_name or (every is not None and state.global_step % every == 0):
+            if stop_now or (every is not None and state.global_step % every == 0):
                 name = save_checkpoint(s, run)
-            if at_limit or signal_name:
+            if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
         s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
         s.timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
-        _end_epoch(s, run, current_lr(s.scheduler, s.optimizer))
+        name = _end_epoch(s, run, current_lr(s.scheduler, s.optimizer))
         s.timings.elapsed_seconds.append(time.perf_counter() - started)
+        if signal_name := stop.agreed(accelerator):
+            return FitEnd(signal_name, time.perf_counter() - started, name)
     return FitEnd("early stopping" if run.stopper.should_stop else None, time.perf_counter() - started)
 
 
@@ -249,8 +254,8 @@ def _log_window(s: Session, state: TrainState, progress: EpochProgress) -> None:
     progress.window_batches = 0
 
 
-def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> None:
-    """The epoch's loss and validation MSE, the best model kept, the epoch reported and checkpointed."""
+def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
+    """The epoch's loss and validation MSE, the best model kept, the epoch reported and checkpointed (its name)."""
     state, progress, stopper = run.state, run.progress, run.stopper
     train_loss = s.accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
     check_finite(train_loss, state, "end of epoch")
@@ -270,7 +275,7 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> None:
     ))  # fmt: skip
     state.epoch += 1
     progress.reset()
-    save_checkpoint(s, run)
+    return save_checkpoint(s, run)
 
 
 def save_checkpoint(s: Session, run: Fitting) -> str:
