@@ -55,12 +55,12 @@ def fit_to_data(
         total, micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
         why = f"{windows} training windows: at least {MIN_STEPS_PER_EPOCH} optimizer steps an epoch"
         if micro != ds.micro_batch_size:
-            changes.append(f"train_micro_batch_size_per_gpu: {ds.micro_batch_size} (ds_config) -> {micro} ({why})")
-        changes.append(f"train_batch_size: {ds.total_batch_size} (ds_config) -> {total} ({why})")
+            changes.append(f"train_micro_batch_size_per_gpu: {ds.micro_batch_size} -> {micro} ({why})")
+        changes.append(f"train_batch_size: {ds.total_batch_size} -> {total} ({why})")
     accumulation = total // (micro * world_size)
     if accumulation != ds.gradient_accumulation_steps:
         changes.append(
-            f"gradient_accumulation_steps: {ds.gradient_accumulation_steps} (ds_config) -> {accumulation} "
+            f"gradient_accumulation_steps: {ds.gradient_accumulation_steps} -> {accumulation} "
             f"(derived: {total} / ({micro} x {world_size} processes))"
         )
     config.update(
@@ -76,13 +76,13 @@ def fit_to_data(
         if kept != warmup:
             scheduler["warmup_num_steps"] = kept
             changes.append(
-                f"scheduler.params.warmup_num_steps: {warmup} (ds_config) -> {kept} (the checkpoint's, fitted to "
+                f"scheduler.params.warmup_num_steps: {warmup} -> {kept} (the checkpoint's, fitted to "
                 "the steps its run planned: a resume keeps its schedule)"
             )
     elif not is_set(train, "num_warmup_steps") and isinstance(warmup, int) and warmup > longest:
         scheduler["warmup_num_steps"] = longest
         changes.append(
-            f"scheduler.params.warmup_num_steps: {warmup} (ds_config) -> {longest} "
+            f"scheduler.params.warmup_num_steps: {warmup} -> {longest} "
             f"(at most {WARMUP_SHARE:.0%} of the {planned} planned optimizer steps)"
         )
     if planned < FEW_STEPS:
