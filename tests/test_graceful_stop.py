@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SRC, TINY, child_env, free_port, output, results, train_in_process
+from test_tracking_resume import wandb_records
 
 from lstm_trainer.train import checkpoint
 from lstm_trainer.train.stop import REPEAT_SECONDS, GracefulStop
@@ -75,7 +76,9 @@ def stopped_at(done: subprocess.CompletedProcess[str], out: Path) -> tuple[int, 
 @pytest.mark.e2e
 def test_sigterm_mid_epoch_checkpoints_the_step_and_the_resume_is_exact(tmp_path: Path) -> None:
     out = tmp_path / "stopped"
-    done, _ = signal_after_step([sys.executable, str(ROOT / "train.py"), *ARGS, "--output_dir", str(out)], step=5)
+    tracked = ["--report_to", "wandb"]  # offline (conftest): the stop and the resume make one W&B run
+    command = [sys.executable, str(ROOT / "train.py"), *ARGS, *tracked, "--output_dir", str(out)]
+    done, _ = signal_after_step(command, step=5)
     assert done.returncode == 143, output(done)
     step, path = stopped_at(done, out)
     assert done.stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM"), output(done)  # the last word
@@ -83,7 +86,7 @@ def test_sigterm_mid_epoch_checkpoints_the_step_and_the_resume_is_exact(tmp_path
     assert not (out / "all_results.json").exists()  # stopped, not finished: nothing scored or exported
     # The resume may shorten the run (--num_train_epochs is one of the flags a resume may change).
     three_epochs = [*ARGS, "--num_train_epochs", "3"]
-    resumed = train_in_process([*three_epochs, "--output_dir", str(out), "--resume_from_checkpoint", path])
+    resumed = train_in_process([*three_epochs, *tracked, "--output_dir", str(out), "--resume_from_checkpoint", path])
     straight = train_in_process([*three_epochs, "--output_dir", str(tmp_path / "straight")])
     assert [s for s, _ in resumed.logged_train_losses] == list(range(1, 13))
     assert [loss for _, loss in resumed.logged_train_losses] == pytest.approx(
@@ -91,6 +94,14 @@ def test_sigterm_mid_epoch_checkpoints_the_step_and_the_resume_is_exact(tmp_path
     )
     assert resumed.val_mse_history == pytest.approx(straight.val_mse_history, abs=1e-6)
     assert resumed.train_loss_history == pytest.approx(straight.train_loss_history, abs=1e-6)
+    # One W&B run: the stopped launch's folder and the resumed one's, the same id, each step once.
+    ids, steps = [], []
+    for run in sorted(p for p in (out / "wandb").glob("offline-run-*") if p.is_dir()):
+        records = wandb_records(run)
+        ids += [r["run"]["run_id"] for r in records if r["type"] == "run"]
+        steps += [r["history"]["step"]["num"] for r in records if r["type"] == "history"]
+    assert len(ids) == 2 and len(set(ids)) == 1, ids
+    assert steps == list(range(1, 13)), steps
 
 
 @pytest.mark.e2e

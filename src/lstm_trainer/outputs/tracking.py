@@ -159,10 +159,13 @@ def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, 
         tracker.log_images(images, step=step, **kwargs)
 
 
-def fail(accelerator: Accelerator, exit_code: int) -> None:
-    """Close a run that ends in an error as failed (W&B would otherwise show it finished)."""
+def fail(accelerator: Accelerator, exit_code: int, preempted: bool = False) -> None:
+    """Close a run that ends in an error as failed (W&B would otherwise show it finished), or one
+    stopped by a signal as preempted, which W&B shows as such until a resume continues it."""
     for tracker in accelerator.trackers:
         if tracker.name == WANDB:
+            if preempted:
+                tracker.tracker.mark_preempting()
             tracker.tracker.finish(exit_code=exit_code)  # end_training's finish() after it is a no-op
 
 

@@ -83,7 +83,8 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
             with GracefulStop() as stop:
                 return _run(accelerator, ds, config, stop)
         except BaseException as err:
-            tracking.fail(accelerator, 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1))
+            code = 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1)
+            tracking.fail(accelerator, code, preempted=isinstance(err, Stopped))
             raise
         finally:
             accelerator.end_training()  # tears the process group down, on success or error
