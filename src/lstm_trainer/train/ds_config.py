@@ -34,9 +34,15 @@ DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
 ABSENT = object()
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResolvedDeepSpeed:
-    """A DeepSpeed config with every value the run depends on filled in."""
+    """A DeepSpeed config with every value the run depends on filled in, and where each came from.
+
+    Made by `resolve` before the Accelerator exists, completed once with the data's size
+    (steps.fit_to_data, a new record) before DeepSpeed's engine exists; frozen, so nothing
+    changes it after. A checkpoint keeps its `identity()`, which a resume compares and from
+    which it takes the warmup derived from the planned steps.
+    """
 
     config: dict[str, Any]
     micro_batch_size: int
