@@ -331,3 +331,28 @@ def test_a_resume_may_change_the_planned_steps_and_keeps_its_warmup(tmp_path: Pa
         [x for _, x in straight.logged_train_losses], abs=1e-6
     )
     assert resumed.val_mse_history == pytest.approx(straight.val_mse_history, abs=1e-6)
+
+
+@pytest.mark.e2e
+def test_two_processes_stopped_by_the_step_limit_resume_on_one_with_more_epochs(tmp_path: Path) -> None:
+    # The warmup fitted to the first launch's 6 planned steps (1) stays when one process resumes
+    # with 6 epochs planned (which alone would fit 2); without dropout the 2 -> 1 resume matches an
+    # uninterrupted 1-process run with that warmup up to the order gradients are summed in.
+    i = EVERY_STEP.index("--num_warmup_steps")
+    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000", "--dropout", "0"]
+    out = tmp_path / "two"
+    done = run_train(
+        [*args, "--output_dir", str(out), "--max_train_steps", "6"],
+        launcher=["accelerate", "launch", "--num_processes", "2"],
+    )
+    assert done.returncode == 0, output(done)
+    resumed = train_in_process(
+        [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--resume_from_checkpoint", "latest"]
+    )
+    straight = train_in_process(
+        [*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6", "--num_warmup_steps", "1"]
+    )
+    assert resumed.optimizer_steps == straight.optimizer_steps == 24
+    assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
+        [x for _, x in straight.logged_train_losses], rel=1e-5
+    )
