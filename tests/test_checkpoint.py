@@ -74,7 +74,7 @@ def test_a_lone_process_runs_stage_0_and_still_logs_its_gradient_norm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # One process has nothing to shard, so ds_config runs ZeRO stage 0; DeepSpeed computes the
-    # norm there only to clip, and the trainer keeps it (loop.keep_stage0_grad_norm).
+    # norm there only to clip and drops it; the trainer sums it from the gradients (loop.GradNorm).
     train_in_process([*EVERY_STEP, "--max_train_steps", "3", "--output_dir", str(tmp_path)])
     assert results(tmp_path)["deepspeed"]["zero_stage"] == 0
     norms = [
@@ -310,3 +310,57 @@ with torch.no_grad():
     fresh_mse = json.loads(fresh.stdout.strip().splitlines()[-1])
     # The run evaluated in bf16; the export is the fp32 master copy of the same weights.
     assert fresh_mse == pytest.approx(results(out)["best_val_mse"], rel=0.05)
+
+
+def test_a_resume_may_change_the_planned_steps_and_keeps_its_warmup(tmp_path: Path) -> None:
+    # The warmup left to the trainer is fitted to the planned steps (10% of the first launch's 6:
+    # 1). Resumed with more epochs and another --max_train_steps (planned 20: 2), the run keeps
+    # the checkpoint's warmup (before, it stopped: "warmup_num_steps 1 -> 2"), and so matches an
+    # uninterrupted run with that warmup step for step.
+    i = EVERY_STEP.index("--num_warmup_steps")
+    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000"]
+    out = tmp_path / "first"
+    train_in_process([*args, "--output_dir", str(out), "--max_train_steps", "6"])
+    assert (
+        json.loads((out / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())["deepspeed"][
+            "warmup_num_steps"
+        ]
+        == 1
+    )
+    resumed = train_in_process(
+        [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--max_train_steps", "20",
+         "--resume_from_checkpoint", "latest"]
+    )  # fmt: skip
+    straight = train_in_process([*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6",
+                                 "--max_train_steps", "20", "--num_warmup_steps", "1"])  # fmt: skip
+    assert resumed.optimizer_steps == straight.optimizer_steps == 20
+    assert [s for s, _ in resumed.logged_train_losses] == list(range(1, 21))
+    assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
+        [x for _, x in straight.logged_train_losses], abs=1e-6
+    )
+    assert resumed.val_mse_history == pytest.approx(straight.val_mse_history, abs=1e-6)
+
+
+@pytest.mark.e2e
+def test_two_processes_stopped_by_the_step_limit_resume_on_one_with_more_epochs(tmp_path: Path) -> None:
+    # The warmup fitted to the first launch's 6 planned steps (1) stays when one process resumes
+    # with 6 epochs planned (which alone would fit 2); without dropout the 2 -> 1 resume matches an
+    # uninterrupted 1-process run with that warmup up to the order gradients are summed in.
+    i = EVERY_STEP.index("--num_warmup_steps")
+    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000", "--dropout", "0"]
+    out = tmp_path / "two"
+    done = run_train(
+        [*args, "--output_dir", str(out), "--max_train_steps", "6"],
+        launcher=["accelerate", "launch", "--num_processes", "2"],
+    )
+    assert done.returncode == 0, output(done)
+    resumed = train_in_process(
+        [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--resume_from_checkpoint", "latest"]
+    )
+    straight = train_in_process(
+        [*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6", "--num_warmup_steps", "1"]
+    )
+    assert resumed.optimizer_steps == straight.optimizer_steps == 24
+    assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
+        [x for _, x in straight.logged_train_losses], rel=1e-5
+    )

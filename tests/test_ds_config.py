@@ -9,16 +9,38 @@ from lstm_trainer.train.ds_config import DsJson, check_with_deepspeed, choose_ds
 from lstm_trainer.train.launcher import LaunchRequest, Requested
 
 REFERENCE = load_ds_config("accelerate_configs/ds_zero2.json")
+# A user's own JSON that writes the numbers out, where the shipped one leaves them "auto".
+NUMBERS = {
+    **REFERENCE,
+    "train_batch_size": 128,
+    "train_micro_batch_size_per_gpu": 32,
+    "optimizer": {"type": "Adam", "params": {"lr": 5e-4, "weight_decay": 1e-5}},
+    "scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 0, "warmup_max_lr": 5e-4, "warmup_num_steps": 100}},
+}
 
 
-def test_shipped_config_carries_the_reference_values() -> None:
-    assert REFERENCE["optimizer"] == {"type": "Adam", "params": {"lr": 5e-4, "weight_decay": 1e-5}}
-    assert REFERENCE["scheduler"]["params"] == {"warmup_min_lr": 0, "warmup_max_lr": 5e-4, "warmup_num_steps": 100}
+def test_shipped_config_leaves_the_scripts_values_auto_and_resolves_to_the_reference() -> None:
+    # Accelerate's convention: "auto" where the script owns the value, so each number lives in
+    # config.py only; what DeepSpeed alone decides (clipping, ZeRO, loss scaling) is in the JSON.
+    assert REFERENCE["optimizer"] == {"type": "Adam", "params": {"lr": "auto", "weight_decay": "auto"}}
+    assert REFERENCE["scheduler"]["params"] == {"warmup_min_lr": 0, "warmup_max_lr": "auto", "warmup_num_steps": "auto"}
+    assert (REFERENCE["train_batch_size"], REFERENCE["train_micro_batch_size_per_gpu"]) == ("auto", "auto")
     assert REFERENCE["gradient_clipping"] == 1.0
     zero = REFERENCE["zero_optimization"]
     assert (zero["stage"], zero["contiguous_gradients"], zero["overlap_comm"]) == (2, True, True)
     assert (REFERENCE["fp16"]["loss_scale"], REFERENCE["fp16"]["loss_scale_window"]) == (0, 1000)
-    assert (REFERENCE["train_batch_size"], REFERENCE["train_micro_batch_size_per_gpu"]) == (128, 32)
+    resolved = resolve(TrainConfig(), REFERENCE, world_size=1, cuda=False)
+    assert resolved.config["optimizer"]["params"] == {"lr": 5e-4, "weight_decay": 1e-5, "torch_adam": True}
+    assert resolved.config["scheduler"]["params"] == {
+        "warmup_min_lr": 0,
+        "warmup_max_lr": 5e-4,
+        "warmup_num_steps": 100,
+    }
+    assert (resolved.total_batch_size, resolved.micro_batch_size) == (128, 32)
+    # Filling "auto" with the default is what it asks for: no `changed:` line for it.
+    owned = ("optimizer.params.lr", "optimizer.params.weight_decay", "scheduler.", "train_")
+    assert not [c for c in resolved.changes if c.startswith(owned)], resolved.changes
+    assert resolve(TrainConfig(), NUMBERS, world_size=1, cuda=False).config == resolved.config
 
 
 @pytest.mark.parametrize(("world", "accumulation"), [(1, 4), (2, 2), (4, 1)])
@@ -71,7 +93,12 @@ def test_fp16_without_cuda_is_a_clear_error() -> None:
 
 def test_cli_overrides_are_applied_and_reported() -> None:
     train = TrainConfig(learning_rate=1e-3, weight_decay=0.0, num_warmup_steps=5, total_batch_size=64)
-    resolved = resolve(train, REFERENCE, world_size=1, cuda=False)
+    assert resolve(train, REFERENCE, world_size=1, cuda=False).config == resolve(train, NUMBERS, 1, False).config
+    assert (
+        "optimizer.params.lr: auto (ds_config) -> 0.001 (--learning_rate)"
+        in resolve(train, REFERENCE, 1, False).changes
+    )
+    resolved = resolve(train, NUMBERS, world_size=1, cuda=False)
     assert resolved.config["optimizer"]["params"]["lr"] == 1e-3
     assert resolved.config["scheduler"]["params"]["warmup_max_lr"] == 1e-3
     assert resolved.config["optimizer"]["params"]["weight_decay"] == 0.0
@@ -80,14 +107,14 @@ def test_cli_overrides_are_applied_and_reported() -> None:
     text = "\n".join(resolved.changes)
     assert "optimizer.params.lr: 0.0005 (ds_config) -> 0.001 (--learning_rate)" in text
     assert "train_batch_size: 128 (ds_config) -> 64 (--total_batch_size)" in text
-    assert REFERENCE["optimizer"]["params"]["lr"] == 5e-4  # the loaded JSON itself is untouched
+    assert NUMBERS["optimizer"]["params"]["lr"] == 5e-4  # the loaded JSON itself is untouched
 
 
 def test_precedence_flag_then_json_then_default() -> None:
     """The documented order: a typed flag > the JSON's value > the default; "auto" takes the default."""
     from lstm_trainer.cli.train import parse_config
 
-    json_lr = {**REFERENCE, "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "weight_decay": "auto"}}}
+    json_lr = {**NUMBERS, "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "weight_decay": "auto"}}}
     defaults = parse_config([]).train
     assert (defaults.learning_rate, defaults.weight_decay, defaults.num_warmup_steps) == (5e-4, 1e-5, 100)
     assert (defaults.per_device_train_batch_size, defaults.total_batch_size) == (32, 128)
@@ -181,7 +208,7 @@ def test_answers_that_contradict_a_named_json_stop_with_both_values() -> None:
 def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> None:
     resolved = resolve(TrainConfig(), REFERENCE, world_size=2, cuda=False, launch=asked(accumulation=1))
     assert (resolved.gradient_accumulation_steps, resolved.micro_batch_size, resolved.total_batch_size) == (1, 64, 128)
-    assert "train_micro_batch_size_per_gpu: 32 (ds_config) -> 64 (global batch 128 / (accumulation 1" in "\n".join(
+    assert "train_micro_batch_size_per_gpu: auto (ds_config) -> 64 (global batch 128 / (accumulation 1" in "\n".join(
         resolved.changes
     )
     # The same count with a micro batch that fits: nothing to change.
@@ -200,7 +227,7 @@ def test_accumulation_from_the_accelerate_config_keeps_the_global_batch() -> Non
         ),
         (
             TrainConfig(),
-            named(REFERENCE),
+            named(NUMBERS),
             1,
             1,
             "sets micro batch 32 and global batch 128, which take 4 on 1 processes",

@@ -72,8 +72,8 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
 
     # Steps fitted to 167 windows: ten an epoch, warmup a tenth of the 80 planned, and said so.
     assert res["global_batch_size"] == 16 and res["optimizer_steps"] == 80
-    assert "changed: train_batch_size: 128 (ds_config) -> 16 (167 training windows" in stdout
-    assert "changed: scheduler.params.warmup_num_steps: 100 (ds_config) -> 8" in stdout
+    assert "changed: train_batch_size: 128 -> 16 (167 training windows" in stdout
+    assert "changed: scheduler.params.warmup_num_steps: 100 -> 8" in stdout
     assert "note: this run plans only 80 optimizer steps" in stdout
 
     # Baselines recomputed here from the same windows give the reported figures.

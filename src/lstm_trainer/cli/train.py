@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,7 @@ from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig,
 from lstm_trainer.errors import UserError
 from lstm_trainer.train.launcher import relaunch_for_cpu_processes
 from lstm_trainer.train.preflight import preflight, quiet_accelerator_detection
+from lstm_trainer.train.stop import Stopped
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
@@ -60,8 +62,9 @@ def _as_field(f: Any, value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     try:
-        config = parse_config(argv)
+        config = parse_config(args)
         lock = preflight(config)
         # Before torch, Accelerate and DeepSpeed load (seconds): a process that hands over to
         # the DeepSpeed launcher would load them for nothing.
@@ -75,6 +78,31 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RANK", "0") == "0":
             print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except Stopped as stopped:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{stopped}; resume with: {resume_command(args, stopped.checkpoint)}", file=sys.stderr, flush=True)
+        return stopped.exit_code
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def resume_command(args: list[str], checkpoint: str) -> str:
+    """This run's command with --resume_from_checkpoint `checkpoint`.
+
+    The flags are this process's own; a launcher's flags are not visible from here, so under
+    one the line says where they go.
+    """
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint":
+            skip = True  # its value follows
+        elif not arg.startswith("--resume_from_checkpoint="):
+            kept.append(arg)
+    # A launcher sets LOCAL_RANK; the variables a plain `python train.py` set itself are gone by now.
+    launched = "LOCAL_RANK" in os.environ
+    prefix = "accelerate launch <the same launch flags> train.py" if launched else "python train.py"
+    return f"{prefix} {shlex.join([*kept, '--resume_from_checkpoint', checkpoint])}"

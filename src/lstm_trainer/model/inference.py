@@ -81,12 +81,12 @@ class Predictor:
             windows = np.concatenate([windows, point], axis=1)  # recursion: forecasts become inputs
         model_params = np.concatenate(params, axis=1)[:, :steps]  # [N, steps, P]
         point = np.concatenate(points, axis=1)[:, :steps] * scale[:, None] + loc[:, None]  # [N, steps]
-        params = _to_data_units(model_params, head.kind, loc, scale)
+        in_data_units = _to_data_units(model_params, head.kind, loc, scale)
         if seasonal is not None:
             ahead = seasonal[1][:, :steps]  # [N, steps]
             point = point * ahead
-            params = _to_data_units(params, head.kind, np.zeros(len(x)), np.ones(len(x)), ahead)
-        return Forecast(head.kind, point, params, head.levels)
+            in_data_units = _to_data_units(in_data_units, head.kind, np.zeros(len(x)), np.ones(len(x)), ahead)
+        return Forecast(head.kind, point, in_data_units, head.levels)
 
     def forecast_from_end(
         self, histories: list[np.ndarray], item_ids: list[str], steps: int | None = None

@@ -161,6 +161,7 @@ class Reporter:
         steps_per_epoch: int,
         out: Path,
         run_info: dict[str, Any],
+        resume_trackers: dict[str, str] | None = None,
     ) -> None:
         self.accelerator, self.config, self.out, self.steps_per_epoch = accelerator, config, out, steps_per_epoch
         data = run_info.get("data", {})
@@ -171,7 +172,8 @@ class Reporter:
             # Training and validation losses are then in each series' own z-score units (train/trainer.py).
             self.data_line += "; training and validation losses in per-series z-score units, final scores in data units"
         start(accelerator, config, ds, steps_per_epoch, out)
-        tracking.start(accelerator, config.train, run_info)
+        # The tracker runs this one logs to, kept in each checkpoint so a resume continues them.
+        self.trackers = tracking.start(accelerator, config.train, run_info, resume_trackers)
         self.bars: ProgressBars | None = None
         # (optimizer step, learning rate) for every step this process trained, for the schedule's picture.
         self.learning_rates: list[tuple[int, float]] = []

@@ -25,6 +25,8 @@ from lstm_trainer.config import TrainConfig
 from lstm_trainer.outputs.results import EpochLog, Results, StepLog
 
 WANDB, TENSORBOARD = "wandb", "tensorboard"
+# Keys of the record a checkpoint keeps (its trainer_state.json "trackers").
+WANDB_ID, TENSORBOARD_RUN = "wandb_run_id", "tensorboard_run"
 # The metric names, by when they are logged. sweep.yaml's metric is one of EPOCH_KEYS.
 STEP_KEYS = ("train/loss", "train/grad_norm", "train/learning_rate", "train/epoch", "train/step")
 EPOCH_KEYS = (
@@ -65,10 +67,21 @@ def log_with(train: TrainConfig) -> list[str | GeneralTracker]:
     return trackers
 
 
-def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]) -> None:
-    """Open the run on the main process, with `run_info` (what run_config.json holds) as its config."""
+def start(
+    accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any], resume: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Open the run on the main process, with `run_info` (what run_config.json holds) as its config.
+
+    Returns what a checkpoint keeps so that a resumed run continues the same runs: the W&B run
+    id and TensorBoard's run folder. `resume` is that record from the checkpoint resumed: W&B
+    reopens the run by its id (`resume="allow"`; offline, a new folder under the same id, which
+    `wandb sync` joins) and TensorBoard writes to the same folder. The resumed run logs from the
+    step after its checkpoint, so the steps do not overlap (after a kill -9, W&B drops the steps
+    the killed run logged past its last checkpoint when the resumed run logs them again).
+    """
     if not accelerator.is_main_process:
-        return
+        return {}
+    resume = resume or {}
     names = {_name(tracker) for tracker in accelerator.log_with}
     for wanted, package in ((WANDB, "wandb"), (TENSORBOARD, "tensorboard")):
         if wanted in requested(train) and wanted not in names:
@@ -79,11 +92,18 @@ def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]
         if wandb_kwargs is None:
             _drop_wandb(accelerator)
         else:
+            if resume.get(WANDB_ID):
+                wandb_kwargs.update(id=resume[WANDB_ID], resume="allow")
             init_kwargs[WANDB] = wandb_kwargs
+    for tracker in accelerator.log_with:
+        if isinstance(tracker, TensorBoardTracker) and resume.get(TENSORBOARD_RUN):
+            tracker.run_name = resume[TENSORBOARD_RUN]  # read by its start(), inside init_trackers
     _init_trackers(accelerator, train, flat_config(run_info), init_kwargs)
+    kept: dict[str, str] = {}
     for tracker in accelerator.trackers:
         if tracker.name == WANDB:
             run = tracker.tracker
+            kept[WANDB_ID] = run.id
             # Epoch panels against the epoch, not the optimizer step they were logged at.
             run.define_metric("epoch/*", step_metric="epoch/epoch")
             _say(
@@ -91,7 +111,9 @@ def start(accelerator: Accelerator, train: TrainConfig, run_info: dict[str, Any]
                 f"files in {run.dir}"
             )
         elif tracker.name == TENSORBOARD:
+            kept[TENSORBOARD_RUN] = tracker.run_name
             _say(f"TensorBoard: tensorboard --logdir {tensorboard_dir(train)}  (this run: {tracker.logging_dir})")
+    return kept
 
 
 def log_step(accelerator: Accelerator, log: StepLog) -> None:
@@ -136,10 +158,13 @@ def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, 
         tracker.log_images(images, step=step, **kwargs)
 
 
-def fail(accelerator: Accelerator, exit_code: int) -> None:
-    """Close a run that ends in an error as failed (W&B would otherwise show it finished)."""
+def fail(accelerator: Accelerator, exit_code: int, preempted: bool = False) -> None:
+    """Close a run that ends in an error as failed (W&B would otherwise show it finished), or one
+    stopped by a signal as preempted, which W&B shows as such until a resume continues it."""
     for tracker in accelerator.trackers:
         if tracker.name == WANDB:
+            if preempted:
+                tracker.tracker.mark_preempting()
             tracker.tracker.finish(exit_code=exit_code)  # end_training's finish() after it is a no-op
 
 

@@ -34,9 +34,15 @@ DEFAULT_DS_CONFIG = "accelerate_configs/ds_zero2.json"
 ABSENT = object()
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResolvedDeepSpeed:
-    """A DeepSpeed config with every value the run depends on filled in."""
+    """A DeepSpeed config with every value the run depends on filled in, and where each came from.
+
+    Made by `resolve` before the Accelerator exists, completed once with the data's size
+    (steps.fit_to_data, a new record) before DeepSpeed's engine exists; frozen, so nothing
+    changes it after. A checkpoint keeps its `identity()`, which a resume compares and from
+    which it takes the warmup derived from the planned steps.
+    """
 
     config: dict[str, Any]
     micro_batch_size: int
@@ -143,17 +149,21 @@ def resolve(
     # the project's default JSON gives way.
     strict = source.chosen_by is not None
 
-    def put(section: dict[str, Any], key: str, value: Any, where: str, why: str) -> None:
+    def put(section: dict[str, Any], key: str, value: Any, where: str, why: str, default: bool = False) -> None:
         old = section.get(key, "unset")
-        if old != value:
+        # "auto" filled with the trainer's own default is what "auto" asks for (Accelerate's
+        # convention: the script owns the value), not a change; the header prints the values.
+        if old != value and not (default and old == "auto"):
             changes.append(f"{where}: {old} (ds_config) -> {value} ({why})")
         section[key] = value
 
     micro, total, accumulation, why_micro, why_accumulation = _batch_sizes(
         train, config, world_size, launch.accumulation, source, conflicts
     )
-    put(config, "train_micro_batch_size_per_gpu", micro, "train_micro_batch_size_per_gpu", why_micro)
-    put(config, "train_batch_size", total, "train_batch_size", "--total_batch_size")
+    default_micro = launch.accumulation is None and not is_set(train, "per_device_train_batch_size")
+    put(config, "train_micro_batch_size_per_gpu", micro, "train_micro_batch_size_per_gpu", why_micro, default_micro)
+    default_total = not is_set(train, "total_batch_size")
+    put(config, "train_batch_size", total, "train_batch_size", "--total_batch_size", default_total)
     put(config, "gradient_accumulation_steps", accumulation, "gradient_accumulation_steps", why_accumulation)
 
     optimizer = config.get("optimizer", {}).get("params")
@@ -169,7 +179,8 @@ def resolve(
             if chosen:
                 raise UserError(f'--{flag} needs an "{name}" section in --ds_config')
         elif chosen or section.get(key) == "auto":
-            put(section, key, getattr(train, flag), f"{name}.params.{key}", f"--{flag}" if chosen else "default")
+            why = f"--{flag}" if chosen else "default"
+            put(section, key, getattr(train, flag), f"{name}.params.{key}", why, default=not chosen)
     if (
         scheduler is not None
         and "warmup_max_lr" in scheduler
@@ -178,7 +189,7 @@ def resolve(
         # WarmupLR climbs to the optimizer's rate, whichever source set it.
         peak = optimizer["lr"] if optimizer is not None and "lr" in optimizer else train.learning_rate
         why = "--learning_rate" if is_set(train, "learning_rate") else "the optimizer's lr"
-        put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", why)
+        put(scheduler, "warmup_max_lr", peak, "scheduler.params.warmup_max_lr", why, not is_set(train, "learning_rate"))
 
     for requested in launch.values:
         current = get_dotted(config, requested.key)

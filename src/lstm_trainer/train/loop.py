@@ -1,4 +1,5 @@
-"""One training epoch and one evaluation pass: the canonical Accelerate loop.
+"""The fit: Accelerate's canonical loop (accumulate, backward, step, sync_gradients), with
+evaluation, early stopping, checkpoints and logging, in one function; and one evaluation pass.
 
 Per-step host work is kept small: losses are summed on the device and read back
 (one sync) only at logging steps and at the end of the epoch.
@@ -7,9 +8,9 @@ Per-step host work is kept small: losses are summed on the device and read back
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
@@ -18,20 +19,19 @@ from torch.utils.data import DataLoader
 from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
 from lstm_trainer.model.heads import OutputHead
-from lstm_trainer.outputs.results import StepLog
+from lstm_trainer.outputs.export import save_model
+from lstm_trainer.outputs.results import EpochLog, StepLog
+from lstm_trainer.train import checkpoint
+from lstm_trainer.train.stop import GracefulStop
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from lstm_trainer.train.trainer import Session
+
+BEST = "best"
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or inf: the reference's 'gradient explosion' case."""
-
-
-@dataclass
-class EpochStats:
-    """What `train_epoch` measured over one epoch."""
-
-    train_loss: float
-    mean_grad_norm: float
-    learning_rate: float
 
 
 @dataclass
@@ -60,6 +60,13 @@ class EpochProgress:
         self.window_sum = torch.zeros((), device=self.device)
         self.window_batches = 0
         self.grad_norms: list[float] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        """One micro batch's loss, summed on the device: no sync."""
+        self.loss_sum += loss
+        self.window_sum += loss
+        self.batches += 1
+        self.window_batches += 1
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -97,36 +104,208 @@ class EpochProgress:
         self.grad_norms = list(state["grad_norms"])
 
 
+@dataclass
+class EarlyStopping:
+    """Counts epochs without a better validation MSE (reference: patience 10)."""
+
+    patience: int
+    best: float = math.inf
+    bad_epochs: int = 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's value; True if it is the best so far."""
+        if value < self.best:
+            self.best, self.bad_epochs = value, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+@dataclass
+class Fitting:
+    """What the fit carries from step to step; a checkpoint saves it and a resume loads it."""
+
+    state: TrainState
+    stopper: EarlyStopping
+    progress: EpochProgress
+    best_checkpoint: str | None = None  # the checkpoint at the best model's step, kept by rotation
+
+
+@dataclass
+class FitEnd:
+    """How the fit ended: `stop` names what ended it before its last epoch, if anything did."""
+
+    stop: str | None  # "early stopping", "max_train_steps", "SIGTERM", "SIGINT"
+    seconds: float  # this launch's epochs, validation and checkpoints included
+    checkpoint: str | None = None  # the checkpoint written at a stop inside an epoch
+
+    @property
+    def signalled(self) -> bool:
+        return self.stop is not None and self.stop.startswith("SIG")
+
+
+def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
+    """Train until the epoch limit, early stopping, --max_train_steps or a signal; what stopped it is returned."""
+    accelerator, model, cfg = s.accelerator, s.model, s.config.train
+    state, progress, dtype = run.state, run.progress, model_dtype(s.model)
+    grad_norm = GradNorm(accelerator, model)
+    s.reporter.begin(state.epoch, state.global_step)
+    started = time.perf_counter()
+    while state.epoch < cfg.num_train_epochs and not run.stopper.should_stop:
+        # Accelerate's loader calls set_epoch(its own iteration count) on a one-process batch
+        # sampler at each pass, and that count restarts at 0 in a resumed run: set both.
+        s.train_dl.set_epoch(state.epoch)
+        s.sampler.set_epoch(state.epoch)
+        loader = accelerator.skip_first_batches(s.train_dl, progress.batches) if progress.batches else s.train_dl
+        epoch_started, cpu_started = time.perf_counter(), time.process_time()
+        model.train()
+        for batch in loader:
+            with accelerator.accumulate(model):
+                output = model(batch[INPUTS].to(dtype))  # [B], [B, H] or [B, H, P]: see model/heads.py
+                loss = s.head.loss(output, batch[TARGET])  # in float32 whatever the model's precision
+                accelerator.backward(loss)
+                # No-ops under DeepSpeed (its engine steps inside backward); kept so the loop
+                # reads, and runs, the same with any Accelerate backend.
+                s.optimizer.step()
+                if s.scheduler is not None:
+                    s.scheduler.step()
+                s.optimizer.zero_grad()
+            progress.add(loss.detach())
+            if not accelerator.sync_gradients:
+                continue
+            state.global_step += 1
+            if s.timings.first_step_time is None:
+                s.timings.first_step_time = time.time()
+            progress.grad_norms.append(grad_norm.read())
+            s.reporter.optimizer_step(state.global_step, current_lr(s.scheduler, s.optimizer))
+            if state.global_step % cfg.logging_steps == 0:
+                _log_window(s, state, progress)
+            at_limit = cfg.max_train_steps is not None and state.global_step >= cfg.max_train_steps
+            signal_name = stop.agreed(accelerator)  # every process stops at the same step, or none does
+            # A signal at an epoch's last step stops after its end (validation, checkpoint) instead:
+            # a ZeRO-2 engine that loaded a checkpoint cannot save another before its first step.
+            stop_now = at_limit or (signal_name and state.global_step < (state.epoch + 1) * s.sampler.steps_per_epoch)
+            every = cfg.checkpointing_steps
+            if stop_now or (every is not None and state.global_step % every == 0):
+                name = save_checkpoint(s, run)
+            if stop_now:
+                return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
+        s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
+        s.timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
+        name = _end_epoch(s, run, current_lr(s.scheduler, s.optimizer))
+        s.timings.elapsed_seconds.append(time.perf_counter() - started)
+        if signal_name := stop.agreed(accelerator):
+            return FitEnd(signal_name, time.perf_counter() - started, name)
+    return FitEnd("early stopping" if run.stopper.should_stop else None, time.perf_counter() - started)
+
+
+def _log_window(s: Session, state: TrainState, progress: EpochProgress) -> None:
+    """The mean loss since the last logging step, over every process: one sync, every `logging_steps`."""
+    mean_loss = s.accelerator.reduce(progress.window_sum / progress.window_batches, "mean").item()
+    check_finite(mean_loss, state, "training")
+    log = StepLog(
+        state.global_step,
+        state.epoch + 1,
+        s.loss_units(mean_loss),
+        progress.grad_norms[-1],
+        current_lr(s.scheduler, s.optimizer),
+    )
+    state.logged_losses.append([log.step, log.loss])
+    s.reporter.step(log)
+    progress.window_sum.zero_()
+    progress.window_batches = 0
+
+
+def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
+    """The epoch's loss and validation MSE, the best model kept, the epoch reported and checkpointed (its name)."""
+    state, progress, stopper = run.state, run.progress, run.stopper
+    train_loss = s.accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
+    check_finite(train_loss, state, "end of epoch")
+    train_loss = s.loss_units(train_loss)
+    val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
+    state.train_losses.append(train_loss)
+    state.val_mses.append(val_mse)
+    if stopper.update(val_mse):  # the best so far
+        save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+        run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
+    finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
+    s.reporter.epoch(EpochLog(
+        epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, val_mse=val_mse,
+        mean_grad_norm=sum(finite_norms) / len(finite_norms) if finite_norms else float("nan"),
+        learning_rate=learning_rate, best_train_loss=min(state.train_losses), best_val_mse=stopper.best,
+        bad_epochs=stopper.bad_epochs,
+    ))  # fmt: skip
+    state.epoch += 1
+    progress.reset()
+    return save_checkpoint(s, run)
+
+
+def save_checkpoint(s: Session, run: Fitting) -> str:
+    """A checkpoint of the engine and of `run`, on every process; its name."""
+    shared = {
+        "state": asdict(run.state),
+        "early_stopping": {"best": run.stopper.best, "bad_epochs": run.stopper.bad_epochs},
+        "best_checkpoint": run.best_checkpoint,
+        "world_size": s.accelerator.num_processes,
+        "config": s.config.to_dict(),
+        "deepspeed": s.ds.identity(),
+        "engine_zero_stage": s.model.zero_optimization_stage(),  # 0 for a lone process (ds_config.resolve)
+        "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
+        "trackers": s.reporter.trackers,  # the W&B run and TensorBoard folder a resume continues
+    }
+    return checkpoint.save(
+        s.accelerator, s.model, s.out, run.state.global_step, shared, run.progress.state_dict(),
+        s.config.train.save_total_limit, run.best_checkpoint,
+    )  # fmt: skip
+
+
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def keep_stage0_grad_norm(engine: Any) -> None:
-    """Make a stage-0 engine keep the gradient norm it computes when clipping, as ZeRO does.
+class GradNorm:
+    """The global gradient norm (before clipping) of each optimizer step.
 
-    At stage 0 in fp32 DeepSpeed clips with torch's clip_grad_norm_ and drops the norm it
-    returns, so get_global_grad_norm() would have nothing to report. (Without clipping no
-    norm is computed at any stage but ZeRO's.)
+    DeepSpeed keeps the norm it clips with under ZeRO and in its fp16/bf16 optimizers, and
+    `engine.get_global_grad_norm()` returns it. At stage 0 in fp32, which is what a lone fp32
+    process runs (ds_config.resolve), DeepSpeed 0.19 clips with its clip_grad_norm_ and drops
+    the norm (`_take_model_step`), so that call returns None. There the same norm is summed
+    here from each parameter's gradient as torch finishes accumulating it on the step's last
+    micro batch (torch's public post-accumulate-grad hook): on one process those are the
+    gradients DeepSpeed clips. Stage 0 on several processes (only a --ds_config can ask for
+    it) reduces gradients after the hooks run, so its norm is reported as n/a.
     """
-    if engine.zero_optimization_stage() != 0 or engine.fp16_enabled() or engine.bfloat16_enabled():
-        return
-    from deepspeed.runtime.utils import clip_grad_norm_
 
-    def clip_and_keep_norm() -> None:
-        engine._global_grad_norm = clip_grad_norm_(
-            engine.module.parameters(), max_norm=engine.gradient_clipping(), mpu=engine.mpu
-        )
+    def __init__(self, accelerator: Accelerator, engine: Any) -> None:
+        self.engine = engine
+        self.squares: torch.Tensor | None = None
+        fp32_stage0 = engine.zero_optimization_stage() == 0 and not engine.fp16_enabled()
+        if fp32_stage0 and not engine.bfloat16_enabled() and accelerator.num_processes == 1:
+            self.squares = torch.zeros((), device=accelerator.device)
+            for param in engine.module.parameters():
+                if param.requires_grad:
+                    param.register_post_accumulate_grad_hook(self._add(accelerator))
 
-    engine.clip_fp32_gradients = clip_and_keep_norm
+    def _add(self, accelerator: Accelerator) -> Any:
+        def add(param: torch.Tensor) -> None:
+            if accelerator.sync_gradients and param.grad is not None and self.squares is not None:
+                self.squares += param.grad.detach().float().pow(2).sum()
 
+        return add
 
-def grad_norm_of(model: torch.nn.Module) -> float:
-    """The global gradient norm (before clipping) of the last optimizer step, as DeepSpeed measured it."""
-    get_norm = getattr(model, "get_global_grad_norm", None)
-    norm = get_norm() if get_norm is not None else None
-    if norm is None:
-        return float("nan")
-    return float(norm.item() if torch.is_tensor(norm) else norm)
+    def read(self) -> float:
+        """The last step's norm (one device sync), nan where no norm was computed (no clipping under ZeRO)."""
+        norm = self.engine.get_global_grad_norm()
+        if norm is None and self.squares is not None:
+            norm = self.squares.sqrt()
+            self.squares = torch.zeros((), device=self.squares.device)
+        if norm is None:
+            return float("nan")
+        return float(norm.item() if torch.is_tensor(norm) else norm)
 
 
 def current_lr(scheduler: object, optimizer: torch.optim.Optimizer) -> float:
@@ -142,74 +321,6 @@ def check_finite(loss: float, state: TrainState, where: str) -> None:
             "lower the learning rate (e.g. --learning_rate 1e-4) or gradient_clipping in --ds_config "
             "(e.g. 0.5), and check the initialisation and data normalisation"
         )
-
-
-def train_epoch(
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,  # DeepSpeed's, wrapped by Accelerate, or None
-    loader: DataLoader[dict[str, torch.Tensor]],
-    head: OutputHead,
-    state: TrainState,
-    progress: EpochProgress,
-    logging_steps: int,
-    on_log: Callable[[StepLog], None],
-    after_step: Callable[[], bool],
-    on_step: Callable[[int, float], None] | None = None,
-) -> EpochStats | None:
-    """Train over `loader` (the rest of the epoch when resuming); None if `after_step` asked to stop.
-
-    The loss is `head`'s: MSE for a point forecast, the NLL of a distribution, the pinball loss.
-
-    `on_log` runs every `logging_steps` optimizer steps; `on_step(step, lr)` after every one,
-    with host values only (no device sync), for progress bars and the learning-rate picture.
-    """
-    model.train()
-    dtype = model_dtype(model)
-    for batch in loader:
-        with accelerator.accumulate(model):
-            output = model(batch[INPUTS].to(dtype))  # [B], [B, H] or [B, H, P]: see model/heads.py
-            loss = head.loss(output, batch[TARGET])  # in float32 whatever the model's precision
-            accelerator.backward(loss)
-            # No-ops under DeepSpeed (its engine steps inside backward); kept so the loop
-            # reads, and runs, the same with any Accelerate backend.
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            optimizer.zero_grad()
-        detached = loss.detach()
-        progress.loss_sum += detached
-        progress.window_sum += detached
-        progress.batches += 1
-        progress.window_batches += 1
-        if not accelerator.sync_gradients:
-            continue
-        state.global_step += 1
-        progress.grad_norms.append(grad_norm_of(model))
-        if on_step is not None:
-            on_step(state.global_step, current_lr(scheduler, optimizer))
-        if state.global_step % logging_steps == 0:
-            mean_loss = accelerator.reduce(progress.window_sum / progress.window_batches, "mean").item()
-            check_finite(mean_loss, state, "training")
-            on_log(
-                StepLog(
-                    state.global_step,
-                    state.epoch + 1,
-                    mean_loss,
-                    progress.grad_norms[-1],
-                    current_lr(scheduler, optimizer),
-                )
-            )
-            progress.window_sum.zero_()
-            progress.window_batches = 0
-        if after_step():
-            return None
-    train_loss = accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
-    check_finite(train_loss, state, "end of epoch")
-    finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
-    mean_norm = sum(finite_norms) / len(finite_norms) if finite_norms else float("nan")
-    return EpochStats(train_loss, mean_norm, current_lr(scheduler, optimizer))
 
 
 @torch.no_grad()

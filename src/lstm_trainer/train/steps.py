@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 from accelerate import Accelerator
 
@@ -36,8 +37,15 @@ def planned_steps(windows: int, total_batch_size: int, train: TrainConfig) -> in
     return min(steps, train.max_train_steps) if train.max_train_steps is not None else steps
 
 
-def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_size: int) -> ResolvedDeepSpeed:
-    """`ds` with the global batch and warmup fitted to `windows` training windows, where the user left them."""
+def fit_to_data(
+    ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_size: int, resumed: dict[str, Any] | None = None
+) -> ResolvedDeepSpeed:
+    """`ds` with the global batch and warmup fitted to `windows` training windows, where the user left them.
+
+    `resumed`: the values the checkpoint being resumed trained with (its `identity()`). The
+    warmup derived from the planned steps is taken from there, so a resume that changes
+    --max_train_steps or --num_train_epochs (which the README allows) keeps its schedule.
+    """
     config = copy.deepcopy(ds.config)
     changes, notes = list(ds.changes), list(ds.notes)
     micro, total = ds.micro_batch_size, ds.total_batch_size
@@ -47,12 +55,12 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
         total, micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
         why = f"{windows} training windows: at least {MIN_STEPS_PER_EPOCH} optimizer steps an epoch"
         if micro != ds.micro_batch_size:
-            changes.append(f"train_micro_batch_size_per_gpu: {ds.micro_batch_size} (ds_config) -> {micro} ({why})")
-        changes.append(f"train_batch_size: {ds.total_batch_size} (ds_config) -> {total} ({why})")
+            changes.append(f"train_micro_batch_size_per_gpu: {ds.micro_batch_size} -> {micro} ({why})")
+        changes.append(f"train_batch_size: {ds.total_batch_size} -> {total} ({why})")
     accumulation = total // (micro * world_size)
     if accumulation != ds.gradient_accumulation_steps:
         changes.append(
-            f"gradient_accumulation_steps: {ds.gradient_accumulation_steps} (ds_config) -> {accumulation} "
+            f"gradient_accumulation_steps: {ds.gradient_accumulation_steps} -> {accumulation} "
             f"(derived: {total} / ({micro} x {world_size} processes))"
         )
     config.update(
@@ -63,10 +71,18 @@ def fit_to_data(ds: ResolvedDeepSpeed, train: TrainConfig, windows: int, world_s
     scheduler = config.get("scheduler", {}).get("params", {})
     warmup = scheduler.get("warmup_num_steps")
     longest = max(1, int(planned * WARMUP_SHARE))
-    if not is_set(train, "num_warmup_steps") and isinstance(warmup, int) and warmup > longest:
+    kept = (resumed or {}).get("warmup_num_steps")
+    if not is_set(train, "num_warmup_steps") and isinstance(warmup, int) and isinstance(kept, int):
+        if kept != warmup:
+            scheduler["warmup_num_steps"] = kept
+            changes.append(
+                f"scheduler.params.warmup_num_steps: {warmup} -> {kept} (the checkpoint's, fitted to "
+                "the steps its run planned: a resume keeps its schedule)"
+            )
+    elif not is_set(train, "num_warmup_steps") and isinstance(warmup, int) and warmup > longest:
         scheduler["warmup_num_steps"] = longest
         changes.append(
-            f"scheduler.params.warmup_num_steps: {warmup} (ds_config) -> {longest} "
+            f"scheduler.params.warmup_num_steps: {warmup} -> {longest} "
             f"(at most {WARMUP_SHARE:.0%} of the {planned} planned optimizer steps)"
         )
     if planned < FEW_STEPS:

@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ from lstm_trainer.files import replace_dir
 from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
-from lstm_trainer.outputs.export import model_card, save_model
+from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import EpochLog, Results, RunSetup, StepLog
+from lstm_trainer.outputs.results import Results, RunSetup
 from lstm_trainer.train import checkpoint, perf, reshard, steps
 from lstm_trainer.train.distributed import (
     engine_settings,
@@ -38,15 +37,19 @@ from lstm_trainer.train.distributed import (
 )
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
 from lstm_trainer.train.loop import (
+    BEST,
+    EarlyStopping,
     EpochProgress,
+    FitEnd,
+    Fitting,
     TrainState,
     evaluate,
-    keep_stage0_grad_norm,
-    train_epoch,
+    fit,
 )
 from lstm_trainer.train.preflight import preflight
+from lstm_trainer.train.stop import GracefulStop, Stopped
 
-BEST, MODEL = "best", "model"
+MODEL = "model"
 # Flags a resumed run may change; any other difference means another experiment.
 RESUMABLE_CHANGES = {
     "output_dir",
@@ -68,36 +71,20 @@ RESUMABLE_CHANGES = {
 }
 
 
-@dataclass
-class EarlyStopping:
-    """Counts epochs without a better validation MSE (reference: patience 10)."""
-
-    patience: int
-    best: float = math.inf
-    bad_epochs: int = 0
-
-    def update(self, value: float) -> bool:
-        """Record one epoch's value; True if it is the best so far."""
-        if value < self.best:
-            self.best, self.bad_epochs = value, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.bad_epochs >= self.patience
-
-
 def run(config: RunConfig, lock: RunLock | None = None) -> Results:
-    """Train as `config` says; `lock` is output_dir's lock if the caller already took it."""
+    """Train as `config` says; `lock` is output_dir's lock if the caller already took it.
+
+    Raises `Stopped` after a SIGTERM or SIGINT, once the checkpoint of the step in progress is written.
+    """
     lock = lock or preflight(config)
     try:
         accelerator, ds = make_accelerator(config)
         try:
-            return _run(accelerator, ds, config)
+            with GracefulStop() as stop:
+                return _run(accelerator, ds, config, stop)
         except BaseException as err:
-            tracking.fail(accelerator, 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1))
+            code = 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1)
+            tracking.fail(accelerator, code, preempted=isinstance(err, Stopped))
             raise
         finally:
             accelerator.end_training()  # tears the process group down, on success or error
@@ -107,23 +94,30 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
             lock.release()
 
 
-def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig) -> Results:
+def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, stop: GracefulStop) -> Results:
     """setup -> fit -> finish."""
     out = Path(config.train.output_dir)
     # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
     resume_from = (
         checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
     )
-    session = _setup(accelerator, ds, config, out)
-    fit = Fit(session)
+    saved = checkpoint.read_state(resume_from, accelerator.process_index)[0] if resume_from is not None else {}
+    session = _setup(accelerator, ds, config, out, saved)
     if resume_from is not None:
-        fit.resume(resume_from)
+        fitting = _resume(session, resume_from)
     else:
-        fit.state.initial_val_mse = session.mse_units(
+        fitting = Fitting(
+            TrainState(), EarlyStopping(config.train.early_stopping_patience), EpochProgress(accelerator.device)
+        )
+        fitting.state.initial_val_mse = session.mse_units(
             evaluate(accelerator, session.model, session.val_dl, session.head)
         )
-    fit.run()
-    return _finish(session, fit)
+    end = fit(session, fitting, stop)
+    stop.restore()  # from here a signal ends the run at once: the last checkpoint is whole
+    if end.signalled:
+        assert end.stop is not None and end.checkpoint is not None
+        raise Stopped(end.stop, fitting.state.global_step, str(out / checkpoint.CHECKPOINTS / end.checkpoint))
+    return _finish(session, fitting, end)
 
 
 @dataclass
@@ -157,15 +151,21 @@ class Session:
         return loss if self.data.per_series else self.head.loss_in_data_units(loss, self.data.normalization.std)
 
 
-def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path) -> Session:
-    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written."""
+def _setup(
+    accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path, saved: dict[str, Any]
+) -> Session:
+    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written.
+
+    `saved`: the run-wide state of the checkpoint resumed ({} for a new run), whose values derived
+    from the planned steps and whose tracker runs are kept.
+    """
     train_cfg = config.train
     set_seed(train_cfg.seed)
     timings = perf.RunTimings()
     built = time.perf_counter()
     data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
     timings.dataset_seconds = time.perf_counter() - built
-    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes)
+    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes, saved.get("deepspeed"))
     steps.apply_to_accelerator(accelerator, ds)
     windows = data.windows  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
@@ -180,7 +180,6 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
-    keep_stage0_grad_norm(model)
 
     run_info = {
         "config": config.to_dict(),
@@ -190,14 +189,14 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
         # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
         "data": {
             **data.params,
-            "normalization": {k: v for k, v in data.normalization.to_dict().items() if k not in ("series", "seasonal")},
+            "normalization": {k: v for k, v in data.normalization.to_dict().items() if k != "series"},
         },
     }
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info)
+    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
     accelerator.print(data.describe())
     return Session(
         accelerator,
@@ -217,129 +216,9 @@ def _setup(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, o
     )
 
 
-class Fit:
-    """The epochs: train, evaluate, keep the best model, checkpoint; stop early, at the epoch or step limit."""
-
-    def __init__(self, session: Session) -> None:
-        self.s = session
-        self.state = TrainState()
-        self.stopper = EarlyStopping(session.config.train.early_stopping_patience)
-        self.progress = EpochProgress(session.accelerator.device)
-        self.best_checkpoint: str | None = None
-        self.hit_step_limit = False
-        self.seconds = 0.0
-
-    def resume(self, path: Path) -> None:
-        s = self.s
-        shared = _resume(s.accelerator, s.model, s.config, s.ds, path, self.progress)
-        self.state = TrainState(**shared["state"])
-        self.stopper = EarlyStopping(s.config.train.early_stopping_patience, **shared["early_stopping"])
-        self.best_checkpoint = shared["best_checkpoint"]
-        s.accelerator.print(f"resumed from {path}: epoch {self.state.epoch + 1}, step {self.state.global_step}")
-
-    def run(self) -> None:
-        s, state, train_cfg = self.s, self.state, self.s.config.train
-        s.reporter.begin(state.epoch, state.global_step)
-        started = time.perf_counter()
-        while state.epoch < train_cfg.num_train_epochs and not self.stopper.should_stop and not self.hit_step_limit:
-            # Accelerate's loader calls set_epoch(its own iteration count) on a one-process batch
-            # sampler at each pass, and that count restarts at 0 in a resumed run: set both.
-            s.train_dl.set_epoch(state.epoch)
-            s.sampler.set_epoch(state.epoch)
-            batches = self.progress.batches
-            loader = s.accelerator.skip_first_batches(s.train_dl, batches) if batches else s.train_dl
-            epoch_started, cpu_started = time.perf_counter(), time.process_time()
-            stats = train_epoch(
-                s.accelerator,
-                s.model,
-                s.optimizer,
-                s.scheduler,
-                loader,
-                s.head,
-                state,
-                self.progress,
-                train_cfg.logging_steps,
-                self._on_log,
-                self._after_step,
-                on_step=s.reporter.optimizer_step,
-            )
-            if stats is None:
-                self.hit_step_limit = True
-                break
-            s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
-            s.timings.epoch_cpu_seconds.append(time.process_time() - cpu_started)
-            stats.train_loss = s.loss_units(stats.train_loss)
-            val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
-            state.train_losses.append(stats.train_loss)
-            state.val_mses.append(val_mse)
-            if self.stopper.update(val_mse):  # the best so far
-                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
-                self.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
-            s.reporter.epoch(
-                EpochLog(
-                    epoch=state.epoch + 1,
-                    step=state.global_step,
-                    train_loss=stats.train_loss,
-                    val_mse=val_mse,
-                    mean_grad_norm=stats.mean_grad_norm,
-                    learning_rate=stats.learning_rate,
-                    best_train_loss=min(state.train_losses),
-                    best_val_mse=self.stopper.best,
-                    bad_epochs=self.stopper.bad_epochs,
-                )
-            )
-            state.epoch += 1
-            self.progress.reset()
-            self.save_checkpoint()
-            s.timings.elapsed_seconds.append(time.perf_counter() - started)
-            self.hit_step_limit = (
-                train_cfg.max_train_steps is not None and state.global_step >= train_cfg.max_train_steps
-            )
-        self.seconds = time.perf_counter() - started
-
-    def save_checkpoint(self) -> str:
-        s, state = self.s, self.state
-        shared = {
-            "state": asdict(state),
-            "early_stopping": {"best": self.stopper.best, "bad_epochs": self.stopper.bad_epochs},
-            "best_checkpoint": self.best_checkpoint,
-            "world_size": s.accelerator.num_processes,
-            "config": s.config.to_dict(),
-            "deepspeed": s.ds.identity(),
-            "engine_zero_stage": s.model.zero_optimization_stage(),  # 0 for a lone process (ds_config.resolve)
-            "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
-        }
-        return checkpoint.save(
-            s.accelerator,
-            s.model,
-            s.out,
-            state.global_step,
-            shared,
-            self.progress.state_dict(),
-            s.config.train.save_total_limit,
-            self.best_checkpoint,
-        )
-
-    def _after_step(self) -> bool:
-        """Mid-epoch checkpoints, and the --max_train_steps stop; True to stop."""
-        train_cfg, timings = self.s.config.train, self.s.timings
-        if timings.first_step_time is None:
-            timings.first_step_time = time.time()
-        at_limit = train_cfg.max_train_steps is not None and self.state.global_step >= train_cfg.max_train_steps
-        every = train_cfg.checkpointing_steps
-        if at_limit or (every is not None and self.state.global_step % every == 0):
-            self.save_checkpoint()
-        return at_limit
-
-    def _on_log(self, log: StepLog) -> None:
-        log.loss = self.s.loss_units(log.loss)
-        self.state.logged_losses.append([log.step, log.loss])
-        self.s.reporter.step(log)
-
-
-def _finish(s: Session, fit: Fit) -> Results:
+def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
     """Score the best model and the baselines, export it, write all_results.json, push, report."""
-    accelerator, out, train_cfg, state = s.accelerator, s.out, s.config.train, fit.state
+    accelerator, out, train_cfg, state = s.accelerator, s.out, s.config.train, fitting.state
     scores, validation_forecast = scoring.score_run(
         accelerator, s.data, out / BEST, train_cfg.eval_batch_size, s.config.data.season
     )
@@ -347,12 +226,12 @@ def _finish(s: Session, fit: Fit) -> Results:
         train_loss_history=state.train_losses,
         val_mse_history=state.val_mses,
         initial_val_mse=state.initial_val_mse,
-        best_val_mse=fit.stopper.best if state.val_mses else None,
+        best_val_mse=fitting.stopper.best if state.val_mses else None,
         logged_train_losses=state.logged_losses,
         optimizer_steps=state.global_step,
-        stopped_early=fit.stopper.should_stop,
-        stopped_at_max_steps=fit.hit_step_limit,
-        train_seconds=fit.seconds,
+        stopped_early=end.stop == "early stopping",
+        stopped_at_max_steps=end.stop == "max_train_steps",
+        train_seconds=end.seconds,
         scores=scores,
         noise_floor=s.data.noise_floor,
         setup=RunSetup(
@@ -383,7 +262,20 @@ def _finish(s: Session, fit: Fit) -> Results:
     return results
 
 
-def _resume(
+def _resume(s: Session, path: Path) -> Fitting:
+    """Load a verified checkpoint into the prepared engine; the fit's state where it left off."""
+    shared = _load(s.accelerator, s.model, s.config, s.ds, path, progress := EpochProgress(s.accelerator.device))
+    fitting = Fitting(
+        TrainState(**shared["state"]),
+        EarlyStopping(s.config.train.early_stopping_patience, **shared["early_stopping"]),
+        progress,
+        shared["best_checkpoint"],
+    )
+    s.accelerator.print(f"resumed from {path}: epoch {fitting.state.epoch + 1}, step {fitting.state.global_step}")
+    return fitting
+
+
+def _load(
     accelerator: Accelerator, model: Any, config: RunConfig, ds: ResolvedDeepSpeed, path: Path, progress: EpochProgress
 ) -> dict[str, Any]:
     """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
