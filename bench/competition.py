@@ -86,7 +86,10 @@ def project_flags(data: Competition) -> list[str]:
     every series' last horizon held out for validation, no dropout, a larger batch and rate.
     """
     h, m = data.horizon, data.season
-    flags = ["--seq_length", str(max(2 * h, m)), "--horizon", str(h), "--val_size", str(h), "--test_size", "0"]
+    window = max(2 * h, m)
+    flags = ["--seq_length", str(window), "--horizon", str(h), "--val_size", str(h), "--test_size", "0"]
+    # Windows with a third of their inputs real, the rest left-padded: short series' early values train too.
+    flags += ["--min_inputs", str(max(1, window // 3))]
     if m > 1:
         flags += ["--season", str(m), "--deseasonalize"]
     flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3"]
