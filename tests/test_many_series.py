@@ -138,20 +138,68 @@ def test_series_rows_with_a_gap_name_the_series(tmp_path: Path) -> None:
 
 
 def test_too_short_series_are_dropped_and_named_not_fatal(tmp_path: Path) -> None:
-    long_table({"long": 300, "tiny": 10, "mid": 200, "short": 18}).to_csv(tmp_path / "mixed.csv", index=False)
+    long_table({"long": 300, "tiny": 3, "mid": 200, "short": 18}).to_csv(tmp_path / "mixed.csv", index=False)
     data = prepare_data(
         DataConfig(dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0
     )
-    assert sorted(data.rows.item_ids) == ["long", "mid"]
+    # 'short' has no whole window of 12 + 1 in its 12 training values: it trains on left-padded ones.
+    assert sorted(data.rows.item_ids) == ["long", "mid", "short"]
     assert len(data.notes) == 1
     note = data.notes[0]
-    assert note.startswith("2 of 4 series dropped, too short for --seq_length 12") and "'tiny' (10 values)" in note
-    assert (
-        "'short' (18 values)" in note
-        and "(each needs at least 19 values)" in note
-        and data.params["dropped_series"] == data.notes
+    assert note.startswith(
+        "1 of 4 series dropped, too short for --val_fraction 0.15 / --test_fraction 0.15 and --horizon 1"
     )
-    assert "note: 2 of 4 series dropped" in data.describe()
+    assert "'tiny' (3 values)" in note and data.params["dropped_series"] == data.notes
+    assert "note: 1 of 4 series dropped" in data.describe()
+
+
+def test_a_series_shorter_than_the_window_trains_left_padded(tmp_path: Path) -> None:
+    long_table({"long": 300, "short": 18}).to_csv(tmp_path / "mixed.csv", index=False)
+    data = prepare_data(
+        DataConfig(dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ), 0
+    )
+    train = data.windows["train"]
+    short = data.rows.item_ids.index("short")
+    values = data.rows.series(short)
+    # 18 values: 3 validate, 3 test, 12 train; windows from one real input on: 12 - 1 targets.
+    assert train.counts[short] == 11
+    first = int(train.ends[short] - train.counts[short])
+    inputs, target = train.gather(np.array([first]), normalised=False)
+    assert inputs[0].tolist() == [values[0]] * SEQ and target[0] == values[1]
+    inputs, target = train.gather(np.array([first + 10]), normalised=False)
+    assert inputs[0, 0] == values[0] and inputs[0, -1] == values[10] and target[0] == values[11]
+    # The long series still trains on whole windows only, as before padding existed.
+    long = data.rows.item_ids.index("long")
+    assert train.counts[long] == 300 - 90 - SEQ
+    # --min_inputs pads every series' first windows alike.
+    padded = prepare_data(
+        DataConfig(
+            dataset=str(tmp_path / "mixed.csv"), id_column="store", time_column="hour", seq_length=SEQ, min_inputs=4
+        ),
+        0,
+    )
+    assert padded.windows["train"].counts.tolist() == [300 - 90 - 4, 12 - 4]
+
+
+def test_the_competition_cut_takes_the_last_values_of_every_series(tmp_path: Path) -> None:
+    long_table({"a": 40, "b": 25, "c": 9}).to_csv(tmp_path / "m.csv", index=False)
+    data = prepare_data(
+        DataConfig(
+            dataset=str(tmp_path / "m.csv"), id_column="store", time_column="hour", seq_length=SEQ,
+            test_size=4, val_size=4, horizon=4,
+        ),
+        0,
+    )  # fmt: skip
+    # 'c' (9 values) cannot give 4 + 4 and train on 5 steps ahead of one input: dropped by name.
+    assert sorted(data.rows.item_ids) == ["a", "b"] and "'c' (9 values)" in data.notes[0]
+    assert "--val_size 4 / --test_size 4 and --horizon 4" in data.notes[0]
+    for split in ("validation", "test"):
+        assert data.windows[split].counts.tolist() == [1, 1]  # one origin per series: its last 4 values
+    _, target = data.windows["test"].gather(np.array([1]), normalised=False)
+    assert target[0].tolist() == data.rows.series(1)[-4:].tolist()
+    _, target = data.windows["validation"].gather(np.array([0]), normalised=False)
+    assert target[0].tolist() == data.rows.series(0)[-8:-4].tolist()
+    assert data.params["val_size"] == 4 and data.params["test_size"] == 4
 
 
 def test_ten_thousand_series_load_without_a_loop_over_rows(tmp_path: Path) -> None:
@@ -174,7 +222,7 @@ def test_ten_thousand_series_load_without_a_loop_over_rows(tmp_path: Path) -> No
 
 
 def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
-    long_table({"a": 400, "b": 300, "c": 350, "d": 15}).to_csv(tmp_path / "stores.csv", index=False)
+    long_table({"a": 400, "b": 300, "c": 350, "d": 3}).to_csv(tmp_path / "stores.csv", index=False)
     out = tmp_path / "run"
     results = train_in_process(
         [
@@ -201,7 +249,7 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     assert test is not None and test.model is not None
     run_info = json.loads((out / "run_config.json").read_text())
     assert run_info["data"]["series"] == 3 and run_info["data"]["points"] == 1050
-    assert "'d' (15 values)" in run_info["data"]["dropped_series"][0]
+    assert "'d' (3 values)" in run_info["data"]["dropped_series"][0]
     saved = json.loads((out / "model" / "normalization.json").read_text())
     assert sorted(saved["series"]) == ["a", "b", "c"] and saved["series"]["c"]["std"] > 10 * saved["series"]["a"]["std"]
     # predict --id_column: every series in one call, each with its own statistics, as a user runs it.

@@ -114,10 +114,21 @@ def test_bad_inputs_are_one_line_errors(trained: Path, tmp_path: Path, args: lis
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_too_short_a_series_says_how_long(trained: Path, tmp_path: Path) -> None:
+def test_a_series_shorter_than_the_window_is_forecast_left_padded(trained: Path, tmp_path: Path) -> None:
     source = write_series(tmp_path / "short.csv", np.arange(5.0))
-    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y")
-    assert done.returncode == 2 and "needs the last 20" in done.stderr
+    output = tmp_path / "o.csv"
+    done = predict("--model", str(trained), "--input", str(source), "--data_column", "y", "--output", str(output))
+    assert done.returncode == 0 and "fewer than the window of 20: left-padded with its first value" in done.stderr
+    # The same as forecasting the window padded by hand: 15 copies of the first value, then the series.
+    padded = write_series(tmp_path / "padded.csv", np.concatenate([np.zeros(15), np.arange(5.0)]))
+    by_hand = tmp_path / "p.csv"
+    assert (
+        predict(
+            "--model", str(trained), "--input", str(padded), "--data_column", "y", "--output", str(by_hand)
+        ).returncode
+        == 0
+    )
+    assert output.read_text() == by_hand.read_text()
 
 
 @pytest.mark.e2e

@@ -1,0 +1,144 @@
+"""The competitions' protocol on tiny series: the size cut, short series, seasonal adjustment, the
+per-series measures in a run, and `predict --actuals` scoring a forecast from the end of every series."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import train_in_process
+
+from lstm_trainer.cli.predict import main as predict_main
+from lstm_trainer.data.seasonality import is_seasonal, seasonal_indices
+from lstm_trainer.evaluate.accuracy import (
+    mase,
+    mase_scale,
+    naive2,
+    naive2_per_series,
+    per_series,
+    per_series_of_windows,
+    smape,
+)
+
+SEASON, H = 4, 4
+PATTERN = np.array([0.8, 1.2, 1.1, 0.9])
+
+
+def seasonal_table(lengths: dict[str, int], seed: int = 0) -> pd.DataFrame:
+    """Long table (id, t, y): each series a level times a season of 4, with a little noise."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, (item, n) in enumerate(lengths.items()):
+        t = np.arange(n)
+        y = (20 + 5 * k + 0.1 * t) * PATTERN[t % SEASON] * (1 + rng.normal(0, 0.01, n))
+        parts.append(pd.DataFrame({"id": item, "t": t, "y": y}))
+    return pd.concat(parts)
+
+
+def test_smape_mase_and_naive2_by_hand() -> None:
+    assert smape(np.array([100.0, 0.0]), np.array([110.0, 0.0])) == pytest.approx(200 * 10 / 210 / 2)
+    history = np.array([1.0, 2.0, 4.0, 3.0, 5.0, 6.0])
+    assert mase_scale(history, 2) == pytest.approx(np.mean([3.0, 1.0, 1.0, 3.0]))  # |x_t - x_{t-2}|
+    assert mase_scale(history, None) == pytest.approx(np.mean(np.abs(np.diff(history))))
+    assert mase_scale(history[:2], 4) == pytest.approx(1.0)  # too short for the season: lag 1
+    assert mase(history, np.array([7.0]), np.array([9.0]), 2) == pytest.approx(2.0 / 2.0)
+    # Naive2 on an exact multiplicative season: the last adjusted value, reseasonalised.
+    t = np.arange(48)
+    series = 10.0 * PATTERN[t % SEASON]
+    noise = np.random.default_rng(0).normal(10, 1, 48)
+    assert is_seasonal(series, SEASON) and not is_seasonal(noise, SEASON)
+    np.testing.assert_allclose(seasonal_indices(series, SEASON), PATTERN, rtol=1e-12)
+    np.testing.assert_allclose(naive2(series, 6, SEASON), 10.0 * PATTERN[np.arange(48, 54) % SEASON], rtol=1e-12)
+    np.testing.assert_allclose(naive2(noise, 3, SEASON), [noise[-1]] * 3)  # no season found
+    # One window per series: the windowed means are the plain per-series ones.
+    actuals = [np.array([1.0, 2.0]), np.array([3.0, 5.0])]
+    forecasts = [np.array([1.5, 2.0]), np.array([2.0, 5.0])]
+    plain = per_series([history, history], actuals, forecasts, 2)
+    windowed = per_series_of_windows(np.array([0, 1]), np.stack(actuals), np.stack(forecasts), np.full(2, 2.0))
+    np.testing.assert_allclose(windowed.smape, plain.smape)
+    np.testing.assert_allclose(windowed.mase, plain.mase)
+    reference, _ = naive2_per_series([history, history], actuals, 2)
+    assert plain.summary(reference).owa is not None and plain.summary().owa is None
+
+
+@pytest.fixture(scope="module")
+def protocol_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run cut the competitions' way, with seasonal adjustment, on series of 7 to 60 values."""
+    folder = tmp_path_factory.mktemp("protocol")
+    lengths = {f"s{k}": n for k, n in enumerate([60, 55, 50, 45, 40, 30, 20, 14, 7])}
+    seasonal_table(lengths).to_csv(folder / "series.csv", index=False)
+    train_in_process(
+        ["--dataset", str(folder / "series.csv"), "--id_column", "id", "--time_column", "t", "--data_column", "y",
+         "--seq_length", "16", "--horizon", str(H), "--test_size", str(H), "--season", str(SEASON), "--deseasonalize",
+         "--loss", "mae", "--num_train_epochs", "2", "--hidden_size", "8", "--output_dir", str(folder / "run")]
+    )  # fmt: skip
+    return folder
+
+
+def test_a_run_cut_by_size_reports_the_competitions_measures(protocol_run: Path) -> None:
+    results = json.loads((protocol_run / "run" / "all_results.json").read_text())
+    # s8 (7 values) cannot give 4 + 4 and still train: dropped by name; s6 and s7 (20, 14) train padded.
+    config = json.loads((protocol_run / "run" / "run_config.json").read_text())
+    assert config["data"]["series"] == 8 and "'s8' (7 values)" in config["data"]["dropped_series"][0]
+    for split in ("val", "test"):
+        assert results[f"{split}_series"] == 8
+        for prefix in ("", "persistence_", "naive2_"):
+            key = f"{prefix}{split}_smape" if prefix else f"{split}_smape"
+            assert 0 < results[key] < 200, key
+        assert results[f"naive2_{split}_owa"] == pytest.approx(1.0)
+        assert results[f"{split}_owa"] > 0
+    saved = json.loads((protocol_run / "run" / "model" / "normalization.json").read_text())
+    assert sorted(saved["seasonal"]) == sorted(f"s{k}" for k in range(8))
+    # Series of 3 seasons or more in their training part get PATTERN back; shorter ones none.
+    np.testing.assert_allclose(saved["seasonal"]["s0"], PATTERN, rtol=0.05)
+    assert saved["seasonal"]["s7"] == [1.0] * SEASON
+
+
+def predict(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = predict_main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_predict_scores_the_future_as_the_run_scored_its_test(protocol_run: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(protocol_run / "series.csv")
+    table = table[table["id"] != "s8"]
+    from_end = table.groupby("id").cumcount(ascending=False)
+    history, future = table[from_end >= H], table[from_end < H]
+    history.to_csv(tmp_path / "history.csv", index=False)
+    future.to_csv(tmp_path / "future.csv", index=False)
+    columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
+    code, out, err = predict(
+        "--model", str(protocol_run / "run" / "model"), "--input", str(tmp_path / "history.csv"), *columns,
+        "--horizon", str(H), "--output", str(tmp_path / "f.csv"), "--actuals", str(tmp_path / "future.csv"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "shorter than the window of 16 values, left-padded" in err  # s6, s7
+    scores = json.loads(out.strip().splitlines()[-2])["scores"]
+    # The same origins, the same model, the same seasonal factors: the run's test sMAPE exactly.
+    run = json.loads((protocol_run / "run" / "all_results.json").read_text())
+    assert scores["model"]["smape"] == pytest.approx(run["test_smape"], rel=1e-6)
+    # Naive2's seasonal indices: the run fits them on each training part, predict (as M4 did) on the
+    # whole history it is given (here the validation values too), so the two differ a little.
+    assert scores["naive2"]["smape"] == pytest.approx(run["naive2_test_smape"], rel=0.02)
+    per = pd.read_csv(tmp_path / "f.scores.csv")
+    assert len(per) == 8 and per["smape"].mean() == pytest.approx(scores["model"]["smape"])
+    # A future that misses a series, or is shorter than the horizon: one line, exit 2, nothing scored.
+    future[future["id"] != "s0"].to_csv(tmp_path / "partial.csv", index=False)
+    future.groupby("id").head(2).to_csv(tmp_path / "short.csv", index=False)
+    for name, message in (("partial.csv", "has no values for 1 series forecast (e.g. 's0')"),
+                          ("short.csv", "has 2 future values, fewer than --horizon 4")):  # fmt: skip
+        target = tmp_path / f"{name}.scores.csv"
+        code, _, err = predict(
+            "--model", str(protocol_run / "run" / "model"), "--input", str(tmp_path / "history.csv"), *columns,
+            "--horizon", str(H), "--output", str(tmp_path / f"{name}.out.csv"), "--actuals", str(tmp_path / name),
+            "--scores", str(target),
+        )  # fmt: skip
+        assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err
+        assert not target.exists()
