@@ -42,6 +42,17 @@ def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill(file: Path) -> None:
+    """Write `file` until its file system has not one block left."""
+    handle = os.open(file, os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                os.write(handle, b"\0" * 4096)
+    finally:
+        os.close(handle)
+
+
 def sha256(file: Path) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
 
@@ -127,3 +138,27 @@ def test_file_size_limit_while_saving_the_best_model_loses_nothing(
     assert "a file reached this process's file size limit" in line and "nothing was lost:" in line, line
     assert line.endswith("raise the file size limit (ulimit -f), then resume with --resume_from_checkpoint latest")
     intact(out, best_hash)
+
+
+def test_full_disk_while_writing_a_forecast_keeps_the_old_one(
+    small_fs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from lstm_trainer.cli.predict import main as predict_main
+    from lstm_trainer.config import ModelConfig
+
+    model = small_fs / "model"
+    LSTMForecaster(ModelConfig(hidden_size=8, num_layers=1), seq_length=20).save_pretrained(model)
+    series = small_fs / "series.csv"
+    pd.DataFrame({"y": np.sin(np.arange(100) / 5)}).to_csv(series, index=False)
+    forecast = small_fs / "forecast.csv"
+    forecast.write_text("step,forecast\n1,0.5\n")  # yesterday's
+    fill(small_fs / "filler")
+    code = predict_main(["--model", str(model), "--input", str(series), "--data_column", "y", "--horizon", "5000",
+                         "--output", str(forecast)])  # fmt: skip
+    line = error_line(code, capsys.readouterr().err)
+    assert line.startswith("error: ") and "could not be written: No space left on device; nothing was lost" in line
+    assert line.endswith("free some space, then run the command again"), line
+    assert forecast.read_text() == "step,forecast\n1,0.5\n" and not list(small_fs.glob(".forecast*"))
