@@ -16,6 +16,7 @@ from lstm_trainer.cli.common import OneLineParser, add_config_flags
 from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig, config_fields
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
+from lstm_trainer.train import threads
 from lstm_trainer.train.checkpoint import CHECKPOINTS, LATEST
 from lstm_trainer.train.launcher import relaunch_for_cpu_processes
 from lstm_trainer.train.preflight import preflight, quiet_accelerator_detection
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         # Before torch, Accelerate and DeepSpeed load (seconds): a process that hands over to
         # the DeepSpeed launcher would load them for nothing.
         relaunch_for_cpu_processes()
+        threads.configure(config.train.num_threads)  # before torch loads: OpenMP reads its settings once
         quiet_accelerator_detection()
         from lstm_trainer.train.trainer import run
 

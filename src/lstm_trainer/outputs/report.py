@@ -18,6 +18,7 @@ from lstm_trainer.evaluate.scoring import RunScores, SplitScores, ValidationFore
 from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
 from lstm_trainer.outputs.results import Results
+from lstm_trainer.train import threads
 from lstm_trainer.train.ds_config import ResolvedDeepSpeed
 from lstm_trainer.train.loop import EpochLog, StepLog
 
@@ -50,6 +51,7 @@ def start(accelerator: Accelerator, config: RunConfig, ds: ResolvedDeepSpeed, st
         f"  scheduler {scheduler.get('type', 'none')} {scheduler.get('params', {})}",
         f"  gradient clipping {ds.config.get('gradient_clipping', 'none')}, epochs up to "
         f"{config.train.num_train_epochs}, early stopping patience {config.train.early_stopping_patience}",
+        f"  {threads.header_line()}",
         *(f"  changed: {change}" for change in ds.changes),
         *(f"  note: {note}" for note in ds.notes),
         f"  values in force written to {out / 'run_config.json'}",
