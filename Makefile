@@ -24,7 +24,8 @@ $(VENV)/.installed: setup.cfg constraints.txt
 
 # The ready config for this machine, named, so that `accelerate launch` has nothing to print
 # about values it had to default (its block of "values were not passed" lines).
-LAUNCH := $(if $(shell nvidia-smi -L 2>/dev/null),--config_file accelerate_configs/gpu.yaml,--config_file accelerate_configs/cpu.yaml --num_cpu_threads_per_process $(shell nproc))
+# One thread per process: two spin-wait for each other and collapse beside any other job (train/threads.py).
+LAUNCH := $(if $(shell nvidia-smi -L 2>/dev/null),--config_file accelerate_configs/gpu.yaml,--config_file accelerate_configs/cpu.yaml --num_cpu_threads_per_process 1)
 
 train: setup
 	$(VENV)/bin/accelerate launch $(LAUNCH) train.py $(ARGS)

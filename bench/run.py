@@ -13,7 +13,6 @@ first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -39,6 +38,8 @@ from lstm_trainer.errors import UserError  # noqa: E402
 MAX_TRAINER_RATIO = 1.10  # trainer epoch, 1 process, over the bare loop's
 TARGET_MSE = 0.0115  # validation MSE whose time-to-reach is compared
 MAX_HELP_SECONDS = 1.0
+# Two identical 1-process runs side by side on the machine: each epoch at most this times (b)'s alone (issue 22).
+MAX_SIDE_BY_SIDE_RATIO = 2.5
 # Launcher and rendezvous variables of an enclosing launch must not leak into ours.
 LAUNCH_VARS = ("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_", "LSTM_TRAINER_")
 
@@ -133,54 +134,51 @@ def child_env(threads: int) -> dict[str, str]:
 
 
 def run_one(run: Run, args: argparse.Namespace, passthrough: list[str], work: Path) -> None:
+    run_together([run], args, passthrough, work)
+
+
+def run_together(runs: list[Run], args: argparse.Namespace, passthrough: list[str], work: Path) -> None:
+    """Start every run at once and wait for all: one alone, or identical ones side by side."""
+    started = []
+    for run in runs:
+        command, result_file = command_for(run, args, passthrough, work)
+        print(f"bench: {run.title} ({args.threads} thread(s) per process) ...", flush=True)
+        run.launched_at = time.time()
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env(args.threads), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        started.append((run, process, result_file))
+    for run, process, result_file in started:
+        try:
+            log, _ = process.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            for _, other, _ in started:
+                other.kill()
+            raise UserError(
+                f"{run.title} took over {args.timeout:.0f} s; use fewer --epochs or a larger --timeout"
+            ) from None
+        if process.returncode != 0 or not result_file.is_file():
+            tail = "\n".join(log.strip().splitlines()[-15:])
+            raise RunFailed(f"{run.title} failed with exit code {process.returncode}:\n{tail}")
+        run.results = json.loads(result_file.read_text())
+
+
+def command_for(run: Run, args: argparse.Namespace, passthrough: list[str], work: Path) -> tuple[list[str], Path]:
     # fp16 on CUDA is the reference's setting; DeepSpeed has no fp16 on CPU.
     precision = "fp16" if args.device == "cuda" else "no"
     same = ["--num_train_epochs", str(args.epochs), "--mixed_precision", precision, *passthrough]
     if run.key == "bare":
         result_file = work / "bare.json"
-        command = [
-            sys.executable,
-            str(ROOT / "bench" / "bare_loop.py"),
-            "--results",
-            str(result_file),
-            "--device",
-            args.device,
-            *same,
-        ]
+        command = [sys.executable, str(ROOT / "bench" / "bare_loop.py"), "--results", str(result_file),
+                   "--device", args.device, *same]  # fmt: skip
     else:
         out = work / run.key
         result_file = out / "all_results.json"
         command = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--num_processes",
-            str(run.processes),
+            sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(run.processes),
             # Accelerate's default port (29500) would collide with any other launch running.
-            "--main_process_port",
-            str(free_port()),
-            str(ROOT / "train.py"),
-            "--output_dir",
-            str(out),
-            "--early_stopping_patience",
-            str(args.epochs),
-            *same,
-        ]
-    threads = args.threads
-    print(f"bench: {run.title} ({threads} thread(s) per process) ...", flush=True)
-    run.launched_at = time.time()
-    try:
-        done = subprocess.run(
-            command, cwd=ROOT, env=child_env(threads), capture_output=True, text=True, timeout=args.timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise UserError(
-            f"{run.title} took over {args.timeout:.0f} s; use fewer --epochs or a larger --timeout"
-        ) from None
-    if done.returncode != 0 or not result_file.is_file():
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise RunFailed(f"{run.title} failed with exit code {done.returncode}:\n{tail}")
-    run.results = json.loads(result_file.read_text())
+            "--main_process_port", str(free_port()), str(ROOT / "train.py"), "--output_dir", str(out), "--early_stopping_patience", str(args.epochs), *same,
+        ]  # fmt: skip
+    return command, result_file
 
 
 def help_seconds() -> float:
@@ -188,13 +186,8 @@ def help_seconds() -> float:
     times = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), "--help"],
-            cwd=ROOT,
-            env=child_env(1),
-            capture_output=True,
-            check=True,
-        )
+        subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], cwd=ROOT, env=child_env(1),
+                       capture_output=True, check=True)  # fmt: skip
         times.append(time.perf_counter() - started)
     return min(times)
 
@@ -239,8 +232,11 @@ def machine(device: str) -> dict[str, Any]:
     import torch
 
     cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as cpuinfo:
-        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    try:
+        with open("/proc/cpuinfo") as info_file:
+            cpu = next(line.split(":", 1)[1].strip() for line in info_file if line.startswith("model name"))
+    except (OSError, StopIteration):  # not Linux, or no model name: platform's answer stands
+        pass
     info: dict[str, Any] = {
         "cpu": cpu,
         "usable_cores": usable_cores(),
@@ -272,6 +268,11 @@ def assess(summary: dict[str, dict[str, Any]], help_time: float) -> dict[str, An
     if one and two:
         ratio = two["epoch_seconds_median"] / one["epoch_seconds_median"]
         out["trainer_2_over_trainer_1"] = {"value": ratio, "limit": 1.0, "met": ratio <= 1.0}
+    side = [summary[k] for k in ("side_1", "side_2") if k in summary]
+    if one and side:
+        ratio = max(run["epoch_seconds_median"] for run in side) / one["epoch_seconds_median"]
+        out["side_by_side_over_alone"] = {"value": ratio, "limit": MAX_SIDE_BY_SIDE_RATIO,
+                                          "met": ratio <= MAX_SIDE_BY_SIDE_RATIO}  # fmt: skip
     return out
 
 
@@ -329,6 +330,8 @@ def markdown(report: dict[str, Any]) -> str:
         "trainer_1_over_bare": f"(b)/(a) epoch time <= {MAX_TRAINER_RATIO}",
         "trainer_2_over_trainer_1": "(c)/(b) epoch time <= 1 (2 processes no slower than 1)",
         "time_to_target_1_over_bare": f"(b)/(a) time to val MSE {target} <= 1",
+        "side_by_side_over_alone": f"two 1-process runs side by side, the slower one's epoch time / (b)'s alone "
+        f"<= {MAX_SIDE_BY_SIDE_RATIO}",
         "help_seconds": f"`python train.py --help` < {MAX_HELP_SECONDS:.0f} s",
     }
     for key, name in names.items():
@@ -343,15 +346,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, passthrough = parse_args(argv)
         runs = [Run("bare", "(a) bare PyTorch loop", 1)]
-        runs += [
-            Run(f"trainer_{n}", f"({'bcdefgh'[i]}) trainer, {n} process{'es' if n > 1 else ''}", n)
-            for i, n in enumerate(args.processes)
-        ]
+        runs += [Run(f"trainer_{n}", f"({'bcdefgh'[i]}) trainer, {n} process{'es' if n > 1 else ''}", n)
+                 for i, n in enumerate(args.processes)]  # fmt: skip
         output = Path(args.output_dir)
         load_before = os.getloadavg()[0]
+        side = [] if args.device == "cuda" else [
+            Run(f"side_{i}", f"({'bcdefgh'[len(args.processes) + i - 1]}) trainer, 1 process, side by side "
+                f"(run {i} of 2)", 1) for i in (1, 2)]  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:
             for run in runs:
                 run_one(run, args, passthrough, Path(tmp))
+            # Two identical runs at once, as two experiments or two sweep agents on one machine.
+            if side:
+                run_together(side, args, passthrough, Path(tmp))
+                runs += side
             # The model the one-process run exported, forecasting on the CPU whatever the device.
             latency = forecast_latency.measure(Path(tmp) / runs[1].key / "model", env=child_env(args.threads))
         help_time = help_seconds()

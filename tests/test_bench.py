@@ -44,15 +44,10 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
     assert done.returncode == 0, output(done)
     report = json.loads((tmp_path / "bench.json").read_text())
     runs = report["runs"]
-    assert list(runs) == ["bare", "trainer_1", "trainer_2"]
+    assert list(runs) == ["bare", "trainer_1", "trainer_2", "side_1", "side_2"]
     for key, run in runs.items():
-        for name in (
-            "epoch_seconds_median",
-            "windows_per_second",
-            "epoch_cpu_seconds_median",
-            "launch_to_first_step_seconds",
-            "dataset_seconds",
-        ):
+        for name in ("epoch_seconds_median", "windows_per_second", "epoch_cpu_seconds_median",
+                     "launch_to_first_step_seconds", "dataset_seconds"):  # fmt: skip
             assert run[name] > 0, (key, name, run[name])
         assert (run["epochs"], run["timed_epochs"]) == (2, 1)
         assert run["windows_per_epoch"] == 512 // 128 * 128
@@ -68,30 +63,35 @@ def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path)
     bare = runs["bare"]["val_mse_history"]
     assert runs["trainer_1"]["val_mse_history"] == pytest.approx(bare, rel=1e-5)
     assert runs["trainer_2"]["val_mse_history"] == pytest.approx(bare, rel=1e-2)
+    # The two runs side by side are (b) twice, at once: the same numbers, other times.
+    assert (
+        runs["side_1"]["val_mse_history"] == runs["side_2"]["val_mse_history"] == runs["trainer_1"]["val_mse_history"]
+    )
     targets = report["targets"]
     assert set(targets) == {
         "help_seconds",
         "trainer_1_over_bare",
         "trainer_2_over_trainer_1",
         "time_to_target_1_over_bare",
+        "side_by_side_over_alone",
     }
+    side = max(runs["side_1"]["epoch_seconds_median"], runs["side_2"]["epoch_seconds_median"])
+    assert targets["side_by_side_over_alone"]["value"] == pytest.approx(
+        side / runs["trainer_1"]["epoch_seconds_median"]
+    )
     assert targets["help_seconds"]["value"] > 0
     assert targets["time_to_target_1_over_bare"] == {"value": None, "limit": 1.0, "met": False}
     assert report["machine"]["usable_cores"] >= 1 and report["settings"]["global_batch_size"] == 128
 
     table = (tmp_path / "bench.md").read_text()
     assert table in done.stdout
-    assert "| | (a) bare PyTorch loop | (b) trainer, 1 process | (c) trainer, 2 processes |" in table
-    for label in (
-        "training s / epoch (median)",
-        "ratio to (a)",
-        "windows / s",
-        "launch to first optimizer step",
-        "peak RSS per process",
-        "dataset build",
-        "time to val MSE <= 0.0115",
-        "`python train.py --help` < 1 s",
-    ):
+    assert (
+        "| | (a) bare PyTorch loop | (b) trainer, 1 process | (c) trainer, 2 processes | (d) trainer, 1 process, "
+        "side by side (run 1 of 2) | (e) trainer, 1 process, side by side (run 2 of 2) |"
+    ) in table
+    for label in ("training s / epoch (median)", "ratio to (a)", "windows / s", "launch to first optimizer step",
+                  "peak RSS per process", "dataset build", "time to val MSE <= 0.0115", "`python train.py --help` < 1 s",
+                  "two 1-process runs side by side"):  # fmt: skip
         assert label in table, label
     assert "not in 2 epochs" in table
     # Forecasting latency of the model (b) exported: every figure there and positive.

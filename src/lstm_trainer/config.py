@@ -337,6 +337,13 @@ class TrainConfig:
         "Create the Hub repository private (an existing one keeps its visibility).", default=False
     )
     hub_revision: str | None = _help("Branch to push the model to (created if missing); None means main.", default=None)
+    num_threads: int | None = _help(
+        "Compute threads per process. Default: OMP_NUM_THREADS where set (accelerate launch sets it from "
+        "--num_cpu_threads_per_process), else 1: two per process spin-wait for each other and collapse when "
+        "another job shares the cores (train/threads.py). Above 1, OpenMP's waiting threads sleep "
+        "(OMP_WAIT_POLICY=PASSIVE).",
+        default=None,
+    )
     # The flags typed on the command line (cli.parse_config fills it): a flag given with the
     # default's value still wins over the JSON. Not a flag, and not part of the saved config.
     typed: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"flag": False})
@@ -344,7 +351,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
         _positive(self, "save_total_limit", "per_device_train_batch_size", "total_batch_size", "learning_rate")
-        _positive_or_none(self, "max_train_steps", "checkpointing_steps")
+        _positive_or_none(self, "max_train_steps", "checkpointing_steps", "num_threads")
         for name in ("weight_decay", "num_warmup_steps"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")

@@ -1,12 +1,93 @@
-"""Writing folders so that a reader never sees half of one."""
+"""Writing folders so that a reader never sees half of one, and saying so when the disk is full."""
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from lstm_trainer.errors import UserError
+
+NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# How libraries word them where they drop the errno: safetensors' Rust I/O error keeps only text.
+NO_SPACE_WORDS = ("no space left", "disk quota", "file too large", "os error 28", "os error 122", "os error 27")
+# torch.save reports a failed write as RuntimeError("... unexpected pos 576 vs 534"), no errno and
+# no words (measured on a full 200 KiB tmpfs): a file system left with less than this is called full.
+FULL_BELOW = 1 << 20
+
+
+class NoSpace(UserError):
+    """A write stopped by a full disk or the file size limit; what stood there before is intact.
+
+    `fact` says what failed and that nothing was lost, `room` how to make room for it, `then`
+    what to run next, which a command that knows more (train.py: is there a checkpoint to
+    resume from?) may replace.
+    """
+
+    def __init__(self, fact: str, room: str = "free some space") -> None:
+        super().__init__(fact)
+        self.fact, self.room, self.then = fact, room, "run the command again"
+
+    def __str__(self) -> str:
+        return f"{self.fact}; {self.room}, then {self.then}"
+
+
+def size_text(size: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def free_bytes(path: Path) -> int:
+    """Space this process may still write on `path`'s file system (root may use the reserve)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stat = os.statvfs(path)
+    return (stat.f_bfree if os.geteuid() == 0 else stat.f_bavail) * stat.f_frsize
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files under `path` (0 where it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def out_of_space(err: BaseException, written: Path) -> str | None:
+    """Why the write that raised `err` into `written` (a file or folder) ran out of room, in words;
+    None where it failed for another reason. Ask before removing what was written."""
+    text = str(err).lower()
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    too_large = (isinstance(err, OSError) and err.errno == errno.EFBIG) or "file too large" in text
+    if limit != resource.RLIM_INFINITY:
+        files = [written] if Path(written).is_file() else Path(written).rglob("*")
+        too_large = too_large or any(f.is_file() and f.stat().st_size >= limit for f in files)
+    if too_large:
+        return f"a file reached this process's file size limit ({size_text(limit)}, ulimit -f)"
+    if (isinstance(err, OSError) and err.errno in NO_SPACE_ERRNOS) or any(w in text for w in NO_SPACE_WORDS):
+        return "no space left on the device"
+    if isinstance(err, RuntimeError) and free_bytes(written) < FULL_BELOW:
+        return "no space left on the device"
+    return None
+
+
+def no_space(what: str, written: Path, reason: str, needed: int | None, kept: str) -> NoSpace:
+    """The one line for a write of `what` that ran out of room; call it after removing the partial copy,
+    so that the free space it reports is what a retry would find."""
+    need = f"about {size_text(needed)} needed, " if needed else ""
+    fact = (
+        f"{what} could not be written to {Path(written).parent}: {reason} ({need}{size_text(free_bytes(written))} "
+        f"free); nothing was lost: {kept}"
+    )
+    return NoSpace(fact, "raise the file size limit (ulimit -f)" if "ulimit -f" in reason else "free some space")
 
 
 @contextmanager
@@ -14,7 +95,8 @@ def replace_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; on success it takes `path`'s place.
 
     The old folder is moved aside before the rename and removed after it, so at every
-    moment either the old or the new complete folder exists. On error the old one stays.
+    moment either the old or the new complete folder exists. On error the old one stays;
+    an error for lack of space becomes one `NoSpace` line.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -23,9 +105,14 @@ def replace_dir(path: Path) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as err:
+        reason = out_of_space(err, tmp) if isinstance(err, Exception) else None
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if reason is None or isinstance(err, UserError):
+            raise
+        kept = f"{path} is as it was" if path.exists() else f"there was no {path.name} before"
+        # The previous copy's size is what this one will need, near enough.
+        raise no_space(f"{path.name}/", tmp, reason, tree_size(path) or None, kept) from None
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)

@@ -20,6 +20,7 @@ from lstm_trainer.config import (
     config_fields,
 )
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
 
 CHOICES = {
     "cell": CELLS,
@@ -35,10 +36,17 @@ TYPES = {"int": int, "float": float, "str": str}
 
 
 def run_command(work: Callable[[], str | None]) -> int:
-    """Run one command (predict, backtest, data, hub): its closing line on success; a user error as one
-    `error:` line and its exit code (2), no traceback; Ctrl-C as 130."""
+    """Run one command (predict, backtest, data, hub): its closing line on success; a user error, or a
+    write that found the disk full, as one `error:` line and its exit code (2), no traceback; Ctrl-C as 130."""
     try:
         said = work()
+    except OSError as err:
+        if err.errno not in NO_SPACE_ERRNOS:
+            raise
+        # Outputs are written beside their place and renamed (or not at all): what was there stands.
+        full = NoSpace(f"{err.filename or 'a file'} could not be written: {err.strerror}; nothing was lost")
+        print(f"error: {full}", file=sys.stderr)
+        return full.exit_code
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

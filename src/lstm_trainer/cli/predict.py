@@ -136,10 +136,14 @@ def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[flo
 def _write(output: Path, rows: Iterable[list[Any]], header: list[str]) -> Path:
     """The CSV, whole or not at all: written beside `output`, then renamed over it."""
     tmp = output.with_name(f".{output.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    try:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except BaseException:  # a full disk, Ctrl-C: no half file left beside the output
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(output)  # a reader never sees half a file
     return output
 

@@ -10,11 +10,15 @@ import os
 import shlex
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from lstm_trainer import threads
 from lstm_trainer.cli.common import OneLineParser, add_config_flags
 from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig, config_fields
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
+from lstm_trainer.train.checkpoint import CHECKPOINTS, LATEST
 from lstm_trainer.train.launcher import relaunch_for_cpu_processes
 from lstm_trainer.train.preflight import preflight, quiet_accelerator_detection
 from lstm_trainer.train.stop import Stopped
@@ -63,21 +67,35 @@ def _as_field(f: Any, value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    config: RunConfig | None = None
     try:
         config = parse_config(args)
         lock = preflight(config)
         # Before torch, Accelerate and DeepSpeed load (seconds): a process that hands over to
         # the DeepSpeed launcher would load them for nothing.
         relaunch_for_cpu_processes()
+        threads.configure(config.train.num_threads)  # before torch loads: OpenMP reads its settings once
         quiet_accelerator_detection()
         from lstm_trainer.train.trainer import run
 
         run(config, lock)
+    except NoSpace as err:
+        err.then = _after_no_space(config)
+        return _say(err)
+    except OSError as err:
+        # Every other write (run_config.json, all_results.json, the pictures, a tracker's files):
+        # checkpoints and best/ are written whole or not at all, so they stand as they were.
+        if err.errno not in NO_SPACE_ERRNOS:
+            raise
+        fact = (
+            f"{err.filename or 'a file'} could not be written: {err.strerror}; nothing was lost: the checkpoints "
+            "and best/ are written whole or not at all"
+        )
+        full = NoSpace(fact)
+        full.then = _after_no_space(config)
+        return _say(full)
     except UserError as err:
-        # Under a launcher every process hits the same error; one line is enough.
-        if os.environ.get("RANK", "0") == "0":
-            print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _say(err)
     except Stopped as stopped:
         if os.environ.get("RANK", "0") == "0":
             print(f"{stopped}; resume with: {resume_command(args, stopped.checkpoint)}", file=sys.stderr, flush=True)
@@ -106,3 +124,17 @@ def resume_command(args: list[str], checkpoint: str) -> str:
     launched = "LOCAL_RANK" in os.environ
     prefix = "accelerate launch <the same launch flags> train.py" if launched else "python train.py"
     return f"{prefix} {shlex.join([*kept, '--resume_from_checkpoint', checkpoint])}"
+
+
+def _say(err: UserError) -> int:
+    # Under a launcher every process hits the same error; one line is enough.
+    if os.environ.get("RANK", "0") == "0":
+        print(f"error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def _after_no_space(config: RunConfig | None) -> str:
+    """What to run once there is room: resume where a checkpoint stands."""
+    if config is not None and (Path(config.train.output_dir) / CHECKPOINTS / LATEST).is_file():
+        return "resume with --resume_from_checkpoint latest"
+    return "start the run again"

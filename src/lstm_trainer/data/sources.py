@@ -102,6 +102,8 @@ def _load_file(path: Path, fmt: str, name: str) -> Dataset:
     except DatasetGenerationError as err:
         cause = err.__cause__ or err
         raise UserError(f"{name}: cannot be read as {fmt.upper()} ({_first_line(cause)}); check the file") from None
+    except (pa.ArrowException, OSError) as err:  # a damaged file, found while its schema is read
+        raise UserError(f"{name}: cannot be read as {fmt.upper()} ({_first_line(err)}); check the file") from None
     except (ValueError, StopIteration) as err:  # a header without rows, or nothing but blank lines
         if isinstance(err, StopIteration) or "corresponds to no data" in str(err):
             raise UserError(f"{name} has no rows; give a file with one row per time step") from None
@@ -118,6 +120,11 @@ def _load_folder(path: Path, name: str) -> Dataset | DatasetDict:
         raise UserError(
             f"{name}: is a folder but not one written by save_to_disk (no dataset_dict.json or dataset_info.json); "
             "give a file, such a folder (e.g. from `python -m lstm_trainer.cli.data build`) or a Hub id"
+        ) from None
+    except (pa.ArrowException, OSError, ValueError) as err:  # a truncated or damaged Arrow file, bad JSON
+        raise UserError(
+            f"{name}: a file of this save_to_disk folder is truncated or damaged ({_first_line(err)}); "
+            "write the folder again (save_to_disk, or `python -m lstm_trainer.cli.data build`)"
         ) from None
 
 

@@ -24,6 +24,9 @@ from lstm_trainer.model.linear_ar import LinearAR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# The sha256 of the weights' bytes, kept in the safetensors header's metadata: safetensors checks
+# the header but not the numbers, so a damaged file would otherwise load and forecast nonsense.
+CHECKSUM = "lstm_trainer_sha256"
 # Variance floor for a window's own scale, in the model's units (z-scored data has variance
 # ~1): a flat window is then shifted but not blown up.
 WINDOW_VAR_EPS = 1e-4
@@ -164,12 +167,13 @@ class LSTMForecaster(nn.Module):
 
         config.json holds the shape and, where known, the window length it was trained on.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save, save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, path / WEIGHTS_FILE)
+        # The data section does not depend on the metadata (offsets count from its start).
+        save_file(state, path / WEIGHTS_FILE, metadata={CHECKSUM: _data_sha256(save(state))})
         record = {
             **asdict(self.config),
             **({"seq_length": self.seq_length} if self.seq_length else {}),
@@ -184,7 +188,7 @@ class LSTMForecaster(nn.Module):
         A missing, truncated or mismatched file is a `UserError` that names it.
         """
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         path = Path(path)
         config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
@@ -202,10 +206,27 @@ class LSTMForecaster(nn.Module):
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
         model = cls(config, seq_length, horizon)
         try:
-            model.load_state_dict(load_file(weights_file))
+            blob = weights_file.read_bytes()
+            weights = load(blob)
+            # Models saved before the checksum have none to check.
+            expected = json.loads(blob[8 : 8 + _header_length(blob)]).get("__metadata__", {}).get(CHECKSUM)
+            if expected is not None and expected != _data_sha256(blob):
+                raise SafetensorError("its weights do not match the checksum saved with them")
+            model.load_state_dict(weights)
         except (SafetensorError, OSError) as err:
-            raise UserError(f"model file {weights_file} is truncated or corrupted ({err})") from None
+            raise UserError(f"model file {weights_file} is truncated or corrupted ({err}); export it again") from None
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
             raise UserError(f"model file {weights_file} does not match {config_file} ({first})") from None
         return model.eval()
+
+
+def _header_length(blob: bytes) -> int:
+    """A safetensors file: 8 bytes (little-endian length N), an N-byte JSON header, then the data."""
+    return int.from_bytes(blob[:8], "little")
+
+
+def _data_sha256(blob: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(blob[8 + _header_length(blob) :]).hexdigest()

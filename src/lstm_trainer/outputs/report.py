@@ -18,6 +18,7 @@ from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
 from lstm_trainer.outputs.render import baseline_table, interval_lines, number, step_lines, test_lines
 from lstm_trainer.outputs.results import EpochLog, Results, StepLog
+from lstm_trainer.threads import header_line as threads_line
 
 
 class DeepSpeedSettings(Protocol):
@@ -74,6 +75,7 @@ def start(accelerator: Accelerator, config: RunConfig, ds: DeepSpeedSettings, st
         f"  scheduler {scheduler.get('type', 'none')} {scheduler.get('params', {})}",
         f"  gradient clipping {ds.config.get('gradient_clipping', 'none')}, epochs up to "
         f"{config.train.num_train_epochs}, early stopping patience {config.train.early_stopping_patience}",
+        f"  {threads_line()}",
         *(f"  changed: {change}" for change in ds.changes),
         *(f"  note: {note}" for note in ds.notes),
         f"  values in force written to {out / 'run_config.json'}",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import no_space, out_of_space, tree_size
 
 if TYPE_CHECKING:  # imported for types only: `resolve` runs before the heavy libraries load
     from accelerate import Accelerator
@@ -53,10 +54,53 @@ def save(
     keep: int,
     protect: str | None,
 ) -> str:
-    """Save a checkpoint for `global_step` on every process; returns its name."""
+    """Save a checkpoint for `global_step` on every process; returns its name.
+
+    A save that runs out of space (or into the file size limit) removes its partial copy and
+    raises `NoSpace`: the previous checkpoint and `latest` are untouched until the rename.
+    """
     root = Path(output_dir) / CHECKPOINTS
     name = checkpoint_name(global_step)
     tmp = root / f".tmp-{name}"
+    try:
+        _save(accelerator, engine, root, name, tmp, shared, per_rank, keep, protect)
+    except Exception as err:
+        reason = out_of_space(err, tmp) if not isinstance(err, UserError) else None
+        if reason is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = _latest(root)
+        # best/ is written whole or not at all (replace_dir), before the checkpoint of its epoch.
+        kept = (
+            f"the previous checkpoint {previous} and best/ are intact"
+            if previous
+            else "this was the run's first checkpoint, and best/ is intact"
+        )
+        # The previous checkpoint's size is what this one needs, near enough (same model, same state).
+        raise no_space(
+            f"checkpoint {name}", tmp, reason, tree_size(root / previous) if previous else None, kept
+        ) from None
+    return name
+
+
+def _latest(root: Path) -> str | None:
+    """The checkpoint `latest` names, where it is complete."""
+    pointer = root / LATEST
+    name = pointer.read_text().strip() if pointer.is_file() else ""
+    return name if name and (root / name / MANIFEST).is_file() else None
+
+
+def _save(
+    accelerator: Accelerator,
+    engine: Any,
+    root: Path,
+    name: str,
+    tmp: Path,
+    shared: dict[str, Any],
+    per_rank: dict[str, Any],
+    keep: int,
+    protect: str | None,
+) -> None:
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -80,7 +124,6 @@ def save(
         os.replace(pointer, root / LATEST)
         _rotate(root, keep, protect)
     accelerator.wait_for_everyone()
-    return name
 
 
 def remove_interrupted(output_dir: Path) -> None:

@@ -60,6 +60,7 @@ RESUMABLE_CHANGES = {
     "max_train_steps",
     "checkpointing_steps",
     "save_total_limit",
+    "num_threads",
     "resume_from_checkpoint",
     "report_to",
     "project_name",
