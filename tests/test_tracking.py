@@ -104,6 +104,9 @@ def test_a_wandb_mode_wandb_rejects_says_one_line_and_the_run_goes_on(
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "bogus")
+    # W&B reads WANDB_MODE once per process, into a singleton an earlier in-process run may have
+    # made (then the mode is whatever that run had): start from none, as a fresh process does.
+    wandb.teardown()
     train = TrainConfig(output_dir=str(tmp_path), report_to="all", run_name="r1")
     try:
         acc = accelerator(train)
