@@ -142,3 +142,20 @@ def test_predict_scores_the_future_as_the_run_scored_its_test(protocol_run: Path
         )  # fmt: skip
         assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err
         assert not target.exists()
+
+
+def test_the_backtest_of_a_deseasonalized_model_reproduces_the_runs_test(protocol_run: Path) -> None:
+    """One origin per series at the test cut, the recorded seasonal factors applied: the run's test MSE."""
+    from lstm_trainer.cli.backtest import main as backtest_main
+
+    out = protocol_run / "backtest"
+    code = backtest_main(
+        ["--model", str(protocol_run / "run" / "model"), "--output_dir", str(out),
+         "--dataset", str(protocol_run / "series.csv"), "--id_column", "id", "--time_column", "t",
+         "--data_column", "y", "--test_size", str(H), "--horizon", str(H), "--season", str(SEASON),
+         "--deseasonalize"]
+    )  # fmt: skip
+    assert code == 0
+    run = json.loads((protocol_run / "run" / "all_results.json").read_text())
+    backtest = json.loads((out / "backtest.json").read_text())
+    assert backtest["origins"] == 8 and backtest["mse"] == pytest.approx(run["test_mse"], rel=1e-9)

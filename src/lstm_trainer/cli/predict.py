@@ -31,7 +31,6 @@ from lstm_trainer.errors import UserError
 if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
-    from lstm_trainer.data.normalization import Normalization
     from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.forecaster import LSTMForecaster
     from lstm_trainer.model.inference import Predictor
@@ -104,14 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals."
     )
     return parser
-
-
-def series_statistics(norm: Normalization, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each series' own (mean, std) [S], the pooled ones for a series the model never saw."""
-    import numpy as np
-
-    stats = np.array([(n.mean, n.std) for n in map(norm.for_series, item_ids)], dtype=np.float64)  # [S, 2]
-    return stats[:, 0], stats[:, 1]
 
 
 def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:

@@ -48,6 +48,7 @@ class Forecaster(Protocol):
         batch_size: int = 4096,
         loc: np.ndarray | None = None,
         scale: np.ndarray | None = None,
+        seasonal: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Forecast: ...
 
 
@@ -82,6 +83,8 @@ def backtest_split(
     index = np.arange(0, len(windows), stride, dtype=np.int64)
     inputs, targets = windows.gather(index, normalised=False)  # data units
     loc, spread = window_statistics(windows, index)
+    # A --deseasonalize model reads adjusted inputs and is multiplied back, as in the run's scoring.
+    seasonal = windows.factors(index) if windows.seasonal is not None else None
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
     return score_origins(
         predictor,
@@ -95,6 +98,7 @@ def backtest_split(
         batch_size,
         loc,
         spread,
+        seasonal,
     )
 
 
@@ -110,15 +114,19 @@ def score_origins(
     batch_size: int,
     loc: np.ndarray | None = None,
     spread: np.ndarray | None = None,
+    seasonal: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Backtest:
     """The model's forecasts of every origin's `inputs` [N, T] in one batched pass, and the baselines', scored
-    against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series."""
+    against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series,
+    `seasonal` its seasonal factors (inputs [N, T], steps [N, H]) where the model was trained deseasonalized."""
     from lstm_trainer.evaluate import persistence, seasonal_naive
     from lstm_trainer.evaluate.scoring import score_forecast
 
     seq_length, horizon = inputs.shape[1], targets.shape[1]
     started = time.perf_counter()
-    forecast = predictor.forecast(inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread)
+    forecast = predictor.forecast(
+        inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal
+    )
     seconds = time.perf_counter() - started
     scores = {"model": score_forecast(forecast.point, targets, scale, forecast)}
     scores["persistence"] = score_forecast(persistence(inputs, horizon).reshape(targets.shape), targets, scale)
