@@ -159,3 +159,27 @@ def test_the_backtest_of_a_deseasonalized_model_reproduces_the_runs_test(protoco
     run = json.loads((protocol_run / "run" / "all_results.json").read_text())
     backtest = json.loads((out / "backtest.json").read_text())
     assert backtest["origins"] == 8 and backtest["mse"] == pytest.approx(run["test_mse"], rel=1e-9)
+
+
+def test_the_final_fit_holds_nothing_out_and_keeps_the_last_step(tmp_path: Path) -> None:
+    """--val_size 0: no validation split, no early stopping, and the model exported is the last step's."""
+    from safetensors.numpy import load_file
+
+    seasonal_table({f"s{k}": n for k, n in enumerate([40, 36, 30, 20])}).to_csv(tmp_path / "s.csv", index=False)
+    args = ["--dataset", str(tmp_path / "s.csv"), "--id_column", "id", "--time_column", "t", "--data_column", "y",
+            "--seq_length", "8", "--horizon", str(H), "--val_size", "0", "--season", str(SEASON), "--hidden_size", "8",
+            "--total_batch_size", "16", "--per_device_train_batch_size", "16", "--sampling", "series"]  # fmt: skip
+    weights = []
+    for steps, test_size in ((3, H), (4, H), (4, 0)):
+        out = tmp_path / f"run{steps}_{test_size}"
+        results = train_in_process([*args, "--test_size", str(test_size), "--max_train_steps", str(steps),
+                                    "--num_train_epochs", "5", "--output_dir", str(out)])  # fmt: skip
+        assert results.optimizer_steps == steps and results.scores.validation is None
+        saved = json.loads((out / "all_results.json").read_text())
+        assert saved["best_val_mse"] is None and saved["val_mse"] is None and saved["val_mse_history"] == []
+        # Every series' training part (36 - 4 values) is a whole epoch of more than 4 steps: stopped mid-epoch,
+        # so the model is the one written at the stop, not an epoch end's.
+        assert saved["epochs_completed"] == 0 and saved["stopped_at_max_steps"]
+        assert (saved.get("test_smape") is not None) == (test_size > 0)
+        weights.append(load_file(str(out / "model" / "model.safetensors")))
+    assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 3 != step 4

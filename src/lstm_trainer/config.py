@@ -17,6 +17,7 @@ CELLS = ("lstm", "gru")
 PRECISIONS = ("no", "fp16", "bf16")
 MIXED_PRECISION_CHOICES = ("auto", *PRECISIONS)
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
+SAMPLING = ("windows", "series")
 FILL_POLICIES = ("ffill", "interpolate", "drop")
 NORMALIZATIONS = ("auto", "zscore", "none")
 # The Hub's repo id rule, namespace required: letters, digits, '-', '_', '.'; no '--' or '..';
@@ -69,7 +70,8 @@ class DataConfig:
     )
     val_size: int | None = _help(
         "Values of every series before its test part held out for validation (with --test_size; "
-        "None: the same as --test_size, or --horizon where that is 0).",
+        "None: the same as --test_size, or --horizon where that is 0). 0: none, the final fit on "
+        "everything: no early stopping, the last step's model is kept (choose the steps on a run with validation).",
         default=None,
     )
     min_inputs: int | None = _help(
@@ -119,9 +121,10 @@ class DataConfig:
                 f"--id_column {self.id_column} holds a long table, one value column; --data_column names "
                 f"{len(self.data_column)} ({' '.join(self.data_column)}): give one, or leave out --id_column for a wide table"
             )
-        _positive_or_none(self, "season", "val_size", "min_inputs")
-        if self.test_size is not None and self.test_size < 0:
-            raise UserError(f"--test_size must be >= 0, got {self.test_size}")
+        _positive_or_none(self, "season", "min_inputs")
+        for name in ("test_size", "val_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.val_size is not None and self.test_size is None:
             raise UserError(
                 f"--val_size {self.val_size} cuts by size and needs --test_size too (0 for no test split); "
@@ -162,6 +165,11 @@ class DataConfig:
         assert self.test_size is not None
         val = self.val_size if self.val_size is not None else (self.test_size or self.horizon)
         return val, self.test_size
+
+    @property
+    def validates(self) -> bool:
+        """Whether a validation split is held out (all but --val_size 0)."""
+        return not (self.by_size and self.split_sizes[0] == 0)
 
 
 @dataclass
@@ -295,6 +303,12 @@ class TrainConfig:
     total_batch_size: int = _help(
         "Global batch per optimizer step, kept whatever the process count (reference: 128).", default=128
     )
+    sampling: str = _help(
+        "How training batches draw windows: windows (every window once an epoch, shuffled; long series weigh "
+        "more) or series (a series uniformly, then one of its windows, with replacement: every series weighs "
+        "the same, as N-BEATS trains on the M competitions).",
+        default="windows",
+    )
     learning_rate: float = _help("Peak learning rate (reference: 5e-4).", default=5e-4)
     weight_decay: float = _help("Adam weight decay (reference: 1e-5).", default=1e-5)
     num_warmup_steps: int = _help("WarmupLR steps from 0 to the peak rate (reference: 100).", default=100)
@@ -359,6 +373,8 @@ class TrainConfig:
             raise UserError(
                 f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}"
             )
+        if self.sampling not in SAMPLING:
+            raise UserError(f"--sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
         if self.report_to not in REPORT_TO:
             raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):

@@ -90,14 +90,14 @@ class SplitScores:
 
 @dataclass
 class RunScores:
-    validation: SplitScores
+    validation: SplitScores | None  # None with --val_size 0: nothing held out
     test: SplitScores | None  # None where the data has no test split (the synthetic sine)
     mase_scale: float
     verdict: Verdict | None  # None for the synthetic reference, graded by its absolute thresholds
 
     def splits(self) -> list[tuple[str, SplitScores]]:
         """("validation", its scores) and, where the data has one, ("test", its scores)."""
-        return [("validation", self.validation), *([("test", self.test)] if self.test is not None else [])]
+        return [(name, split) for name, split in (("validation", self.validation), ("test", self.test)) if split]
 
 
 def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, forecast: Any = None) -> ForecastScores:
@@ -199,7 +199,7 @@ def score_run(
         splits[split] = scored
     accelerator.wait_for_everyone()
     verdict = None if data.noise_floor is not None else _verdict(splits)
-    return RunScores(splits["validation"], splits.get("test"), scale, verdict), shown
+    return RunScores(splits.get("validation"), splits.get("test"), scale, verdict), shown
 
 
 def _per_series_setup(
@@ -237,6 +237,8 @@ def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray |
 def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
     """Judged on the held-out test split where there is one: validation chose the model."""
     split = "test" if "test" in splits else "validation"
+    if split not in splits:  # --val_size 0 --test_size 0: nothing held out, nothing to judge on
+        return None
     scores = splits[split]
     if scores.model is None:
         return None

@@ -42,11 +42,11 @@ class EpochLog:
     epoch: int  # from 1
     step: int  # optimizer steps so far
     train_loss: float
-    val_mse: float
+    val_mse: float | None  # None with --val_size 0: nothing held out
     mean_grad_norm: float
     learning_rate: float
     best_train_loss: float
-    best_val_mse: float
+    best_val_mse: float | None
     bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
 
     @property

@@ -192,6 +192,8 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
             every = cfg.checkpointing_steps
             if stop_now or (every is not None and state.global_step % every == 0):
                 name = save_checkpoint(s, run)
+            if stop_now and s.val_dl is None and at_limit:  # no validation: the last step's model is the one kept
+                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
             if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
         s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
@@ -226,17 +228,19 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
     train_loss = s.accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
     check_finite(train_loss, state, "end of epoch")
     train_loss = s.loss_units(train_loss)
-    val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
+    val_mse = None if s.val_dl is None else s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
     state.train_losses.append(train_loss)
-    state.val_mses.append(val_mse)
-    if stopper.update(val_mse):  # the best so far
+    if val_mse is not None:
+        state.val_mses.append(val_mse)
+    if val_mse is None or stopper.update(val_mse):  # the best so far; the last one without validation
         save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
     s.reporter.epoch(EpochLog(
         epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, val_mse=val_mse,
         mean_grad_norm=sum(finite_norms) / len(finite_norms) if finite_norms else float("nan"),
-        learning_rate=learning_rate, best_train_loss=min(state.train_losses), best_val_mse=stopper.best,
+        learning_rate=learning_rate, best_train_loss=min(state.train_losses),
+        best_val_mse=stopper.best if val_mse is not None else None,
         bad_epochs=stopper.bad_epochs,
     ))  # fmt: skip
     state.epoch += 1

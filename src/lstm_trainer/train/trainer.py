@@ -110,9 +110,10 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, sto
         fitting = Fitting(
             TrainState(), EarlyStopping(config.train.early_stopping_patience), EpochProgress(accelerator.device)
         )
-        fitting.state.initial_val_mse = session.mse_units(
-            evaluate(accelerator, session.model, session.val_dl, session.head)
-        )
+        if session.val_dl is not None:
+            fitting.state.initial_val_mse = session.mse_units(
+                evaluate(accelerator, session.model, session.val_dl, session.head)
+            )
     end = fit(session, fitting, stop)
     stop.restore()  # from here a signal ends the run at once: the last checkpoint is whole
     if end.signalled:
@@ -174,10 +175,13 @@ def _setup(
     fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
     del fit_inputs, fit_targets
-    train_dl = train_loader(windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
+    train_dl = train_loader(
+        windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed, train_cfg.sampling == "series"
+    )
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
     assert isinstance(sampler, GlobalBatchSampler)
-    val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size)
+    # --val_size 0 holds nothing out: no validation, the last step's model is kept (loop.py).
+    val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size) if "validation" in windows else None
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
