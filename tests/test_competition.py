@@ -92,6 +92,10 @@ def test_a_run_cut_by_size_reports_the_competitions_measures(protocol_run: Path)
             assert 0 < results[key] < 200, key
         assert results[f"naive2_{split}_owa"] == pytest.approx(1.0)
         assert results[f"{split}_owa"] > 0
+    assert results["best_step"] == results["optimizer_steps"] * (1 + int(np.argmin(results["val_mse_history"]))) // 2
+    # Judged as the user reads it: the mean over series of each series' MASE, on the test split.
+    assert results["verdict"].endswith("(mean per-series MASE; > 0 is better than the baseline)")
+    assert " on test: " in results["verdict"]
     saved = json.loads((protocol_run / "run" / "model" / "normalization.json").read_text())
     assert sorted(saved["seasonal"]) == sorted(f"s{k}" for k in range(8))
     # Series of 3 seasons or more in their training part get PATTERN back; shorter ones none.
@@ -179,7 +183,7 @@ def test_the_final_fit_holds_nothing_out_and_keeps_the_last_step(tmp_path: Path)
         assert saved["best_val_mse"] is None and saved["val_mse"] is None and saved["val_mse_history"] == []
         # Every series' training part (36 - 4 values) is a whole epoch of more than 4 steps: stopped mid-epoch,
         # so the model is the one written at the stop, not an epoch end's.
-        assert saved["epochs_completed"] == 0 and saved["stopped_at_max_steps"]
+        assert saved["epochs_completed"] == 0 and saved["stopped_at_max_steps"] and saved["best_step"] == steps
         assert (saved.get("test_smape") is not None) == (test_size > 0)
         weights.append(load_file(str(out / "model" / "model.safetensors")))
     assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 3 != step 4

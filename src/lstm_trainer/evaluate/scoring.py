@@ -242,7 +242,12 @@ def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
     scores = splits[split]
     if scores.model is None:
         return None
-    model, persistence_, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
-    if model.mase is None or persistence_.mase is None or linear.mase is None:
+    # Judged on what the user reads: the per-series mean MASE where series are scored one by one.
+    per_series = [scores.model.per_series, scores.persistence.per_series, scores.linear.per_series]
+    if all(found is not None for found in per_series):
+        model_, persistence_, linear_ = (found.mase for found in per_series if found is not None)
+        return relative_verdict(split, model_, persistence_, linear_, "mean per-series MASE")
+    model, persistence, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
+    if model.mase is None or persistence.mase is None or linear.mase is None:
         return None
-    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)
+    return relative_verdict(split, model.mase, persistence.mase, linear.mase)

@@ -238,6 +238,8 @@ class Reporter:
             )
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures)
+        if results.worse_than_untrained:
+            _print(self.accelerator, results.worse_than_untrained)
         verdict = results.scores.verdict
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.

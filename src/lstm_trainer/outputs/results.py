@@ -95,10 +95,13 @@ class Results:
     setup: RunSetup
     cost: Cost
     deepspeed: EngineSettings
+    # The optimizer step of the model kept (the best epoch's end, or the last step without validation):
+    # what a final fit on everything (--val_size 0) trains for. None before anything was kept.
+    best_step: int | None = None
 
     @property
     def epochs_completed(self) -> int:
-        return len(self.val_mse_history)
+        return len(self.train_loss_history)
 
     @property
     def initial_train_loss(self) -> float | None:
@@ -129,6 +132,17 @@ class Results:
         return reduction_percent(self.initial_val_mse, self.best_val_mse)
 
     @property
+    def worse_than_untrained(self) -> str | None:
+        """A warning where the model kept is worse on validation than the one training started from."""
+        reduction = self.val_mse_reduction_percent
+        if reduction is None or reduction >= 0:
+            return None
+        return (
+            f"warning: the model kept is {-reduction:.2f}% worse on validation MSE than before training; "
+            "lower --learning_rate, or check the data's scale and --seq_length"
+        )
+
+    @property
     def quality(self) -> str | None:
         """Against the baselines for a real series; the reference's absolute MSE grade for its synthetic sine."""
         if self.scores.verdict is not None:
@@ -152,6 +166,7 @@ class Results:
             "epochs_completed": self.epochs_completed,
             "stopped_early": self.stopped_early,
             "optimizer_steps": self.optimizer_steps,
+            "best_step": self.best_step,
             **asdict(self.setup),  # world_size ... ds_config: the fields are in the file's order
             "train_seconds": self.train_seconds,
             "train_loss_history": self.train_loss_history,

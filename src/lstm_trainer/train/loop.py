@@ -41,6 +41,7 @@ class TrainState:
     epoch: int = 0  # the epoch in progress, from 0
     global_step: int = 0  # optimizer steps so far
     initial_val_mse: float | None = None
+    best_step: int | None = None  # the optimizer step of the model kept in output_dir/best
     train_losses: list[float] = field(default_factory=list)
     val_mses: list[float] = field(default_factory=list)
     logged_losses: list[list[float]] = field(default_factory=list)  # [step, loss] at every logging step
@@ -194,6 +195,7 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
                 name = save_checkpoint(s, run)
             if stop_now and s.val_dl is None and at_limit:  # no validation: the last step's model is the one kept
                 save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+                state.best_step = state.global_step
             if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
         s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
@@ -235,6 +237,7 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
     if val_mse is None or stopper.update(val_mse):  # the best so far; the last one without validation
         save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
+        state.best_step = state.global_step
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
     s.reporter.epoch(EpochLog(
         epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, val_mse=val_mse,

@@ -234,6 +234,7 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         best_val_mse=fitting.stopper.best if state.val_mses else None,
         logged_train_losses=state.logged_losses,
         optimizer_steps=state.global_step,
+        best_step=state.best_step,
         stopped_early=end.stop == "early stopping",
         stopped_at_max_steps=end.stop == "max_train_steps",
         train_seconds=end.seconds,
