@@ -15,6 +15,7 @@ from conftest import train_in_process
 
 from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.data.seasonality import is_seasonal, seasonal_indices
+from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.accuracy import (
     mase,
     mase_scale,
@@ -187,3 +188,25 @@ def test_the_final_fit_holds_nothing_out_and_keeps_the_last_step(tmp_path: Path)
         assert (saved.get("test_smape") is not None) == (test_size > 0)
         weights.append(load_file(str(out / "model" / "model.safetensors")))
     assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 3 != step 4
+
+
+def test_selection_on_smape_keeps_the_epoch_that_scores_best(tmp_path: Path) -> None:
+    """--select_on smape: each epoch's validation sMAPE (per series, data units) chooses the model kept,
+    and it is the sMAPE the final scoring of that model reports."""
+    seasonal_table({f"s{k}": n for k, n in enumerate([60, 50, 40, 30, 24])}).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "run"
+    train_in_process(
+        ["--dataset", str(tmp_path / "s.csv"), "--id_column", "id", "--time_column", "t", "--data_column", "y",
+         "--seq_length", "8", "--horizon", str(H), "--test_size", str(H), "--season", str(SEASON), "--deseasonalize",
+         "--select_on", "smape", "--num_train_epochs", "4", "--hidden_size", "8", "--learning_rate", "1e-2",
+         "--total_batch_size", "16", "--per_device_train_batch_size", "16", "--output_dir", str(out)]
+    )  # fmt: skip
+    results = json.loads((out / "all_results.json").read_text())
+    chosen = results["val_selection_history"]
+    assert len(chosen) == 4 == len(results["val_mse_history"])
+    best = int(np.argmin(chosen))
+    assert results["val_smape"] == pytest.approx(chosen[best], rel=1e-4)
+    assert results["best_val_mse"] == results["val_mse_history"][best]
+    assert results["best_step"] == results["optimizer_steps"] // 4 * (best + 1)
+    with pytest.raises(UserError, match="--select_on smape scores series one by one"):
+        train_in_process(["--select_on", "smape", "--output_dir", str(tmp_path / "sine")])

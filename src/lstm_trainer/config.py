@@ -18,6 +18,7 @@ PRECISIONS = ("no", "fp16", "bf16")
 MIXED_PRECISION_CHOICES = ("auto", *PRECISIONS)
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
 SAMPLING = ("windows", "series")
+SELECT_ON = ("mse", "smape", "mase")
 FILL_POLICIES = ("ffill", "interpolate", "drop")
 NORMALIZATIONS = ("auto", "zscore", "none")
 # The Hub's repo id rule, namespace required: letters, digits, '-', '_', '.'; no '--' or '..';
@@ -296,6 +297,12 @@ class TrainConfig:
         default=None,
     )
     num_train_epochs: int = _help("Maximum epochs (reference: 50).", default=50)
+    select_on: str = _help(
+        "What validation chooses the model kept (and early stopping counts) on: mse (the point forecast's MSE "
+        "over every window, as the model sees them) or, for your own data, smape or mase (each series scored "
+        "alone in the data's units, then the mean over series: the competitions' measures the summary reports).",
+        default="mse",
+    )
     early_stopping_patience: int = _help(
         "Stop after this many epochs without a better validation MSE (reference: 10).", default=10
     )
@@ -373,6 +380,8 @@ class TrainConfig:
             raise UserError(
                 f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}"
             )
+        if self.select_on not in SELECT_ON:
+            raise UserError(f"--select_on must be one of {', '.join(SELECT_ON)}, got {self.select_on!r}")
         if self.sampling not in SAMPLING:
             raise UserError(f"--sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
         if self.report_to not in REPORT_TO:
@@ -401,6 +410,11 @@ class RunConfig:
             raise UserError(
                 f"--linear_skip {self.model.linear_skip} reaches past the window of --seq_length "
                 f"{self.data.seq_length}; use at most {self.data.seq_length}"
+            )
+        if self.train.select_on != "mse" and self.data.is_synthetic:
+            raise UserError(
+                f"--select_on {self.train.select_on} scores series one by one in their own units, which the "
+                "synthetic sine does not have; use --select_on mse, or give --dataset your series"
             )
         if self.data.season is not None and self.data.season > self.data.seq_length:
             raise UserError(

@@ -202,6 +202,32 @@ def score_run(
     return RunScores(splits.get("validation"), splits.get("test"), scale, verdict), shown
 
 
+class SelectionScore:
+    """The per-series measure early stopping selects on (--select_on smape or mase), from the point
+    forecasts of every validation window as the model sees them (normalised, seasonally adjusted):
+    back in the data's units, each series scored alone, then the mean over series, as at the end."""
+
+    def __init__(self, data: PreparedData, season: int | None, measure: str) -> None:
+        windows = data.windows["validation"]
+        index = np.arange(len(windows), dtype=np.int64)
+        setup = _per_series_setup(data, season)
+        assert setup is not None and measure in ("smape", "mase"), "real data only (config.py checks)"
+        self.measure, self.scales, self.windows = measure, setup[0], windows
+        self.series = windows.series_of(index)
+        self.targets = windows.gather(index, normalised=False)[1].astype(np.float64).reshape(len(index), -1)
+        normalised = windows.is_normalised and windows.loc is not None and windows.scale is not None
+        self.loc = windows.loc[self.series][:, None] if normalised and windows.loc is not None else 0.0
+        self.spread = windows.scale[self.series][:, None] if normalised and windows.scale is not None else 1.0
+        self.factors = windows.factors(index)[1] if windows.seasonal is not None else np.ones_like(self.targets)
+
+    def __call__(self, points: np.ndarray) -> float:
+        """`points` [N] or [N, H]: the normalised point forecasts of the validation windows, in order."""
+        points = np.asarray(points, np.float64).reshape(self.targets.shape)
+        forecast = (points * self.spread + self.loc) * self.factors
+        scores = per_series_of_windows(self.series, self.targets, forecast, self.scales).summary()
+        return float(getattr(scores, self.measure))
+
+
 def _per_series_setup(
     data: PreparedData, season: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:

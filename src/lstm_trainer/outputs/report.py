@@ -97,6 +97,9 @@ def epoch(accelerator: Accelerator, log: EpochLog) -> None:
     else:
         mark = " (best, saved)" if log.improved else f" (no improvement for {log.bad_epochs})"
         val = f"val mse {log.val_mse:.6f}{mark} | best {log.best_val_mse:.6f}"
+        if log.selection is not None:  # selected on another measure: it, then the MSE
+            name, value, best = log.selection
+            val = f"val {name} {value:.4f}{mark} | best {best:.4f} | val mse {log.val_mse:.6f}"
     _print(
         accelerator,
         f"epoch {log.epoch:3d} | train loss {log.train_loss:.6f} | {val} | "

@@ -10,7 +10,7 @@ On the way, the loop (train/) hands the outputs a `StepLog` every logging step a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
@@ -47,7 +47,9 @@ class EpochLog:
     learning_rate: float
     best_train_loss: float
     best_val_mse: float | None
-    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
+    bad_epochs: int  # epochs since the best validation score: 0 where this one is the best
+    # With --select_on smape or mase: (its name, this epoch's value, the best so far), what selection reads.
+    selection: tuple[str, float, float] | None = None
 
     @property
     def improved(self) -> bool:
@@ -98,6 +100,8 @@ class Results:
     # The optimizer step of the model kept (the best epoch's end, or the last step without validation):
     # what a final fit on everything (--val_size 0) trains for. None before anything was kept.
     best_step: int | None = None
+    # --select_on smape or mase: that measure on validation per epoch (what chose the model); else empty.
+    val_selection_history: list[float] = field(default_factory=list)
 
     @property
     def epochs_completed(self) -> int:
@@ -171,6 +175,7 @@ class Results:
             "train_seconds": self.train_seconds,
             "train_loss_history": self.train_loss_history,
             "val_mse_history": self.val_mse_history,
+            "val_selection_history": self.val_selection_history,
             "logged_train_losses": self.logged_train_losses,
             **self.cost.to_dict(),
             "stopped_at_max_steps": self.stopped_at_max_steps,

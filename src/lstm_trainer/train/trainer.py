@@ -43,6 +43,7 @@ from lstm_trainer.train.loop import (
     FitEnd,
     Fitting,
     TrainState,
+    best_val_mse,
     evaluate,
     fit,
 )
@@ -140,6 +141,7 @@ class Session:
     reporter: report.Reporter
     timings: perf.RunTimings
     out: Path
+    selection: scoring.SelectionScore | None = None  # --select_on smape or mase, with a validation split
 
     # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
     # loss) is reported in the data's units; with several, each series is scaled by its own
@@ -201,6 +203,7 @@ def _setup(
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    select = train_cfg.select_on != "mse" and val_dl is not None
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
     accelerator.print(data.describe())
     return Session(
@@ -218,6 +221,7 @@ def _setup(
         reporter,
         timings,
         out,
+        scoring.SelectionScore(data, config.data.season, train_cfg.select_on) if select else None,
     )
 
 
@@ -231,10 +235,11 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         train_loss_history=state.train_losses,
         val_mse_history=state.val_mses,
         initial_val_mse=state.initial_val_mse,
-        best_val_mse=fitting.stopper.best if state.val_mses else None,
+        best_val_mse=best_val_mse(state),
         logged_train_losses=state.logged_losses,
         optimizer_steps=state.global_step,
         best_step=state.best_step,
+        val_selection_history=state.val_selection,
         stopped_early=end.stop == "early stopping",
         stopped_at_max_steps=end.stop == "max_train_steps",
         train_seconds=end.seconds,
