@@ -190,9 +190,12 @@ def test_the_final_fit_holds_nothing_out_and_keeps_the_last_step(tmp_path: Path)
     assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 3 != step 4
 
 
-def test_selection_on_smape_keeps_the_epoch_that_scores_best(tmp_path: Path) -> None:
+def test_selection_on_smape_keeps_the_epoch_that_scores_best(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--select_on smape: each epoch's validation sMAPE (per series, data units) chooses the model kept,
     and it is the sMAPE the final scoring of that model reports."""
+    capsys.readouterr()
     seasonal_table({f"s{k}": n for k, n in enumerate([60, 50, 40, 30, 24])}).to_csv(tmp_path / "s.csv", index=False)
     out = tmp_path / "run"
     train_in_process(
@@ -201,6 +204,10 @@ def test_selection_on_smape_keeps_the_epoch_that_scores_best(tmp_path: Path) -> 
          "--select_on", "smape", "--num_train_epochs", "4", "--hidden_size", "8", "--learning_rate", "1e-2",
          "--total_batch_size", "16", "--per_device_train_batch_size", "16", "--output_dir", str(out)]
     )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert printed.count("| val smape ") == 4  # every epoch line leads with what selects
+    # One unit per figure: validation MSEs are per-series z-scores, persistence is not put beside them.
+    assert "Persistence baseline (next = last value): in the table below, in the data's units" in printed
     results = json.loads((out / "all_results.json").read_text())
     chosen = results["val_selection_history"]
     assert len(chosen) == 4 == len(results["val_mse_history"])

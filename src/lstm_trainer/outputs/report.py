@@ -107,7 +107,11 @@ def epoch(accelerator: Accelerator, log: EpochLog) -> None:
     )
 
 
-def finish(accelerator: Accelerator, results: Results, out: Path, data: str | None = None) -> None:
+def finish(
+    accelerator: Accelerator, results: Results, out: Path, data: str | None = None, z_units: bool = False
+) -> None:
+    """The end-of-run summary. `z_units`: validation MSEs are in per-series z-scores, so persistence (in
+    the data's units) is not put beside them: the table of the model and the baselines compares both."""
     floor_text = number(results.noise_floor) if results.noise_floor is not None else "unknown"
     verdict, validation = results.scores.verdict, results.scores.validation
     persistence = validation.persistence.overall.mse if validation is not None else None
@@ -136,7 +140,8 @@ def finish(accelerator: Accelerator, results: Results, out: Path, data: str | No
                         f"  - Final Val MSE: {number(results.final_val_mse)}",
                         f"  - Best Val MSE: {number(results.best_val_mse)}",
                         f"  - Val MSE Reduction: {number(results.val_mse_reduction_percent, '.2f%')}",
-                        f"  - Persistence baseline (next = last value): {number(persistence)}",
+                        f"  - Persistence baseline (next = last value): "
+                        + ("in the table below, in the data's units" if z_units else number(persistence)),
                         f"  - Noise floor (noise_std^2): {floor_text}",
                     ]
                     if validation is not None
@@ -186,7 +191,10 @@ class Reporter:
         self.data_line = (
             f"{data['series']:,} series, {data['points']:,} points" if "series" in data and "points" in data else None
         )
-        if self.data_line and data["series"] > 1 and data.get("normalization", {}).get("std", 1.0) != 1.0:
+        self.z_units = bool(
+            self.data_line and data["series"] > 1 and data.get("normalization", {}).get("std", 1.0) != 1.0
+        )
+        if self.data_line and self.z_units:
             # Training and validation losses are then in each series' own z-score units (train/trainer.py).
             self.data_line += "; training and validation losses in per-series z-score units, final scores in data units"
         start(accelerator, config, ds, steps_per_epoch, out)
@@ -227,7 +235,7 @@ class Reporter:
         """The summary, then the pictures: the best model's validation `forecast` (its first step ahead)."""
         if self.bars is not None:
             self.bars.close()
-        finish(self.accelerator, results, self.out, self.data_line)
+        finish(self.accelerator, results, self.out, self.data_line, self.z_units)
         pictures: dict[str, Path] = {}
         if self.accelerator.is_main_process and results.val_mse_history and forecast is not None:
             pictures = plots.save_all(
