@@ -32,11 +32,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
     from lstm_trainer.model.forecast import Forecast
-    from lstm_trainer.model.forecaster import LSTMForecaster
     from lstm_trainer.model.inference import Predictor
-
-# Quantiles written for a distribution model when --quantiles is not given: the median and an 80% interval.
-DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,25 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
-    """The quantile columns to write: none for a point model."""
-    kind, own = model.output_head.kind, model.output_head.levels
-    if kind == "point":
-        if asked:
-            raise UserError(
-                "--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast"
-            )
-        return ()
-    levels = tuple(sorted(asked)) if asked else (own or DEFAULT_LEVELS)
-    if not all(0 < q < 1 for q in levels):
-        raise UserError(f"--quantiles must be levels strictly between 0 and 1, got {list(levels)}")
-    if kind == "quantile":
-        missing = [q for q in levels if not any(abs(q - o) < 1e-9 for o in own or ())]
-        if missing:
-            raise UserError(f"--quantiles {missing} were not trained; this quantile model gives {list(own or ())}")
-    return levels
-
-
 def _write(output: Path, rows: Iterable[list[Any]], header: list[str]) -> Path:
     """The CSV, whole or not at all: written beside `output`, then renamed over it."""
     tmp = output.with_name(f".{output.name}.tmp")
@@ -150,6 +127,7 @@ def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.data.tables import table_to_series
+    from lstm_trainer.model.inference import choose_levels
 
     levels = choose_levels(predictor.model, args.quantiles)
     table, _ = read_table(args.input)
@@ -236,7 +214,7 @@ def run(args: argparse.Namespace) -> Path:
 
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.model.inference import Predictor, choose_levels
     from lstm_trainer.outputs.hub import resolve_model
 
     if args.horizon < 1:

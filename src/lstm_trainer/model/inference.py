@@ -17,8 +17,12 @@ import numpy as np
 import torch
 
 from lstm_trainer.data.normalization import Normalization
+from lstm_trainer.errors import UserError
 from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.forecaster import LSTMForecaster
+
+# Quantiles written for a distribution model when none are asked for: the median and an 80% interval.
+DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 
 
 @dataclass
@@ -126,6 +130,25 @@ class Predictor:
             out = self.model(x).double().cpu()  # [B], [B, H] or [B, H, P]
             outs.append(out.reshape(len(x), self.horizon, -1))
         return torch.cat(outs).numpy()
+
+
+def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
+    """The quantile columns to write: none for a point model."""
+    kind, own = model.output_head.kind, model.output_head.levels
+    if kind == "point":
+        if asked:
+            raise UserError(
+                "--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast"
+            )
+        return ()
+    levels = tuple(sorted(asked)) if asked else (own or DEFAULT_LEVELS)
+    if not all(0 < q < 1 for q in levels):
+        raise UserError(f"--quantiles must be levels strictly between 0 and 1, got {list(levels)}")
+    if kind == "quantile":
+        missing = [q for q in levels if not any(abs(q - o) < 1e-9 for o in own or ())]
+        if missing:
+            raise UserError(f"--quantiles {missing} were not trained; this quantile model gives {list(own or ())}")
+    return levels
 
 
 def _to_data_units(
