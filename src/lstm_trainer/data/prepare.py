@@ -7,13 +7,14 @@ window as a batch is gathered (windows.py), so no normalised copy of the data is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from datasets import DatasetDict
 
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data.covariates import CovariateScaling
 from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.data.rows import SeriesSet
 from lstm_trainer.data.seasonality import factors, seasonal_indices
@@ -47,6 +48,11 @@ class PreparedData:
         if self.params.get("source") == "synthetic":
             return float(self.params["noise_std"]) ** 2
         return None
+
+    @property
+    def covariate_counts(self) -> tuple[int, int, int]:
+        """(past, future, static) covariate channels the model takes: none without covariates."""
+        return (0, 0, 0) if self.rows.covariates is None else self.rows.covariates.names.counts
 
     @property
     def per_series(self) -> bool:
@@ -103,6 +109,14 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         )
     normalization, rows, plan, windows, dropped = _normalize(rows, plan, windows, config, params)
     notes += dropped
+    if rows.covariates is not None:
+        # Fitted where the training windows read, as the target's statistics are.
+        scaling = CovariateScaling.fit(rows.covariates, windows["train"].spans())
+        dynamic, statics = scaling.apply(rows.covariates)
+        past = len(rows.covariates.names.past)
+        windows = {split: w.with_covariates(dynamic, statics, past) for split, w in windows.items()}
+        normalization = replace(normalization, covariates=scaling)
+        params["covariates"] = rows.covariates.names.to_dict()
     if notes:
         params["dropped_series"] = notes
     return PreparedData(rows, windows, normalization, params, plan, notes)

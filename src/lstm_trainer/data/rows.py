@@ -3,7 +3,7 @@
     item_id  string           the series' name
     start    timestamp[s]     the time of its first value
     target   list<float32>    its values, oldest first
-    feat_dynamic_real (optional) list<list<float32>>: covariates, carried along, not trained on
+    feat_dynamic_real (optional) list<list<float32>>: covariates, trained on with --future_covariates feat_dynamic_real
 
 In memory every series lies end to end in one float32 array (`values`), series s being
 values[offsets[s]:offsets[s + 1]]: 4 bytes a point, whatever the window length. Read from
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from datasets import Dataset, Features, Sequence, Value
+
+from lstm_trainer.data.covariates import Covariates
 
 ITEM_ID, START, TARGET_COLUMN, FEAT_DYNAMIC_REAL = "item_id", "start", "target", "feat_dynamic_real"
 # Where a source has no clock (the synthetic sine, a table without --time_column), series start here
@@ -37,10 +39,12 @@ class SeriesSet:
     offsets: np.ndarray  # (S + 1,) int64: series s is values[offsets[s] : offsets[s + 1]]
     item_ids: list[str]
     starts: np.ndarray  # (S,) datetime64[s]: the time of each series' first value
+    covariates: Covariates | None = None  # what drives the series, point for point (covariates.py)
 
     def __post_init__(self) -> None:
         assert self.values.dtype == np.float32 and self.values.ndim == 1, self.values.dtype
         assert len(self.offsets) == len(self.item_ids) + 1 == len(self.starts) + 1
+        assert self.covariates is None or len(self.covariates.dynamic) == len(self.values)
 
     @property
     def num_series(self) -> int:
@@ -65,7 +69,8 @@ class SeriesSet:
         parts = [self.series(int(s)) for s in chosen]
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts], dtype=np.int64)]).astype(np.int64)
-        return SeriesSet(values, offsets, [self.item_ids[s] for s in chosen], self.starts[chosen])
+        covariates = None if self.covariates is None else self.covariates.select(keep, self.offsets)
+        return SeriesSet(values, offsets, [self.item_ids[s] for s in chosen], self.starts[chosen], covariates)
 
     def to_dataset(self, stops: np.ndarray | None = None, info: object | None = None) -> Dataset:
         """The rows as a `datasets.Dataset` (Hub layout); `stops` (S,) cuts each series at that length.

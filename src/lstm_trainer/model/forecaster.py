@@ -35,27 +35,40 @@ WINDOW_VAR_EPS = 1e-4
 class LSTMForecaster(nn.Module):
     """Forecaster of the `horizon` values after a window.
 
-    Inputs: `x` of shape [B, T] (univariate) or [B, T, input_size].
+    Inputs: `x` of shape [B, T] (univariate) or [B, T, input_size]; with covariates (past, future, static
+    channels: `covariates`), [B, T + H, 1 + past + future + static]: the values in channel 0 over the T
+    inputs, the covariates over the inputs and the H steps ahead (data/windows.py `pack`). Every channel
+    goes through the RNN over the window; the future ones over the H steps go to the head beside the
+    RNN's last state, so every head (value, distribution, quantiles; any H) sees them.
     Outputs (heads.py): the next value [B] (the reference), [B, H] for a horizon H > 1, or a
     distribution's parameters / quantiles [B, H, P].
     """
 
-    def __init__(self, config: ModelConfig, seq_length: int | None = None, horizon: int = 1) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        seq_length: int | None = None,
+        horizon: int = 1,
+        covariates: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
         super().__init__()
         self.config = config
         self.seq_length = seq_length  # the window it is trained on, where known
         self.horizon = horizon
+        self.covariates = tuple(int(c) for c in covariates)  # (past, future, static) input channels
+        assert not any(self.covariates) or seq_length is not None, "covariates need the window length"
         self.output_head = OutputHead(config, horizon)
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
-            input_size=config.input_size,
+            input_size=config.input_size + sum(self.covariates),
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
             batch_first=True,
             # PyTorch warns about (and ignores) dropout with a single layer.
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(config.hidden_size, horizon * config.params_per_step)
+        future = self.covariates[1]
+        self.head = nn.Linear(config.hidden_size + horizon * future, horizon * config.params_per_step)
         # The skip forecasts the centre of each step: the value, the location, the median level.
         self.skip = nn.Linear(self.skip_length, horizon) if self.skip_length else None
         self.reset_parameters()
@@ -152,9 +165,18 @@ class LSTMForecaster(nn.Module):
             bias[:, head.center + 1 :] = raw[:, head.center + 1 :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]
-        out, _ = self.rnn(z)  # [B, T, hidden]
-        raw = self.head(out[:, -1]).view(len(z), self.horizon, -1)  # [B, H, P], in the window's units
+        if not any(self.covariates):
+            z, loc, scale = self.window_units(x)  # [B, T, 1], [B], [B]
+            out, _ = self.rnn(z)  # [B, T, hidden]
+            last = out[:, -1]  # [B, hidden]
+        else:
+            assert self.seq_length is not None and x.dim() == 3, x.shape
+            length, past, future = self.seq_length, self.covariates[0], self.covariates[1]
+            z, loc, scale = self.window_units(x[:, :length, 0])  # the values alone are scaled by the window
+            out, _ = self.rnn(torch.cat([z, x[:, :length, 1:]], dim=2))  # [B, T, hidden]
+            ahead = x[:, length:, 1 + past : 1 + past + future]  # [B, H, future]
+            last = torch.cat([out[:, -1], ahead.flatten(1)], dim=1)  # [B, hidden + H * future]
+        raw = self.head(last).view(len(z), self.horizon, -1)  # [B, H, P], in the window's units
         y = raw[..., self.output_head.center]  # [B, H]: the centre the skip and the delta add to
         if self.skip is not None:
             y = y + self.skip(z[:, -self.skip_length :, 0])
@@ -178,6 +200,12 @@ class LSTMForecaster(nn.Module):
             **asdict(self.config),
             **({"seq_length": self.seq_length} if self.seq_length else {}),
             "horizon": self.horizon,
+            # Only where there are any: a model without keeps the config.json it always had.
+            **(
+                {"covariates": dict(zip(("past", "future", "static"), self.covariates, strict=True))}
+                if any(self.covariates)
+                else {}
+            ),
         }
         (path / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -201,10 +229,12 @@ class LSTMForecaster(nn.Module):
             record = json.loads(config_file.read_text())
             seq_length = record.pop("seq_length", None)
             horizon = int(record.pop("horizon"))
+            channels = record.pop("covariates", {})
+            covariates = (int(channels.get("past", 0)), int(channels.get("future", 0)), int(channels.get("static", 0)))
             config = ModelConfig(**record)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ValueError, KeyError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
-        model = cls(config, seq_length, horizon)
+        model = cls(config, seq_length, horizon, covariates)
         try:
             blob = weights_file.read_bytes()
             weights = load(blob)
