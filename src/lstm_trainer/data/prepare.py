@@ -49,6 +49,14 @@ class PreparedData:
             return float(self.params["noise_std"]) ** 2
         return None
 
+    def with_covariate_scaling(self, scaling: CovariateScaling) -> PreparedData:
+        """The windows' covariates scaled as a trained model recorded (the backtest), not as fitted here."""
+        assert self.rows.covariates is not None and self.rows.covariates.names == scaling.names
+        dynamic, statics = scaling.apply(self.rows.covariates)
+        past = len(scaling.names.past)
+        windows = {split: w.with_covariates(dynamic, statics, past) for split, w in self.windows.items()}
+        return replace(self, windows=windows, normalization=replace(self.normalization, covariates=scaling))
+
     @property
     def covariate_counts(self) -> tuple[int, int, int]:
         """(past, future, static) covariate channels the model takes: none without covariates."""
