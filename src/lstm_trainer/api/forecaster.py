@@ -25,7 +25,7 @@ import pandas as pd
 
 from lstm_trainer.api.frames import Columns, future_times, original_ids, write_table
 from lstm_trainer.api.options import run_config
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import DataConfig, RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import replace_dir
 
@@ -46,8 +46,8 @@ class Forecaster:
     def __init__(
         self, *, target_col: str = "y", id_col: str | None = "unique_id", time_col: str | None = "ds", **options: Any
     ) -> None:
-        self.columns = Columns(target_col, id_col, time_col)
-        self.config: RunConfig = run_config(options)  # checked now: a bad option fails before any data is read
+        self.config: RunConfig = run_config(options, target_col, id_col, time_col)  # checked now, before any data
+        self.columns = Columns(target_col, id_col, time_col, _covariate_columns(self.config.data))
         self.results: Any = None  # the run's Results (all_results.json) after fit
         self.model_dir: Path | None = None
         self._history: pd.DataFrame | None = None  # what predict forecasts from when no df is given
@@ -60,14 +60,7 @@ class Forecaster:
 
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
-        data = replace(
-            self.config.data,
-            dataset=str(out / FIT_DATA),
-            data_column=[self.columns.target],
-            id_column=self.columns.id,
-            time_column=self.columns.time,
-        )
-        config = replace(self.config, data=data)
+        config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
         lock = preflight(config)  # output_dir locked before the data file is written into it
         try:
             write_table(df, self.columns, out / FIT_DATA)
@@ -80,14 +73,21 @@ class Forecaster:
         self._predictor = None
         return self
 
-    def predict(self, h: int | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(
+        self, h: int | None = None, df: pd.DataFrame | None = None, future_df: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """The `h` values (default: the model's horizon) after the end of every series of `df` (default: the
         DataFrame `fit` was given), one row per series and step: id, time (or step), forecast, and the
         quantile columns q<level> of a probabilistic model. Each series is normalised with its own training
-        statistics (the pooled ones for a series the model never saw), as the predict command does."""
+        statistics (the pooled ones for a series the model never saw), as the predict command does.
+
+        A model trained with covariates reads them from `df` over the history, and the future ones over its
+        horizon from `future_df` (NeuralForecast's futr_df: id, time and the future covariates, a row per
+        series and step after its end); calendar features alone need no `future_df` (the times go on at the
+        series' frequency)."""
         from datasets import Dataset
 
-        from lstm_trainer.data.tables import table_to_series
+        from lstm_trainer.data.forecast_inputs import forecast_inputs
         from lstm_trainer.model.inference import choose_levels
 
         predictor = self._loaded()
@@ -100,11 +100,27 @@ class Forecaster:
             df = self._history
         df = self.columns.check(df)
         table = Dataset.from_pandas(df[self.columns.used()], preserve_index=False)
-        rows, _ = table_to_series(
-            table, "df", [self.columns.target], self.columns.time, self.columns.id, self.config.data.fill_missing
+        scaling = predictor.norm.covariates
+        future = None
+        if future_df is not None:
+            future_df = self.columns.check(future_df, "future_df", target=False)
+            future = (Dataset.from_pandas(future_df, preserve_index=False), "future_df")
+        elif scaling is not None and scaling.names.calendar and not scaling.names.future:
+            future = (Dataset.from_pandas(self._calendar_future(df, predictor.horizon), preserve_index=False), "future")
+        rows, covariates = forecast_inputs(
+            table,
+            "df",
+            [self.columns.target],
+            self.columns.time,
+            self.columns.id,
+            self.config.data.fill_missing,
+            scaling,
+            predictor.horizon,
+            future,
         )
         ids = list(rows.item_ids)
-        ended = predictor.forecast_from_end([rows.series(s) for s in range(rows.num_series)], ids, int(steps))
+        histories = [rows.series(s) for s in range(rows.num_series)]
+        ended = predictor.forecast_from_end(histories, ids, int(steps), covariates=covariates)
         levels = choose_levels(predictor.model, None)
         return self._frame(df, ids, ended.forecast, levels, int(steps))
 
@@ -118,7 +134,7 @@ class Forecaster:
             raise UserError(f"{path} is the model folder itself; save to another folder")
         with replace_dir(target) as tmp:
             shutil.copytree(self.model_dir, tmp, dirs_exist_ok=True)
-            (tmp / COLUMNS_FILE).write_text(json.dumps(self.columns.to_dict(), indent=2) + "\n")
+            (tmp / COLUMNS_FILE).write_text(json.dumps(self.columns.names(), indent=2) + "\n")
         return target
 
     @classmethod
@@ -131,9 +147,21 @@ class Forecaster:
         predictor = Predictor.load(folder)  # a missing or damaged file: one line naming it
         saved = folder / COLUMNS_FILE
         named = json.loads(saved.read_text()) if saved.is_file() else {}
-        model = cls(**{**named, **columns})
+        model = cls(**{**named, **columns}, **_covariate_options(predictor))
         model.model_dir, model._predictor = folder, predictor
         return model
+
+    def _calendar_future(self, df: pd.DataFrame, steps: int) -> pd.DataFrame:
+        """The times of the `steps` after each series' end, as a future_df for a model whose only future
+        covariates are calendar features."""
+        assert self.columns.time is not None  # calendar features need it (DataConfig)
+        ids = [str(v) for v in pd.unique(df[self.columns.id])] if self.columns.id is not None else [self.columns.target]
+        times = future_times(df, self.columns, ids, steps)
+        assert times is not None
+        frame: dict[str, Any] = {self.columns.time: np.concatenate(times)}
+        if self.columns.id is not None:
+            frame[self.columns.id] = np.repeat(ids, steps)
+        return pd.DataFrame(frame)
 
     def _loaded(self) -> Any:
         from lstm_trainer.model.inference import Predictor
@@ -170,3 +198,23 @@ class Forecaster:
             if column is not None:  # the user's own types: a category id stays one, times keep their unit
                 result[column] = result[column].astype(df[column].dtype)
         return result
+
+
+def _covariate_columns(data: DataConfig) -> tuple[str, ...]:
+    """The DataFrame's covariate columns the run reads (calendar features are made, not read)."""
+    return (*(data.past_covariates or ()), *(data.future_covariates or ()), *(data.static_covariates or ()))
+
+
+def _covariate_options(predictor: Any) -> dict[str, Any]:
+    """A loaded model's covariates as the options that trained it (normalization.json records them)."""
+    scaling = predictor.norm.covariates
+    if scaling is None:
+        return {}
+    names = scaling.names
+    given = {
+        "past_covariates": names.past,
+        "future_covariates": names.future,
+        "static_covariates": names.static,
+        "calendar_features": names.calendar,
+    }
+    return {option: list(value) for option, value in given.items() if value}

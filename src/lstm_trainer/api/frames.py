@@ -23,25 +23,29 @@ class Columns:
     target: str = "y"
     id: str | None = "unique_id"
     time: str | None = "ds"
+    covariates: tuple[str, ...] = ()  # past, future and static covariate columns
 
     def used(self) -> list[str]:
-        return [c for c in (self.id, self.time, self.target) if c is not None]
+        return [c for c in (self.id, self.time, self.target, *self.covariates) if c is not None]
 
-    def check(self, df: Any, what: str = "df") -> pd.DataFrame:
-        """`df` itself where it is a non-empty DataFrame with every named column, else one line saying what is wrong."""
+    def check(self, df: Any, what: str = "df", target: bool = True) -> pd.DataFrame:
+        """`df` itself where it is a non-empty DataFrame with every named column (a future_df: no target, and
+        the future covariates are checked where they are read), else one line saying what is wrong."""
         if not isinstance(df, pd.DataFrame):
             raise UserError(f"{what} must be a pandas DataFrame in long format, got {type(df).__name__}")
         if df.empty:
             raise UserError(f"{what} has no rows; give one row per series and time step")
-        missing = [c for c in self.used() if c not in df.columns]
+        needed = self.used() if target else [c for c in (self.id, self.time) if c is not None]
+        missing = [c for c in needed if c not in df.columns]
         if missing:
-            role = {self.id: "id_col", self.time: "time_col", self.target: "target_col"}[missing[0]]
+            role = {self.id: "id_col", self.time: "time_col", self.target: "target_col"}.get(missing[0], "a covariate")
             raise UserError(
                 f"{what} has no column {missing[0]!r} ({role}); its columns are: {', '.join(map(str, df.columns))}"
             )
         return df
 
-    def to_dict(self) -> dict[str, str | None]:
+    def names(self) -> dict[str, str | None]:
+        """The column options the API takes (id_col=, ...): what a saved model's folder records."""
         return {"target_col": self.target, "id_col": self.id, "time_col": self.time}
 
 

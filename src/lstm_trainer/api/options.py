@@ -7,6 +7,8 @@ from typing import Any
 
 from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig, config_fields
 
+# --dataset until fit writes the DataFrame to output_dir.
+PENDING = "(the DataFrame given to fit)"
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # Set from the DataFrame `fit` is given: its column names are the API's own arguments.
 FROM_THE_FRAME = {
@@ -17,7 +19,7 @@ FROM_THE_FRAME = {
 }
 
 
-def run_config(options: dict[str, Any]) -> RunConfig:
+def run_config(options: dict[str, Any], target: str, id_column: str | None, time_column: str | None) -> RunConfig:
     """The run's config; an option the command line does not have, or one the DataFrame decides, is a UserError.
 
     Options named are recorded as typed flags, so a value equal to the default still wins over a
@@ -36,6 +38,10 @@ def run_config(options: dict[str, Any]) -> RunConfig:
     parts: dict[str, Any] = {}
     for group, cls in GROUPS.items():
         given = {k: _field_value(v) for k, v in options.items() if names.get(k) == group}
+        if group == "data":
+            # The columns now, so that what needs them (static covariates, calendar features) is checked now;
+            # fit names the file it writes the DataFrame to.
+            given.update(dataset=PENDING, data_column=[target], id_column=id_column, time_column=time_column)
         if group == "train":
             given["typed"] = frozenset(options)
         parts[group] = cls(**given)
@@ -43,5 +49,5 @@ def run_config(options: dict[str, Any]) -> RunConfig:
 
 
 def _field_value(value: Any) -> Any:
-    # A list where a field holds a tuple (quantiles), as the command line's parser makes it.
-    return tuple(value) if isinstance(value, list) else value
+    # A list where a field holds a tuple (quantiles), as the command line's parser makes it; lists stay lists.
+    return tuple(value) if isinstance(value, list) and value and isinstance(value[0], float | int) else value
