@@ -233,10 +233,14 @@ def calendar_features(
     return [calendar_values(times, feature) for feature in features]
 
 
+# The flag's names (pandas' older ones, as users know them) -> the DatetimeIndex attributes pandas keeps.
+PANDAS_NAMES = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
+
+
 def calendar_values(times: pd.DatetimeIndex, feature: str) -> np.ndarray:
     if feature == "weekofyear":
         return times.isocalendar().week.to_numpy(dtype=np.float64)
-    return np.asarray(getattr(times, feature), dtype=np.float64)
+    return np.asarray(getattr(times, PANDAS_NAMES.get(feature, feature)), dtype=np.float64)
 
 
 def read_future(
