@@ -106,3 +106,42 @@ def test_bad_frames_and_calls_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^model file .*config.json is missing"):
         Forecaster.load(tmp_path / "nowhere")
     assert not (tmp_path / "run").exists() and not (tmp_path / "saved").exists()
+
+
+def test_covariates_through_the_api(tmp_path: Path) -> None:
+    """Future, static and calendar covariates: fit, predict with future_df, save, load, the same forecast."""
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2024-01-01", periods=130, freq="D")
+    df = pd.concat(
+        [
+            pd.DataFrame({"unique_id": s, "ds": days, "price": rng.normal(size=130), "size": float(k)}).assign(
+                y=lambda f, k=k: 10.0 * (k + 1) - 2 * f["price"]
+            )
+            for k, s in enumerate("ab")
+        ]
+    )
+    history, ahead = df[df["ds"] < days[120]], df[(df["ds"] >= days[120]) & (df["ds"] < days[122])]
+    model = Forecaster(
+        seq_length=10, horizon=2, hidden_size=8, num_train_epochs=2, total_batch_size=64,
+        future_covariates=["price"], static_covariates="size", calendar_features=["dayofweek"],
+        output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    model.fit(history)
+    future = ahead[["unique_id", "ds", "price"]]
+    forecast = model.predict(future_df=future)
+    assert list(forecast["ds"][:2]) == list(days[120:122]) and len(forecast) == 4
+    assert np.isfinite(forecast["forecast"]).all()
+    # The covariates move the forecast: another price gives another forecast.
+    moved = model.predict(future_df=future.assign(price=future["price"] + 3))
+    assert not np.allclose(moved["forecast"], forecast["forecast"])
+    model.save(tmp_path / "saved")
+    loaded = Forecaster.load(tmp_path / "saved")
+    pd.testing.assert_frame_equal(loaded.predict(df=history, future_df=future), forecast)
+    with pytest.raises(UserError, match=r"^this model was trained with future covariates \(price, dayofweek\)"):
+        model.predict()
+    with pytest.raises(
+        UserError, match=r"^future_df: the future covariates cover fewer steps than the model's horizon"
+    ):
+        model.predict(future_df=future.iloc[:3])
+    with pytest.raises(UserError, match=r"^df has no column 'price' \(a covariate\)"):
+        model.predict(df=history.drop(columns="price"), future_df=future)
