@@ -275,3 +275,41 @@ def test_predict_without_the_future_it_needs_is_one_line(
     code = predict_main([*args, *[a.format(d=future_model) for a in extra]])
     assert message in error_line(code, capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_the_hub_layouts_feat_dynamic_real_trains_as_future_covariates(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    from lstm_trainer.config import DataConfig
+    from lstm_trainer.data import prepare_data
+    from lstm_trainer.errors import UserError
+
+    rng = np.random.default_rng(3)
+    drivers = [rng.normal(size=(2, n)) for n in (120, 100)]
+    Dataset.from_dict(
+        {
+            "item_id": ["a", "b"],
+            "start": [pd.Timestamp("2020-01-01")] * 2,
+            "target": [list(np.sin(np.arange(d.shape[1]) / 4) + 2 * d[1]) for d in drivers],
+            "feat_dynamic_real": [d.tolist() for d in drivers],
+        }
+    ).save_to_disk(str(tmp_path / "rows"))
+    config = DataConfig(
+        dataset=str(tmp_path / "rows"), seq_length=10, horizon=2, future_covariates=["feat_dynamic_real"]
+    )
+    data = prepare_data(config, 0)
+    assert data.covariate_counts == (0, 2, 0)
+    assert data.rows.covariates is not None
+    assert data.rows.covariates.names.future == ("feat_dynamic_real_0", "feat_dynamic_real_1")
+    # Series b's second channel, point 5, lies beside its target's point 5.
+    assert data.rows.covariates.dynamic[120 + 5, 1] == pytest.approx(drivers[1][1, 5], rel=1e-6)
+    one = prepare_data(
+        DataConfig(dataset=str(tmp_path / "rows"), seq_length=10, future_covariates=["feat_dynamic_real_1"]), 0
+    )
+    assert one.covariate_counts == (0, 1, 0)
+    with pytest.raises(UserError, match=r"is not feat_dynamic_real or one of its 2 channels"):
+        prepare_data(DataConfig(dataset=str(tmp_path / "rows"), seq_length=10, future_covariates=["price"]), 0)
+    with pytest.raises(UserError, match=r"past, static and calendar covariates need a table"):
+        prepare_data(
+            DataConfig(dataset=str(tmp_path / "rows"), seq_length=10, past_covariates=["feat_dynamic_real"]), 0
+        )
