@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import results, train_in_process
+from conftest import output, results, run_train, train_in_process
 
 from lstm_trainer.cli.backtest import main as backtest_main
 from lstm_trainer.cli.predict import main as predict_main
@@ -313,3 +313,22 @@ def test_the_hub_layouts_feat_dynamic_real_trains_as_future_covariates(tmp_path:
         prepare_data(
             DataConfig(dataset=str(tmp_path / "rows"), seq_length=10, past_covariates=["feat_dynamic_real"]), 0
         )
+
+
+@pytest.mark.e2e
+def test_two_processes_train_with_future_covariates_as_one_does(tmp_path: Path) -> None:
+    """`accelerate launch --num_processes 2 train.py ... --future_covariates x`: the same global batch and
+    data order as one process, so (without dropout) the same scores up to the order gradients are summed."""
+    data = driven(tmp_path / "driven.csv", points=300)
+    args = [*QUICK, "--dataset", str(data), "--data_column", "y", "--time_column", "day", "--horizon", "2",
+            "--future_covariates", "x", "--dropout", "0", "--num_train_epochs", "2", "--total_batch_size", "64"]  # fmt: skip
+    one = train_in_process([*args, "--output_dir", str(tmp_path / "one")])
+    two = run_train(
+        [*args, "--output_dir", str(tmp_path / "two")], launcher=["accelerate", "launch", "--num_processes", "2"]
+    )
+    assert two.returncode == 0, output(two)
+    launched = results(tmp_path / "two")
+    assert launched["world_size"] == 2 and launched["gradient_accumulation_steps"] == 1
+    assert launched["test_mse"] == pytest.approx(one.to_dict()["test_mse"], rel=1e-3)
+    config = json.loads((tmp_path / "two" / "model" / "config.json").read_text())
+    assert config["covariates"] == {"past": 0, "future": 1, "static": 0}
