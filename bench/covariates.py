@@ -97,6 +97,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -105,7 +106,7 @@ def main() -> None:
     data = write_csv(work)
     found: dict[str, list[dict[str, float]]] = {}
     for seed in args.seeds:
-        for variant in VARIANTS:
+        for variant in args.variants:
             found.setdefault(variant, []).append(run(data, variant, seed, work))
             (out / "covariates.json").write_text(json.dumps(found, indent=2) + "\n")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end"
