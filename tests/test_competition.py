@@ -15,6 +15,7 @@ from conftest import train_in_process
 
 from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.data.seasonality import is_seasonal, seasonal_indices
+from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.accuracy import (
     mase,
     mase_scale,
@@ -92,6 +93,10 @@ def test_a_run_cut_by_size_reports_the_competitions_measures(protocol_run: Path)
             assert 0 < results[key] < 200, key
         assert results[f"naive2_{split}_owa"] == pytest.approx(1.0)
         assert results[f"{split}_owa"] > 0
+    assert results["best_step"] == results["optimizer_steps"] * (1 + int(np.argmin(results["val_mse_history"]))) // 2
+    # Judged as the user reads it: the mean over series of each series' MASE, on the test split.
+    assert results["verdict"].endswith("(mean per-series MASE; > 0 is better than the baseline)")
+    assert " on test: " in results["verdict"]
     saved = json.loads((protocol_run / "run" / "model" / "normalization.json").read_text())
     assert sorted(saved["seasonal"]) == sorted(f"s{k}" for k in range(8))
     # Series of 3 seasons or more in their training part get PATTERN back; shorter ones none.
@@ -159,3 +164,49 @@ def test_the_backtest_of_a_deseasonalized_model_reproduces_the_runs_test(protoco
     run = json.loads((protocol_run / "run" / "all_results.json").read_text())
     backtest = json.loads((out / "backtest.json").read_text())
     assert backtest["origins"] == 8 and backtest["mse"] == pytest.approx(run["test_mse"], rel=1e-9)
+
+
+def test_the_final_fit_holds_nothing_out_and_keeps_the_last_step(tmp_path: Path) -> None:
+    """--val_size 0: no validation split, no early stopping, and the model exported is the last step's."""
+    from safetensors.numpy import load_file
+
+    seasonal_table({f"s{k}": n for k, n in enumerate([40, 36, 30, 20])}).to_csv(tmp_path / "s.csv", index=False)
+    args = ["--dataset", str(tmp_path / "s.csv"), "--id_column", "id", "--time_column", "t", "--data_column", "y",
+            "--seq_length", "8", "--horizon", str(H), "--val_size", "0", "--season", str(SEASON), "--hidden_size", "8",
+            "--total_batch_size", "16", "--per_device_train_batch_size", "16", "--sampling", "series"]  # fmt: skip
+    weights = []
+    for steps, test_size in ((3, H), (4, H), (4, 0)):
+        out = tmp_path / f"run{steps}_{test_size}"
+        results = train_in_process([*args, "--test_size", str(test_size), "--max_train_steps", str(steps),
+                                    "--num_train_epochs", "5", "--output_dir", str(out)])  # fmt: skip
+        assert results.optimizer_steps == steps and results.scores.validation is None
+        saved = json.loads((out / "all_results.json").read_text())
+        assert saved["best_val_mse"] is None and saved["val_mse"] is None and saved["val_mse_history"] == []
+        # Every series' training part (36 - 4 values) is a whole epoch of more than 4 steps: stopped mid-epoch,
+        # so the model is the one written at the stop, not an epoch end's.
+        assert saved["epochs_completed"] == 0 and saved["stopped_at_max_steps"] and saved["best_step"] == steps
+        assert (saved.get("test_smape") is not None) == (test_size > 0)
+        weights.append(load_file(str(out / "model" / "model.safetensors")))
+    assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 3 != step 4
+
+
+def test_selection_on_smape_keeps_the_epoch_that_scores_best(tmp_path: Path) -> None:
+    """--select_on smape: each epoch's validation sMAPE (per series, data units) chooses the model kept,
+    and it is the sMAPE the final scoring of that model reports."""
+    seasonal_table({f"s{k}": n for k, n in enumerate([60, 50, 40, 30, 24])}).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "run"
+    train_in_process(
+        ["--dataset", str(tmp_path / "s.csv"), "--id_column", "id", "--time_column", "t", "--data_column", "y",
+         "--seq_length", "8", "--horizon", str(H), "--test_size", str(H), "--season", str(SEASON), "--deseasonalize",
+         "--select_on", "smape", "--num_train_epochs", "4", "--hidden_size", "8", "--learning_rate", "1e-2",
+         "--total_batch_size", "16", "--per_device_train_batch_size", "16", "--output_dir", str(out)]
+    )  # fmt: skip
+    results = json.loads((out / "all_results.json").read_text())
+    chosen = results["val_selection_history"]
+    assert len(chosen) == 4 == len(results["val_mse_history"])
+    best = int(np.argmin(chosen))
+    assert results["val_smape"] == pytest.approx(chosen[best], rel=1e-4)
+    assert results["best_val_mse"] == results["val_mse_history"][best]
+    assert results["best_step"] == results["optimizer_steps"] // 4 * (best + 1)
+    with pytest.raises(UserError, match="--select_on smape scores series one by one"):
+        train_in_process(["--select_on", "smape", "--output_dir", str(tmp_path / "sine")])

@@ -65,3 +65,24 @@ def test_eval_loader_reads_every_window_once_in_order() -> None:
     assert [len(b[TARGET]) for b in batches] == [32, 32, 6]
     assert torch.equal(torch.cat([b[TARGET] for b in batches]), torch.from_numpy(every(windows)[1]))
     assert np.array_equal(torch.cat([b[INPUTS] for b in batches]).numpy(), every(windows)[0])
+
+
+def test_series_sampling_weighs_every_series_the_same() -> None:
+    # Three series with 1,000, 10 and 0 training windows: by window, the long one is drawn 99% of
+    # the time; by series, the two with windows about half each, and the empty one never.
+    counts = np.array([1000, 10, 0])
+    by_window = GlobalBatchSampler(1010, 101, 1010, seed=1)
+    by_series = GlobalBatchSampler(1010, 101, 1010, seed=1, series_counts=counts)
+    for sampler, share_of_short in ((by_window, (0.0, 0.02)), (by_series, (0.45, 0.55))):
+        drawn = np.concatenate([np.asarray(batch) for epoch in range(4) for batch in _epoch(sampler, epoch)])
+        assert len(drawn) == 4 * 1010 and drawn.min() >= 0 and drawn.max() < 1010
+        short = np.mean(drawn >= 1000)
+        assert share_of_short[0] <= short <= share_of_short[1], short
+    # The same (seed, epoch), the same draw: every process takes its share of one order, and a resume redraws it.
+    assert _epoch(by_series, 2) == _epoch(GlobalBatchSampler(1010, 101, 1010, seed=1, series_counts=counts), 2)
+    assert _epoch(by_series, 2) != _epoch(by_series, 3)
+
+
+def _epoch(sampler: GlobalBatchSampler, epoch: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    return list(sampler)

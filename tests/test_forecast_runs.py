@@ -59,6 +59,7 @@ def test_a_distribution_run_resumes(normal_run: Path, tmp_path: Path) -> None:
     args = [*TINY, *SEQ, "--output_dir", str(out), "--distribution", "studentt", "--horizon", "2"]
     train_in_process([*args, "--num_train_epochs", "1"])
     resumed = train_in_process([*args, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest"])
+    assert resumed.scores.validation is not None
     model = resumed.scores.validation.model
     assert model is not None
     intervals_by_step = model.intervals_by_step

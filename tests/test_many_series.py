@@ -245,7 +245,7 @@ def test_one_global_model_trains_on_every_series(tmp_path: Path) -> None:
     assert results.epochs_completed == 2
     # Scored over all series' windows, in the data's units: one model, three series of scales 1..100.
     val, test = results.scores.validation, results.scores.test
-    assert val.model is not None and val.persistence.overall.mse > val.linear.overall.mse
+    assert val is not None and val.model is not None and val.persistence.overall.mse > val.linear.overall.mse
     assert test is not None and test.model is not None
     run_info = json.loads((out / "run_config.json").read_text())
     assert run_info["data"]["series"] == 3 and run_info["data"]["points"] == 1050

@@ -135,7 +135,9 @@ def test_a_trending_series_with_gaps_starts_from_the_naive_forecast(
     # does not, even after two epochs.
     assert res["test_mase"] < res["persistence_test_mase"] * 1.05, res
     assert res["linear_test_mase"] < res["persistence_test_mase"]  # the series is forecastable
-    assert (res["quality"] == "loses to a baseline") == last_line(stdout).startswith("warning:")
+    assert (res["quality"] == "loses to a baseline") == last_line(stdout).startswith("warning: the model loses")
+    # A model kept that is worse than the one training started from (here the naive forecast) is said so.
+    assert ("worse on validation MSE than before training" in stdout) == (res["val_mse_reduction_percent"] < 0)
 
 
 @pytest.mark.parametrize(

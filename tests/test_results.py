@@ -82,6 +82,9 @@ def test_figures_derived_from_the_histories() -> None:
     reference = made_results()  # the synthetic sine: graded by the reference's thresholds on validation MSE
     assert reference.quality == "Excellent" and reference.val_mse_reduction_percent == (0.5 - 0.015) / 0.5 * 100
     # A real series is graded against its baselines: here MASE 1.2 against persistence's 1.0.
+    assert reference.worse_than_untrained is None
+    worse = made_results(initial_val_mse=0.5, val_mse_history=[0.7, 0.6], best_val_mse=0.6)
+    assert worse.worse_than_untrained is not None and "20.00% worse on validation MSE" in worse.worse_than_untrained
     judged = made_results(scores=replace(reference.scores, verdict=relative_verdict("validation", 1.2, 1.0, 0.9)))
     assert judged.quality == "loses to a baseline"
     assert (

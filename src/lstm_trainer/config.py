@@ -17,6 +17,8 @@ CELLS = ("lstm", "gru")
 PRECISIONS = ("no", "fp16", "bf16")
 MIXED_PRECISION_CHOICES = ("auto", *PRECISIONS)
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
+SAMPLING = ("windows", "series")
+SELECT_ON = ("mse", "smape", "mase")
 FILL_POLICIES = ("ffill", "interpolate", "drop")
 NORMALIZATIONS = ("auto", "zscore", "none")
 # The Hub's repo id rule, namespace required: letters, digits, '-', '_', '.'; no '--' or '..';
@@ -91,7 +93,8 @@ class DataConfig:
     )
     val_size: int | None = _help(
         "Values of every series before its test part held out for validation (with --test_size; "
-        "None: the same as --test_size, or --horizon where that is 0).",
+        "None: the same as --test_size, or --horizon where that is 0). 0: none, the final fit on "
+        "everything: no early stopping, the last step's model is kept (choose the steps on a run with validation).",
         default=None,
     )
     min_inputs: int | None = _help(
@@ -142,9 +145,10 @@ class DataConfig:
                 f"{len(self.data_column)} ({' '.join(self.data_column)}): give one, or leave out --id_column for a wide table"
             )
         self._check_covariates()
-        _positive_or_none(self, "season", "val_size", "min_inputs")
-        if self.test_size is not None and self.test_size < 0:
-            raise UserError(f"--test_size must be >= 0, got {self.test_size}")
+        _positive_or_none(self, "season", "min_inputs")
+        for name in ("test_size", "val_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.val_size is not None and self.test_size is None:
             raise UserError(
                 f"--val_size {self.val_size} cuts by size and needs --test_size too (0 for no test split); "
@@ -214,6 +218,11 @@ class DataConfig:
         assert self.test_size is not None
         val = self.val_size if self.val_size is not None else (self.test_size or self.horizon)
         return val, self.test_size
+
+    @property
+    def validates(self) -> bool:
+        """Whether a validation split is held out (all but --val_size 0)."""
+        return not (self.by_size and self.split_sizes[0] == 0)
 
 
 @dataclass
@@ -340,12 +349,24 @@ class TrainConfig:
         default=None,
     )
     num_train_epochs: int = _help("Maximum epochs (reference: 50).", default=50)
+    select_on: str = _help(
+        "What validation chooses the model kept (and early stopping counts) on: mse (the point forecast's MSE "
+        "over every window, as the model sees them) or, for your own data, smape or mase (each series scored "
+        "alone in the data's units, then the mean over series: the competitions' measures the summary reports).",
+        default="mse",
+    )
     early_stopping_patience: int = _help(
         "Stop after this many epochs without a better validation MSE (reference: 10).", default=10
     )
     per_device_train_batch_size: int = _help("Micro batch per process (reference: 32).", default=32)
     total_batch_size: int = _help(
         "Global batch per optimizer step, kept whatever the process count (reference: 128).", default=128
+    )
+    sampling: str = _help(
+        "How training batches draw windows: windows (every window once an epoch, shuffled; long series weigh "
+        "more) or series (a series uniformly, then one of its windows, with replacement: every series weighs "
+        "the same, as N-BEATS trains on the M competitions).",
+        default="windows",
     )
     learning_rate: float = _help("Peak learning rate (reference: 5e-4).", default=5e-4)
     weight_decay: float = _help("Adam weight decay (reference: 1e-5).", default=1e-5)
@@ -411,6 +432,10 @@ class TrainConfig:
             raise UserError(
                 f"--mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}, got {self.mixed_precision!r}"
             )
+        if self.select_on not in SELECT_ON:
+            raise UserError(f"--select_on must be one of {', '.join(SELECT_ON)}, got {self.select_on!r}")
+        if self.sampling not in SAMPLING:
+            raise UserError(f"--sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
         if self.report_to not in REPORT_TO:
             raise UserError(f"--report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name):
@@ -437,6 +462,11 @@ class RunConfig:
             raise UserError(
                 f"--linear_skip {self.model.linear_skip} reaches past the window of --seq_length "
                 f"{self.data.seq_length}; use at most {self.data.seq_length}"
+            )
+        if self.train.select_on != "mse" and self.data.is_synthetic:
+            raise UserError(
+                f"--select_on {self.train.select_on} scores series one by one in their own units, which the "
+                "synthetic sine does not have; use --select_on mse, or give --dataset your series"
             )
         if self.data.season is not None and self.data.season > self.data.seq_length:
             raise UserError(

@@ -26,15 +26,32 @@ class GlobalBatchSampler(BatchSampler):
     The shuffle depends only on (seed, epoch), so every process draws the same order and
     takes its own share of it, and a resumed run can redraw the order of any epoch.
     The few windows that do not fill a last global batch sit out that epoch only.
+
+    With `series_counts` (each series' window count) an epoch draws as many windows, each by
+    picking a series uniformly and then one of its windows: every series weighs the same
+    whatever its length (N-BEATS' sampling on the M competitions), with replacement.
     """
 
-    def __init__(self, num_rows: int, micro_batch_size: int, global_batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        num_rows: int,
+        micro_batch_size: int,
+        global_batch_size: int,
+        seed: int,
+        series_counts: np.ndarray | None = None,
+    ) -> None:
         super().__init__(SequentialSampler(range(num_rows)), micro_batch_size, drop_last=True)
         assert global_batch_size % micro_batch_size == 0
         self.num_rows = num_rows
         self.global_batch_size = global_batch_size
         self.seed = seed
         self.epoch = 0
+        self.by_series: tuple[torch.Tensor, torch.Tensor] | None = None
+        if series_counts is not None:
+            counts = torch.as_tensor(series_counts, dtype=torch.int64)
+            firsts = torch.cumsum(counts, 0) - counts
+            trained = counts > 0  # series without a training window are never drawn
+            self.by_series = (firsts[trained], counts[trained])
 
     @property
     def steps_per_epoch(self) -> int:
@@ -49,9 +66,14 @@ class GlobalBatchSampler(BatchSampler):
         # memory; and one batch's list at a time, not the epoch's: 35 M windows as Python ints
         # took 1.4 GB, and 546 K row tensors from iterating the tensor itself 600 MB.
         dtype = torch.int32 if self.num_rows < 2**31 else torch.int64
-        order = torch.randperm(self.num_rows, generator=generator, dtype=dtype)[
-            : self.steps_per_epoch * self.global_batch_size
-        ]
+        drawn = self.steps_per_epoch * self.global_batch_size
+        if self.by_series is not None:
+            firsts, counts = self.by_series
+            series = torch.randint(len(counts), (drawn,), generator=generator)
+            offsets = (torch.rand(drawn, generator=generator, dtype=torch.float64) * counts[series]).long()
+            order = (firsts[series] + offsets).to(dtype)
+        else:
+            order = torch.randperm(self.num_rows, generator=generator, dtype=dtype)[:drawn]
         batches = order.view(-1, self.batch_size)
         for i in range(len(batches)):  # not `for batch in batches`: that unbinds every row into a tensor at once
             yield batches[i].tolist()
@@ -98,14 +120,15 @@ def _own_generator(seed: int) -> torch.Generator:
 
 
 def train_loader(
-    dataset: Windows, micro_batch_size: int, global_batch_size: int, seed: int
+    dataset: Windows, micro_batch_size: int, global_batch_size: int, seed: int, by_series: bool = False
 ) -> DataLoader[dict[str, torch.Tensor]]:
     if len(dataset) < global_batch_size:
         raise UserError(
             f"the training split has {len(dataset)} windows, fewer than one global batch of "
             f"{global_batch_size}; use more data or a smaller --total_batch_size"
         )
-    sampler = GlobalBatchSampler(len(dataset), micro_batch_size, global_batch_size, seed)
+    counts = dataset.counts if by_series else None
+    sampler = GlobalBatchSampler(len(dataset), micro_batch_size, global_batch_size, seed, counts)
     return DataLoader(WholeBatches(dataset), batch_sampler=sampler, collate_fn=_as_is, generator=_own_generator(seed))
 
 

@@ -84,7 +84,9 @@ def plan_by_size(
     """The competitions' cut: the last `test_size` values of every series test, the `val_size` before
     them validate, everything before trains; series too short for it dropped (an error if none is left)."""
     n = rows.lengths.astype(np.int64)
-    lengths = {"train": n - val_size - test_size, "validation": np.full(len(n), val_size, np.int64)}
+    lengths = {"train": n - val_size - test_size}
+    if val_size > 0:  # 0: the final fit, nothing held out for validation
+        lengths["validation"] = np.full(len(n), val_size, np.int64)
     if test_size > 0:
         lengths["test"] = np.full(len(n), test_size, np.int64)
     return _cut(rows, lengths, seq_length, horizon, name, f"--val_size {val_size} / --test_size {test_size}")

@@ -90,14 +90,14 @@ class SplitScores:
 
 @dataclass
 class RunScores:
-    validation: SplitScores
+    validation: SplitScores | None  # None with --val_size 0: nothing held out
     test: SplitScores | None  # None where the data has no test split (the synthetic sine)
     mase_scale: float
     verdict: Verdict | None  # None for the synthetic reference, graded by its absolute thresholds
 
     def splits(self) -> list[tuple[str, SplitScores]]:
         """("validation", its scores) and, where the data has one, ("test", its scores)."""
-        return [("validation", self.validation), *([("test", self.test)] if self.test is not None else [])]
+        return [(name, split) for name, split in (("validation", self.validation), ("test", self.test)) if split]
 
 
 def score_forecast(predictions: np.ndarray, targets: np.ndarray, scale: float, forecast: Any = None) -> ForecastScores:
@@ -202,7 +202,33 @@ def score_run(
         splits[split] = scored
     accelerator.wait_for_everyone()
     verdict = None if data.noise_floor is not None else _verdict(splits)
-    return RunScores(splits["validation"], splits.get("test"), scale, verdict), shown
+    return RunScores(splits.get("validation"), splits.get("test"), scale, verdict), shown
+
+
+class SelectionScore:
+    """The per-series measure early stopping selects on (--select_on smape or mase), from the point
+    forecasts of every validation window as the model sees them (normalised, seasonally adjusted):
+    back in the data's units, each series scored alone, then the mean over series, as at the end."""
+
+    def __init__(self, data: PreparedData, season: int | None, measure: str) -> None:
+        windows = data.windows["validation"]
+        index = np.arange(len(windows), dtype=np.int64)
+        setup = _per_series_setup(data, season)
+        assert setup is not None and measure in ("smape", "mase"), "real data only (config.py checks)"
+        self.measure, self.scales, self.windows = measure, setup[0], windows
+        self.series = windows.series_of(index)
+        self.targets = windows.gather(index, normalised=False)[1].astype(np.float64).reshape(len(index), -1)
+        normalised = windows.is_normalised and windows.loc is not None and windows.scale is not None
+        self.loc = windows.loc[self.series][:, None] if normalised and windows.loc is not None else 0.0
+        self.spread = windows.scale[self.series][:, None] if normalised and windows.scale is not None else 1.0
+        self.factors = windows.factors(index)[1] if windows.seasonal is not None else np.ones_like(self.targets)
+
+    def __call__(self, points: np.ndarray) -> float:
+        """`points` [N] or [N, H]: the normalised point forecasts of the validation windows, in order."""
+        points = np.asarray(points, np.float64).reshape(self.targets.shape)
+        forecast = (points * self.spread + self.loc) * self.factors
+        scores = per_series_of_windows(self.series, self.targets, forecast, self.scales).summary()
+        return float(getattr(scores, self.measure))
 
 
 def _per_series_setup(
@@ -240,10 +266,17 @@ def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray |
 def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:
     """Judged on the held-out test split where there is one: validation chose the model."""
     split = "test" if "test" in splits else "validation"
+    if split not in splits:  # --val_size 0 --test_size 0: nothing held out, nothing to judge on
+        return None
     scores = splits[split]
     if scores.model is None:
         return None
-    model, persistence_, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
-    if model.mase is None or persistence_.mase is None or linear.mase is None:
+    # Judged on what the user reads: the per-series mean MASE where series are scored one by one.
+    per_series = [scores.model.per_series, scores.persistence.per_series, scores.linear.per_series]
+    if all(found is not None for found in per_series):
+        model_, persistence_, linear_ = (found.mase for found in per_series if found is not None)
+        return relative_verdict(split, model_, persistence_, linear_, "mean per-series MASE")
+    model, persistence, linear = scores.model.overall, scores.persistence.overall, scores.linear.overall
+    if model.mase is None or persistence.mase is None or linear.mase is None:
         return None
-    return relative_verdict(split, model.mase, persistence_.mase, linear.mase)
+    return relative_verdict(split, model.mase, persistence.mase, linear.mase)

@@ -14,6 +14,9 @@ class Verdict:
     split: str  # the split it was judged on: test where there is one, else validation
     skill_vs_persistence: float  # 1 - model MASE / baseline MASE: > 0 beats it
     skill_vs_linear: float
+    # What was compared: the mean over series of each series' MASE where the run scores series
+    # one by one (the competitions' way), else the MASE of all windows pooled.
+    measure: str = "MASE"
 
     @property
     def loses_to(self) -> list[str]:
@@ -28,7 +31,7 @@ class Verdict:
     def text(self) -> str:
         return (
             f"{self.grade} on {self.split}: skill {self.skill_vs_persistence:+.1%} against persistence, "
-            f"{self.skill_vs_linear:+.1%} against the linear AR (MASE; > 0 is better than the baseline)"
+            f"{self.skill_vs_linear:+.1%} against the linear AR ({self.measure}; > 0 is better than the baseline)"
         )
 
     @property
@@ -42,8 +45,10 @@ class Verdict:
         )
 
 
-def relative_verdict(split: str, model_mase: float, persistence_mase: float, linear_mase: float) -> Verdict:
+def relative_verdict(
+    split: str, model_mase: float, persistence_mase: float, linear_mase: float, measure: str = "MASE"
+) -> Verdict:
     def skill(baseline: float) -> float:
         return 1.0 - model_mase / baseline if baseline > 0 else 0.0
 
-    return Verdict(split, skill(persistence_mase), skill(linear_mase))
+    return Verdict(split, skill(persistence_mase), skill(linear_mase), measure)

@@ -113,7 +113,7 @@ output: {describe_output(model, horizon)}.
 | metric | value |
 |---|---|
 | best validation MSE | {number(results.best_val_mse)} |
-| persistence forecast (next = last value) | {number(validation.persistence.overall.mse)} |
+| persistence forecast (next = last value) | {number(validation.persistence.overall.mse if validation else None)} |
 | noise floor | {number(results.noise_floor)} |
 | test MSE (held out, scored once) | {number(test.model.overall.mse if test is not None and test.model is not None else None)} |
 | persistence on the test split | {number(test.persistence.overall.mse if test is not None else None)} |

@@ -87,8 +87,9 @@ def _loss_curves(ax: Axes, results: Results) -> None:
     ax.scatter(
         [best], [val[best - 1]], s=80, facecolors="none", edgecolors="black", zorder=3, label=f"best (epoch {best})"
     )
-    persistence = results.scores.validation.persistence.overall.mse
-    ax.axhline(persistence, color="grey", linestyle="--", label="persistence (next = last value)")
+    if results.scores.validation is not None:
+        persistence = results.scores.validation.persistence.overall.mse
+        ax.axhline(persistence, color="grey", linestyle="--", label="persistence (next = last value)")
     if results.noise_floor:
         ax.axhline(results.noise_floor, color="grey", linestyle=":", label="noise floor")
     # A negative log-likelihood (a distribution head's loss) can be below zero: no log axis then.

@@ -54,10 +54,9 @@ class ProgressBars:
         """The mean loss of the last logging window: read at logging steps only, so no extra sync."""
         self.steps.set_postfix_str(f"loss {loss:.5f}")
 
-    def end_epoch(self, number: int, train_loss: float, val_mse: float, best_val_mse: float) -> None:
-        self.epochs.set_postfix_str(
-            f"train {train_loss:.5f}, val {val_mse:.5f}, best {best_val_mse:.5f}", refresh=False
-        )
+    def end_epoch(self, number: int, train_loss: float, val_mse: float | None, best_val_mse: float | None) -> None:
+        val = "" if val_mse is None or best_val_mse is None else f", val {val_mse:.5f}, best {best_val_mse:.5f}"
+        self.epochs.set_postfix_str(f"train {train_loss:.5f}{val}", refresh=False)
         self.epochs.update()
         if number < (self.epochs.total or 0):
             self.steps.reset()

@@ -94,9 +94,9 @@ def interval_lines(scores: RunScores) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-def step_lines(validation: SplitScores) -> list[str]:
+def step_lines(validation: SplitScores | None) -> list[str]:
     """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
-    if validation.model is None or not validation.model.by_step:
+    if validation is None or validation.model is None or not validation.model.by_step:
         return []
     model = [s.mse for s in validation.model.by_step]
     naive: list[float | None] = [s.mse for s in validation.persistence.by_step or []] or [None] * len(model)
@@ -114,7 +114,7 @@ def test_lines(test: SplitScores | None) -> list[str]:
         return []
     return [
         "",
-        "Test Summary (held out, scored once with the best model):",
+        "Test Summary (held out, scored once with the model kept):",
         f"  - Test MSE: {number(test.model.overall.mse)}",
         f"  - Persistence baseline (next = last value): {number(test.persistence.overall.mse)}",
     ]
@@ -163,9 +163,9 @@ def distribution_rows(scores: RunScores) -> str:
     return "\n".join(["", "", *table, note])  # a blank line: a table of its own
 
 
-def step_rows(validation: SplitScores) -> str:
+def step_rows(validation: SplitScores | None) -> str:
     """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
-    if validation.model is None or not validation.model.by_step:
+    if validation is None or validation.model is None or not validation.model.by_step:
         return ""
     model = [s.mse for s in validation.model.by_step]
     naive = [s.mse for s in validation.persistence.by_step or []]

@@ -92,17 +92,25 @@ def step(accelerator: Accelerator, log: StepLog) -> None:
 
 
 def epoch(accelerator: Accelerator, log: EpochLog) -> None:
-    mark = " (best, saved)" if log.improved else f" (no improvement for {log.bad_epochs})"
+    if log.val_mse is None or log.best_val_mse is None:  # --val_size 0: nothing to validate on
+        val = "no validation (saved)"
+    else:
+        mark = " (best, saved)" if log.improved else f" (no improvement for {log.bad_epochs})"
+        val = f"val mse {log.val_mse:.6f}{mark} | best {log.best_val_mse:.6f}"
+        if log.selection is not None:  # selected on another measure: it, then the MSE
+            name, value, best = log.selection
+            val = f"val {name} {value:.4f}{mark} | best {best:.4f} | val mse {log.val_mse:.6f}"
     _print(
         accelerator,
-        f"epoch {log.epoch:3d} | train loss {log.train_loss:.6f} | val mse {log.val_mse:.6f}{mark} | "
-        f"best {log.best_val_mse:.6f} | mean grad norm {log.mean_grad_norm:.4f} | lr {log.learning_rate:.2e}",
+        f"epoch {log.epoch:3d} | train loss {log.train_loss:.6f} | {val} | "
+        f"mean grad norm {log.mean_grad_norm:.4f} | lr {log.learning_rate:.2e}",
     )
 
 
 def finish(accelerator: Accelerator, results: Results, out: Path, data: str | None = None) -> None:
     floor_text = number(results.noise_floor) if results.noise_floor is not None else "unknown"
-    verdict, persistence = results.scores.verdict, results.scores.validation.persistence.overall
+    verdict, validation = results.scores.verdict, results.scores.validation
+    persistence = validation.persistence.overall.mse if validation is not None else None
     if results.stopped_early:
         stop = "early stopping"
     elif results.stopped_at_max_steps:
@@ -121,21 +129,29 @@ def finish(accelerator: Accelerator, results: Results, out: Path, data: str | No
                 f"  - Best Loss: {number(results.best_train_loss)}",
                 f"  - Loss Reduction: {number(results.train_loss_reduction_percent, '.2f%')}",
                 "",
-                "Validation Summary:",
-                f"  - Initial Val MSE (before training): {number(results.initial_val_mse)}",
-                f"  - Final Val MSE: {number(results.final_val_mse)}",
-                f"  - Best Val MSE: {number(results.best_val_mse)}",
-                f"  - Val MSE Reduction: {number(results.val_mse_reduction_percent, '.2f%')}",
-                f"  - Persistence baseline (next = last value): {number(persistence.mse)}",
-                f"  - Noise floor (noise_std^2): {floor_text}",
+                *(
+                    [
+                        "Validation Summary:",
+                        f"  - Initial Val MSE (before training): {number(results.initial_val_mse)}",
+                        f"  - Final Val MSE: {number(results.final_val_mse)}",
+                        f"  - Best Val MSE: {number(results.best_val_mse)}",
+                        f"  - Val MSE Reduction: {number(results.val_mse_reduction_percent, '.2f%')}",
+                        f"  - Persistence baseline (next = last value): {number(persistence)}",
+                        f"  - Noise floor (noise_std^2): {floor_text}",
+                    ]
+                    if validation is not None
+                    else ["Validation: none (--val_size 0): nothing held out, the last step's model is kept"]
+                ),
                 *test_lines(results.scores.test),
                 *baseline_table(results.scores),
                 *interval_lines(results.scores),
                 *step_lines(results.scores.validation),
                 "",
                 f"Epochs completed: {results.epochs_completed} ({stop}) in {results.train_seconds:.1f} s",
-                f"Model Quality: {results.quality or 'n/a'} (best val MSE {number(results.best_val_mse)}; "
-                f"persistence {number(persistence.mse)}, floor {floor_text})"
+                "Model Quality: not judged (nothing held out)"
+                if verdict is None and validation is None
+                else f"Model Quality: {results.quality or 'n/a'} (best val MSE {number(results.best_val_mse)}; "
+                f"persistence {number(persistence)}, floor {floor_text})"
                 if verdict is None
                 else f"Model Quality (relative): {verdict.text}",
                 # Printed once per machine; files are written by the first machine only.
@@ -225,6 +241,8 @@ class Reporter:
             )
             _print(self.accelerator, f"Pictures: {', '.join(str(path) for path in pictures.values())}")
         tracking.log_summary(self.accelerator, results, pictures)
+        if results.worse_than_untrained:
+            _print(self.accelerator, results.worse_than_untrained)
         verdict = results.scores.verdict
         if verdict is not None and verdict.warning:
             # Last, so a run worse than a baseline does not end on a line that reads as success.

@@ -10,7 +10,7 @@ On the way, the loop (train/) hands the outputs a `StepLog` every logging step a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
@@ -42,12 +42,14 @@ class EpochLog:
     epoch: int  # from 1
     step: int  # optimizer steps so far
     train_loss: float
-    val_mse: float
+    val_mse: float | None  # None with --val_size 0: nothing held out
     mean_grad_norm: float
     learning_rate: float
     best_train_loss: float
-    best_val_mse: float
-    bad_epochs: int  # epochs since the best validation MSE: 0 where this one is the best
+    best_val_mse: float | None
+    bad_epochs: int  # epochs since the best validation score: 0 where this one is the best
+    # With --select_on smape or mase: (its name, this epoch's value, the best so far), what selection reads.
+    selection: tuple[str, float, float] | None = None
 
     @property
     def improved(self) -> bool:
@@ -95,10 +97,15 @@ class Results:
     setup: RunSetup
     cost: Cost
     deepspeed: EngineSettings
+    # The optimizer step of the model kept (the best epoch's end, or the last step without validation):
+    # what a final fit on everything (--val_size 0) trains for. None before anything was kept.
+    best_step: int | None = None
+    # --select_on smape or mase: that measure on validation per epoch (what chose the model); else empty.
+    val_selection_history: list[float] = field(default_factory=list)
 
     @property
     def epochs_completed(self) -> int:
-        return len(self.val_mse_history)
+        return len(self.train_loss_history)
 
     @property
     def initial_train_loss(self) -> float | None:
@@ -129,6 +136,17 @@ class Results:
         return reduction_percent(self.initial_val_mse, self.best_val_mse)
 
     @property
+    def worse_than_untrained(self) -> str | None:
+        """A warning where the model kept is worse on validation than the one training started from."""
+        reduction = self.val_mse_reduction_percent
+        if reduction is None or reduction >= 0:
+            return None
+        return (
+            f"warning: the model kept is {-reduction:.2f}% worse on validation MSE than before training; "
+            "lower --learning_rate, or check the data's scale and --seq_length"
+        )
+
+    @property
     def quality(self) -> str | None:
         """Against the baselines for a real series; the reference's absolute MSE grade for its synthetic sine."""
         if self.scores.verdict is not None:
@@ -152,10 +170,12 @@ class Results:
             "epochs_completed": self.epochs_completed,
             "stopped_early": self.stopped_early,
             "optimizer_steps": self.optimizer_steps,
+            "best_step": self.best_step,
             **asdict(self.setup),  # world_size ... ds_config: the fields are in the file's order
             "train_seconds": self.train_seconds,
             "train_loss_history": self.train_loss_history,
             "val_mse_history": self.val_mse_history,
+            "val_selection_history": self.val_selection_history,
             "logged_train_losses": self.logged_train_losses,
             **self.cost.to_dict(),
             "stopped_at_max_steps": self.stopped_at_max_steps,

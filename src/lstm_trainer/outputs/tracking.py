@@ -132,7 +132,8 @@ def log_epoch(accelerator: Accelerator, log: EpochLog) -> None:
         log.learning_rate,
         log.epoch,
     )
-    accelerator.log(dict(zip(EPOCH_KEYS, values, strict=True)), step=log.step)
+    logged = {key: value for key, value in zip(EPOCH_KEYS, values, strict=True) if value is not None}
+    accelerator.log(logged, step=log.step)
 
 
 def log_summary(accelerator: Accelerator, results: Results, pictures: dict[str, Path]) -> None:

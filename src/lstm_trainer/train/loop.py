@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
@@ -41,6 +42,8 @@ class TrainState:
     epoch: int = 0  # the epoch in progress, from 0
     global_step: int = 0  # optimizer steps so far
     initial_val_mse: float | None = None
+    val_selection: list[float] = field(default_factory=list)  # --select_on smape/mase: its value per epoch
+    best_step: int | None = None  # the optimizer step of the model kept in output_dir/best
     train_losses: list[float] = field(default_factory=list)
     val_mses: list[float] = field(default_factory=list)
     logged_losses: list[list[float]] = field(default_factory=list)  # [step, loss] at every logging step
@@ -192,6 +195,9 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
             every = cfg.checkpointing_steps
             if stop_now or (every is not None and state.global_step % every == 0):
                 name = save_checkpoint(s, run)
+            if stop_now and s.val_dl is None and at_limit:  # no validation: the last step's model is the one kept
+                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+                state.best_step = state.global_step
             if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
         s.timings.epoch_train_seconds.append(time.perf_counter() - epoch_started)
@@ -226,17 +232,26 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
     train_loss = s.accelerator.reduce(progress.loss_sum / max(progress.batches, 1), "mean").item()
     check_finite(train_loss, state, "end of epoch")
     train_loss = s.loss_units(train_loss)
-    val_mse = s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head))
+    points: list[np.ndarray] | None = [] if s.selection is not None else None
+    val_mse = None if s.val_dl is None else s.mse_units(evaluate(s.accelerator, s.model, s.val_dl, s.head, points))
     state.train_losses.append(train_loss)
-    state.val_mses.append(val_mse)
-    if stopper.update(val_mse):  # the best so far
+    if val_mse is not None:
+        state.val_mses.append(val_mse)
+    selected = val_mse
+    if s.selection is not None and points is not None:  # the competitions' measure, the same on every process
+        selected = s.selection(np.concatenate(points))
+        state.val_selection.append(selected)
+    if selected is None or stopper.update(selected):  # the best so far; the last one without validation
         save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
+        state.best_step = state.global_step
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
     s.reporter.epoch(EpochLog(
         epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, val_mse=val_mse,
         mean_grad_norm=sum(finite_norms) / len(finite_norms) if finite_norms else float("nan"),
-        learning_rate=learning_rate, best_train_loss=min(state.train_losses), best_val_mse=stopper.best,
+        learning_rate=learning_rate, best_train_loss=min(state.train_losses),
+        best_val_mse=best_val_mse(state),
+        selection=(s.config.train.select_on, state.val_selection[-1], stopper.best) if state.val_selection else None,
         bad_epochs=stopper.bad_epochs,
     ))  # fmt: skip
     state.epoch += 1
@@ -323,11 +338,24 @@ def check_finite(loss: float, state: TrainState, where: str) -> None:
         )
 
 
+def best_val_mse(state: TrainState) -> float | None:
+    """The validation MSE of the epoch kept: the lowest, or where another measure selects, that epoch's."""
+    if not state.val_mses:
+        return None
+    chosen = state.val_selection or state.val_mses
+    return state.val_mses[int(np.argmin(chosen))]
+
+
 @torch.no_grad()
 def evaluate(
-    accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader[dict[str, torch.Tensor]], head: OutputHead
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    loader: DataLoader[dict[str, torch.Tensor]],
+    head: OutputHead,
+    points: list[np.ndarray] | None = None,
 ) -> float:
-    """MSE of the point forecast over every window (and step ahead) of the split, whatever the process count."""
+    """MSE of the point forecast over every window (and step ahead) of the split, whatever the process count;
+    each batch's point forecasts, gathered in window order, are appended to `points` where it is given."""
     model.eval()
     dtype = model_dtype(model)
     squared_error = torch.zeros((), dtype=torch.float64, device=accelerator.device)
@@ -335,6 +363,8 @@ def evaluate(
     for batch in loader:
         prediction = head.point(model(batch[INPUTS].to(dtype))).float()
         prediction, target = accelerator.gather_for_metrics((prediction, batch[TARGET].float()))
+        if points is not None:
+            points.append(prediction.cpu().numpy())
         squared_error += ((prediction - target).double() ** 2).sum()
         count += target.numel()
     return (squared_error / count).item()

@@ -43,6 +43,7 @@ from lstm_trainer.train.loop import (
     FitEnd,
     Fitting,
     TrainState,
+    best_val_mse,
     evaluate,
     fit,
 )
@@ -110,9 +111,10 @@ def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, sto
         fitting = Fitting(
             TrainState(), EarlyStopping(config.train.early_stopping_patience), EpochProgress(accelerator.device)
         )
-        fitting.state.initial_val_mse = session.mse_units(
-            evaluate(accelerator, session.model, session.val_dl, session.head)
-        )
+        if session.val_dl is not None:
+            fitting.state.initial_val_mse = session.mse_units(
+                evaluate(accelerator, session.model, session.val_dl, session.head)
+            )
     end = fit(session, fitting, stop)
     stop.restore()  # from here a signal ends the run at once: the last checkpoint is whole
     if end.signalled:
@@ -139,6 +141,7 @@ class Session:
     reporter: report.Reporter
     timings: perf.RunTimings
     out: Path
+    selection: scoring.SelectionScore | None = None  # --select_on smape or mase, with a validation split
 
     # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
     # loss) is reported in the data's units; with several, each series is scaled by its own
@@ -174,10 +177,13 @@ def _setup(
     fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
     del fit_inputs, fit_targets
-    train_dl = train_loader(windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed)
+    train_dl = train_loader(
+        windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed, train_cfg.sampling == "series"
+    )
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
     assert isinstance(sampler, GlobalBatchSampler)
-    val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size)
+    # --val_size 0 holds nothing out: no validation, the last step's model is kept (loop.py).
+    val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size) if "validation" in windows else None
     optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
@@ -197,6 +203,7 @@ def _setup(
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    select = train_cfg.select_on != "mse" and val_dl is not None
     reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
     accelerator.print(data.describe())
     return Session(
@@ -214,6 +221,7 @@ def _setup(
         reporter,
         timings,
         out,
+        scoring.SelectionScore(data, config.data.season, train_cfg.select_on) if select else None,
     )
 
 
@@ -227,9 +235,11 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         train_loss_history=state.train_losses,
         val_mse_history=state.val_mses,
         initial_val_mse=state.initial_val_mse,
-        best_val_mse=fitting.stopper.best if state.val_mses else None,
+        best_val_mse=best_val_mse(state),
         logged_train_losses=state.logged_losses,
         optimizer_steps=state.global_step,
+        best_step=state.best_step,
+        val_selection_history=state.val_selection,
         stopped_early=end.stop == "early stopping",
         stopped_at_max_steps=end.stop == "max_train_steps",
         train_seconds=end.seconds,
