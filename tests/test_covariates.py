@@ -136,6 +136,24 @@ def test_every_head_trains_with_every_kind_of_covariate(tmp_path: Path, head: li
     assert np.isfinite(scores["test_mse"])
     saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert saved["covariates"] == {"past": 1, "future": 1, "static": 1}
+    # predict, every series at once: past and static covariates from --input, the calendar from --future's days.
+    horizon = saved["horizon"]
+    future = pd.DataFrame(
+        {
+            "store": np.repeat(list("abc"), horizon),
+            "day": list(pd.date_range("2020-05-30", periods=horizon).strftime("%Y-%m-%d")) * 3,
+        }
+    )
+    future.to_csv(tmp_path / "future.csv", index=False)
+    out = tmp_path / "forecast.csv"
+    args = ["--model", str(tmp_path / "run" / "model"), "--input", str(data), "--data_column", "sales"]
+    args += ["--id_column", "store", "--time_column", "day", "--future", str(tmp_path / "future.csv")]
+    assert predict_main([*args, "--horizon", str(horizon), "--output", str(out)]) == 0
+    forecast = pd.read_csv(out)
+    assert len(forecast) == 3 * horizon and np.isfinite(forecast["forecast"]).all()
+    # Each store sits at its own level (10, 20, 30): its forecast stays near it.
+    means = forecast.groupby("store")["forecast"].mean()
+    assert (np.abs(means.to_numpy() - [10, 20, 30]) < 5).all(), means
 
 
 def test_a_run_without_covariates_saves_what_it_always_saved(tmp_path: Path) -> None:
