@@ -33,19 +33,16 @@ def table_to_series(
     id_column: str | None,
     fill_missing: str | None,
     covariates: CovariateNames | None = None,
-    covariate_kinds: tuple[str, ...] = ("past", "future", "static"),
 ) -> tuple[SeriesSet, dict[str, Any]]:
     """The series in `table`, and what was read (columns, repairs) for the run's parameters.
 
     `covariates`: also read these columns (covariates.py), each value's from its own row, so they
-    follow the values' order, repairs and drops; `covariate_kinds` as read_covariates takes it.
+    follow the values' order, repairs and drops.
     """
     rows, read, source_rows = _series(table, name, data_column, time_column, id_column, fill_missing, covariates)
     if covariates:
         assert source_rows is not None
-        rows.covariates = read_covariates(
-            table, name, covariates, source_rows, rows.offsets, time_column, kinds=covariate_kinds
-        )
+        rows.covariates = read_covariates(table, name, covariates, source_rows, rows.offsets, time_column)
     return rows, read
 
 
