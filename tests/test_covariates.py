@@ -350,3 +350,24 @@ def test_two_processes_train_with_future_covariates_as_one_does(tmp_path: Path) 
     assert launched["test_mse"] == pytest.approx(one.to_dict()["test_mse"], rel=1e-3)
     config = json.loads((tmp_path / "two" / "model" / "config.json").read_text())
     assert config["covariates"] == {"past": 0, "future": 1, "static": 0}
+
+
+def test_data_build_keeps_future_covariates_as_feat_dynamic_real(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstm_trainer.cli.data import main as data_main
+    from lstm_trainer.config import DataConfig
+    from lstm_trainer.data import prepare_data
+
+    data = driven(tmp_path / "driven.csv", points=200)
+    source = ["--dataset", str(data), "--data_column", "y", "--time_column", "day"]
+    assert data_main(["build", *source, "--future_covariates", "x", "--output_dir", str(tmp_path / "rows")]) == 0
+    built = prepare_data(
+        DataConfig(dataset=str(tmp_path / "rows"), seq_length=12, future_covariates=["feat_dynamic_real"]), 0
+    )
+    assert built.rows.covariates is not None
+    assert built.rows.covariates.dynamic[:, 0] == pytest.approx(pd.read_csv(data)["x"].to_numpy(), rel=1e-6)
+    # Past covariates have no place in the layout: one line, exit 2, nothing written.
+    code = data_main(["build", *source, "--past_covariates", "x", "--output_dir", str(tmp_path / "past")])
+    assert "series rows keep future-known covariates only" in error_line(code, capsys.readouterr().err)
+    assert not (tmp_path / "past").exists()

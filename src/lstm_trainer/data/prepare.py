@@ -37,7 +37,14 @@ class PreparedData:
         """The series rows in the Hub's layout, one split per part in time, each holding every series
         up to the end of that part (train, then validation = train + more, then test = all), as
         the Hub's time-series sets do; the source parameters travel in each split's DatasetInfo."""
-        info = params_info({k: v for k, v in self.params.items() if k != "normalization"})
+        covariates = self.rows.covariates
+        if covariates is not None and (covariates.names.past or covariates.names.static):
+            raise UserError(
+                "series rows keep future-known covariates only (feat_dynamic_real); leave out --past_covariates "
+                "and --static_covariates here, or train on the table itself"
+            )
+        with_covariates = covariates is not None and bool(covariates.names.dynamic)
+        info = params_info({k: v for k, v in self.params.items() if k != "normalization"}, with_covariates)
         return DatasetDict(
             {split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()}
         )

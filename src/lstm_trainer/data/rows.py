@@ -27,8 +27,12 @@ ITEM_ID, START, TARGET_COLUMN, FEAT_DYNAMIC_REAL = "item_id", "start", "target",
 NO_CLOCK = np.datetime64("1970-01-01T00:00:00", "s")
 
 
-def series_features() -> Features:
-    return Features({ITEM_ID: Value("string"), START: Value("timestamp[s]"), TARGET_COLUMN: Sequence(Value("float32"))})
+def series_features(covariates: bool = False) -> Features:
+    """The layout's columns; `covariates`: with feat_dynamic_real, a list of series per row."""
+    columns = {ITEM_ID: Value("string"), START: Value("timestamp[s]"), TARGET_COLUMN: Sequence(Value("float32"))}
+    if covariates:
+        columns[FEAT_DYNAMIC_REAL] = Sequence(Sequence(Value("float32")))
+    return Features(columns)
 
 
 @dataclass
@@ -87,14 +91,26 @@ class SeriesSet:
             offsets = np.concatenate([[0], np.cumsum(stops)]).astype(np.int64)
         assert offsets[-1] < 2**31, "a split of 2^31 points or more needs a large_list column"
         target = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, type=pa.float32()))
-        table = pa.table(
-            {
-                ITEM_ID: pa.array(self.item_ids, type=pa.string()),
-                START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
-                TARGET_COLUMN: target,
-            }
-        )
-        return Dataset(table, info=info)
+        columns = {
+            ITEM_ID: pa.array(self.item_ids, type=pa.string()),
+            START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
+            TARGET_COLUMN: target,
+        }
+        if self.covariates is not None and self.covariates.dynamic.shape[1]:
+            columns[FEAT_DYNAMIC_REAL] = self._dynamic_real(stops)
+        return Dataset(pa.table(columns), info=info)
+
+    def _dynamic_real(self, stops: np.ndarray) -> pa.ListArray:
+        """The covariates as the layout's feat_dynamic_real: per series, a list of C lists of its `stops` values."""
+        assert self.covariates is not None
+        dynamic = self.covariates.dynamic  # (P, C)
+        channels = dynamic.shape[1]
+        flat = np.concatenate(
+            [dynamic[a : a + n].T.reshape(-1) for a, n in zip(self.offsets[:-1], stops, strict=True)]
+        ).astype(np.float32)
+        inner = np.concatenate([[0], np.cumsum(np.repeat(stops, channels))]).astype(np.int32)  # a list per channel
+        outer = (np.arange(len(stops) + 1) * channels).astype(np.int32)  # C lists per series
+        return pa.ListArray.from_arrays(pa.array(outer), pa.ListArray.from_arrays(pa.array(inner), pa.array(flat)))
 
 
 def from_values(values: np.ndarray, item_id: str = "0", start: np.datetime64 = NO_CLOCK) -> SeriesSet:

@@ -180,11 +180,11 @@ def pack(inputs: np.ndarray, covariates: np.ndarray | None) -> np.ndarray:
     return packed
 
 
-def params_info(params: dict[str, Any]) -> DatasetInfo:
-    """A DatasetInfo that carries the source parameters (as JSON) with the series rows."""
+def params_info(params: dict[str, Any], covariates: bool = False) -> DatasetInfo:
+    """A DatasetInfo that carries the source parameters (as JSON) with the series rows (and feat_dynamic_real)."""
     return DatasetInfo(
         description=json.dumps(params, sort_keys=True, default=str),
-        features=series_features(),
+        features=series_features(covariates),
         config_name=str(params.get("source", "default")),
     )
 
