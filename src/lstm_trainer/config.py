@@ -27,6 +27,8 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WINDOW_NORMS = ("window", "none")
 HEADS = ("delta", "level")
 DISTRIBUTIONS = ("none", "normal", "studentt")
+# --calendar_features: what each is, from the time of a step (pandas' names); data/covariates.py makes them.
+CALENDAR_FEATURES = ("hour", "dayofweek", "day", "dayofyear", "weekofyear", "month", "quarter")
 LOSSES = ("mse", "mae")
 
 
@@ -57,6 +59,26 @@ class DataConfig:
     )
     time_column: str | None = _help(
         "Column to put the rows in time order by (numbers or ISO 8601 times); without it the row order is used.",
+        default=None,
+    )
+    past_covariates: list[str] | None = _help(
+        "Columns known only up to the forecast origin (an observed temperature): read with each window's inputs. "
+        "Scaled from the training part; predict takes them from its --input with the target.",
+        default=None,
+    )
+    future_covariates: list[str] | None = _help(
+        "Columns known over the horizon too (calendar, planned prices, holidays): read with the window and over "
+        "the --horizon steps it forecasts; predict takes their future from --future. feat_dynamic_real names the "
+        "Hub layout's covariates (GluonTS: known in the future).",
+        default=None,
+    )
+    static_covariates: list[str] | None = _help(
+        "Columns holding one value per series (a store's size, a region code as a number), with --id_column: "
+        "each series' own, given to every step of its windows.",
+        default=None,
+    )
+    calendar_features: list[str] | None = _help(
+        f"Future-known covariates made from --time_column: any of {', '.join(CALENDAR_FEATURES)}.",
         default=None,
     )
     dataset_revision: str | None = _help("Branch, tag or commit of a Hub --dataset; None means main.", default=None)
@@ -122,6 +144,7 @@ class DataConfig:
                 f"--id_column {self.id_column} holds a long table, one value column; --data_column names "
                 f"{len(self.data_column)} ({' '.join(self.data_column)}): give one, or leave out --id_column for a wide table"
             )
+        self._check_covariates()
         _positive_or_none(self, "season", "min_inputs")
         for name in ("test_size", "val_size"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
@@ -150,6 +173,35 @@ class DataConfig:
             raise UserError(f"--fill_missing must be one of {', '.join(FILL_POLICIES)}, got {self.fill_missing!r}")
         if self.normalization not in NORMALIZATIONS:
             raise UserError(f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+
+    def _check_covariates(self) -> None:
+        named: dict[str, str] = dict.fromkeys(self.data_column or [], "--data_column")
+        for flag in ("past_covariates", "future_covariates", "static_covariates", "calendar_features"):
+            given = getattr(self, flag)
+            if isinstance(given, str):  # one name, as a Python caller may give it
+                given = [given]
+                setattr(self, flag, given)
+            for column in given or []:
+                if column in named:
+                    raise UserError(
+                        f"column {column!r} is named twice ({named[column]} and --{flag}); a column is one thing: name it once"
+                    )
+                named[column] = f"--{flag}"
+        unknown = [f for f in self.calendar_features or [] if f not in CALENDAR_FEATURES]
+        if unknown:
+            raise UserError(f"--calendar_features {unknown[0]!r} is not one of {', '.join(CALENDAR_FEATURES)}")
+        if self.calendar_features and self.time_column is None:
+            raise UserError("--calendar_features are made from the times of the steps: name them with --time_column")
+        if self.static_covariates and self.id_column is None:
+            raise UserError(
+                "--static_covariates hold one value per series: give --id_column naming the series of a long table"
+            )
+        if self.has_covariates and self.is_synthetic:
+            raise UserError("the synthetic sine has no covariates; give a table with them as --dataset")
+
+    @property
+    def has_covariates(self) -> bool:
+        return bool(self.past_covariates or self.future_covariates or self.static_covariates or self.calendar_features)
 
     @property
     def is_synthetic(self) -> bool:

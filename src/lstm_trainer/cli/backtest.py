@@ -12,6 +12,7 @@ import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
@@ -19,6 +20,9 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.backtest import backtest_split, to_json
 from lstm_trainer.outputs.backtest import PICTURE, RESULTS, TABLE, write_backtest
 from lstm_trainer.outputs.render import backtest_line
+
+if TYPE_CHECKING:
+    from lstm_trainer.data.covariates import CovariateNames
 
 PROG = "python -m lstm_trainer.cli.backtest"
 
@@ -64,6 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(work)
 
 
+def _recorded_covariates(data: dict[str, Any], names: CovariateNames) -> dict[str, list[str] | None]:
+    """The covariate flags of the model's normalization.json; flags naming others are an error."""
+    recorded = {
+        "past_covariates": list(names.past) or None,
+        "future_covariates": list(names.future) or None,
+        "static_covariates": list(names.static) or None,
+        "calendar_features": list(names.calendar) or None,
+    }
+    for flag, value in recorded.items():
+        if data.get(flag) is not None and data[flag] != value:
+            raise UserError(
+                f"--{flag} {' '.join(data[flag])} differs from the model's ({' '.join(value or ['none'])}); "
+                "leave the covariate flags out: the backtest reads the model's own"
+            )
+    return recorded
+
+
 def backtest_command(args: argparse.Namespace) -> Path:
     from lstm_trainer.data import prepare_data
     from lstm_trainer.model.inference import Predictor
@@ -82,8 +103,13 @@ def backtest_command(args: argparse.Namespace) -> Path:
         )
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
+    recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling
+    if recorded is not None:
+        data.update(_recorded_covariates(data, recorded.names))
     # The splits exactly as training cut them, with windows long enough for `horizon` targets.
     prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
+    if recorded is not None:
+        prepared = prepared.with_covariate_scaling(recorded)
     split = "test" if "test" in prepared.windows else "validation"
     result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
     record = to_json(result)

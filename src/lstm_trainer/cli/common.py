@@ -9,6 +9,7 @@ from dataclasses import MISSING
 from typing import NoReturn
 
 from lstm_trainer.config import (
+    CALENDAR_FEATURES,
     CELLS,
     DISTRIBUTIONS,
     FILL_POLICIES,
@@ -23,6 +24,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
 
 CHOICES = {
+    "calendar_features": CALENDAR_FEATURES,
     "cell": CELLS,
     "mixed_precision": MIXED_PRECISION_CHOICES,
     "report_to": REPORT_TO,

@@ -31,12 +31,10 @@ from lstm_trainer.errors import UserError
 if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
 
+    from lstm_trainer.data.covariates import Covariates
+    from lstm_trainer.data.rows import SeriesSet
     from lstm_trainer.model.forecast import Forecast
-    from lstm_trainer.model.forecaster import LSTMForecaster
     from lstm_trainer.model.inference import Predictor
-
-# Quantiles written for a distribution model when --quantiles is not given: the median and an 80% interval.
-DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fill_missing", default=None, choices=("ffill", "interpolate", "drop"), help="Policy for NaN/inf values."
+    )
+    parser.add_argument(
+        "--future",
+        default=None,
+        help="For a model trained with --future_covariates or --calendar_features: a CSV, Parquet or JSON Lines "
+        "table of their values over the model's horizon after each series' end, one row per series and step "
+        "(the --id_column and --time_column of --input, and those columns), as NeuralForecast's futr_df. "
+        "--input holds every covariate over the history, beside the values.",
     )
     parser.add_argument(
         "--horizon",
@@ -105,25 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
-    """The quantile columns to write: none for a point model."""
-    kind, own = model.output_head.kind, model.output_head.levels
-    if kind == "point":
-        if asked:
-            raise UserError(
-                "--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast"
-            )
-        return ()
-    levels = tuple(sorted(asked)) if asked else (own or DEFAULT_LEVELS)
-    if not all(0 < q < 1 for q in levels):
-        raise UserError(f"--quantiles must be levels strictly between 0 and 1, got {list(levels)}")
-    if kind == "quantile":
-        missing = [q for q in levels if not any(abs(q - o) < 1e-9 for o in own or ())]
-        if missing:
-            raise UserError(f"--quantiles {missing} were not trained; this quantile model gives {list(own or ())}")
-    return levels
-
-
 def _write(output: Path, rows: Iterable[list[Any]], header: list[str]) -> Path:
     """The CSV, whole or not at all: written beside `output`, then renamed over it."""
     tmp = output.with_name(f".{output.name}.tmp")
@@ -146,19 +133,37 @@ def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator
         yield [step, repr(float(value)), *([repr(float(v)) for v in bands[step - 1]] if bands is not None else [])]
 
 
+def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Covariates | None]:
+    """--input's series, and for a covariate model their covariates over the history and the horizon (--future)."""
+    from lstm_trainer.data.forecast_inputs import forecast_inputs
+    from lstm_trainer.data.sources import read_table
+
+    table, _ = read_table(args.input)
+    future = (read_table(args.future)[0], args.future) if args.future is not None else None
+    columns = [args.data_column] if args.data_column else None
+    return forecast_inputs(
+        table,
+        args.input,
+        columns,
+        args.time_column,
+        args.id_column,
+        args.fill_missing,
+        predictor.norm.covariates,
+        predictor.horizon,
+        future,
+    )
+
+
 def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
-    from lstm_trainer.data.sources import read_table
-    from lstm_trainer.data.tables import table_to_series
+    from lstm_trainer.model.inference import choose_levels
 
     levels = choose_levels(predictor.model, args.quantiles)
-    table, _ = read_table(args.input)
-    columns = [args.data_column] if args.data_column else None
-    rows, _read = table_to_series(table, args.input, columns, args.time_column, args.id_column, args.fill_missing)
+    rows, covariates = _read(args, predictor)
     histories = [rows.series(s) for s in range(rows.num_series)]
     ids = list(rows.item_ids)
     # One batched call per model horizon over every series, however long each is.
-    ended = predictor.forecast_from_end(histories, ids, steps=args.horizon)
+    ended = predictor.forecast_from_end(histories, ids, steps=args.horizon, covariates=covariates)
     result = ended.forecast  # [S, horizon]
     header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
     output = _write(
@@ -236,7 +241,7 @@ def run(args: argparse.Namespace) -> Path:
 
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.model.inference import Predictor, choose_levels
     from lstm_trainer.outputs.hub import resolve_model
 
     if args.horizon < 1:
@@ -252,14 +257,19 @@ def run(args: argparse.Namespace) -> Path:
         if args.plot:
             raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
         return _run_many(args, predictor, seq_length)
-    table, _ = read_table(args.input)
-    series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
     levels = choose_levels(predictor.model, args.quantiles)
-    ended = predictor.forecast_from_end([np.asarray(series.values, np.float64)], [series.column], args.horizon)
+    if predictor.norm.covariates is not None or args.future is not None:
+        rows, covariates = _read(args, predictor)
+        values, column = rows.series(0).astype(np.float64), rows.item_ids[0]
+    else:
+        table, _ = read_table(args.input)
+        series = extract_series(table, args.input, args.data_column, args.time_column, args.fill_missing)
+        values, column, covariates = np.asarray(series.values, np.float64), series.column, None
+    ended = predictor.forecast_from_end([values], [column], args.horizon, covariates=covariates)
     result = ended.forecast  # [1, horizon]
     if ended.padded:
         print(
-            f"note: the series has {len(series.values)} values, fewer than the window of {seq_length}: "
+            f"note: the series has {len(values)} values, fewer than the window of {seq_length}: "
             "left-padded with its first value",
             file=sys.stderr,
         )
@@ -268,7 +278,7 @@ def run(args: argparse.Namespace) -> Path:
         raise UserError("--actuals scores many series (the competitions' way); use it with --id_column")
     if args.plot:
         bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
-        _plot(series.values[-4 * seq_length :], result.point[0], Path(args.plot), levels, bands)
+        _plot(values[-4 * seq_length :], result.point[0], Path(args.plot), levels, bands)
     return output
 
 

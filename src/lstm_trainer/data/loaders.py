@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from lstm_trainer.data import INPUTS, TARGET, Windows
+from lstm_trainer.data.windows import pack
 from lstm_trainer.errors import UserError
 
 
@@ -100,8 +101,10 @@ class WholeBatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         return {key: value[0] for key, value in batch.items()}
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        inputs, targets = self.windows.gather(np.asarray(indices, dtype=np.int64))
-        return {INPUTS: torch.from_numpy(inputs), TARGET: torch.from_numpy(targets)}  # [B, T], [B] or [B, H]
+        index = np.asarray(indices, dtype=np.int64)
+        inputs, targets = self.windows.gather(index)
+        inputs = pack(inputs, self.windows.gather_covariates(index))  # [B, T], or [B, T + H, 1 + C] with covariates
+        return {INPUTS: torch.from_numpy(inputs), TARGET: torch.from_numpy(targets)}  # targets [B] or [B, H]
 
 
 def _as_is(batch: Any) -> Any:

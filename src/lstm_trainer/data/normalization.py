@@ -21,6 +21,8 @@ FILE = "normalization.json"
 if TYPE_CHECKING:  # for the types only: this module stays torch-free at run time
     import torch
 
+    from lstm_trainer.data.covariates import CovariateScaling
+
 # What apply and invert take, and give back the same kind of: a float, a NumPy array or a tensor.
 T = TypeVar("T", float, np.ndarray, "torch.Tensor")
 
@@ -40,6 +42,8 @@ class Normalization:
     # --deseasonalize: each series' multiplicative seasonal indices by item_id, position 0 its first
     # value; the z-score applies to value / index (data/seasonality.py).
     seasonal: dict[str, tuple[float, ...]] | None = None
+    # The covariates' names and (mean, std), fitted on the training part (covariates.py); None: none.
+    covariates: CovariateScaling | None = None
 
     def __post_init__(self) -> None:
         assert math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0, (self.mean, self.std)
@@ -92,6 +96,8 @@ class Normalization:
             record["series"] = {key: {"mean": m, "std": s} for key, (m, s) in self.series.items()}
         if self.seasonal is not None:
             record["seasonal"] = {key: list(v) for key, v in self.seasonal.items()}
+        if self.covariates is not None:
+            record["covariates"] = self.covariates.to_dict()
         return record
 
     def save(self, folder: str | Path) -> Path:
@@ -114,7 +120,12 @@ class Normalization:
             )
             seasonal = record.get("seasonal")
             indices = None if seasonal is None else {str(k): tuple(float(x) for x in v) for k, v in seasonal.items()}
-            return cls(float(record["mean"]), float(record["std"]), per_series, indices)
+            covariates = None
+            if "covariates" in record:
+                from lstm_trainer.data.covariates import CovariateScaling
+
+                covariates = CovariateScaling.from_dict(record["covariates"])
+            return cls(float(record["mean"]), float(record["std"]), per_series, indices, covariates)
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AssertionError):
             from lstm_trainer.errors import UserError
 

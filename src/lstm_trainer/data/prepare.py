@@ -7,13 +7,14 @@ window as a batch is gathered (windows.py), so no normalised copy of the data is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from datasets import DatasetDict
 
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data.covariates import CovariateScaling
 from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.data.rows import SeriesSet
 from lstm_trainer.data.seasonality import factors, seasonal_indices
@@ -36,7 +37,14 @@ class PreparedData:
         """The series rows in the Hub's layout, one split per part in time, each holding every series
         up to the end of that part (train, then validation = train + more, then test = all), as
         the Hub's time-series sets do; the source parameters travel in each split's DatasetInfo."""
-        info = params_info({k: v for k, v in self.params.items() if k != "normalization"})
+        covariates = self.rows.covariates
+        if covariates is not None and (covariates.names.past or covariates.names.static):
+            raise UserError(
+                "series rows keep future-known covariates only (feat_dynamic_real); leave out --past_covariates "
+                "and --static_covariates here, or train on the table itself"
+            )
+        with_covariates = covariates is not None and bool(covariates.names.dynamic)
+        info = params_info({k: v for k, v in self.params.items() if k != "normalization"}, with_covariates)
         return DatasetDict(
             {split: self.rows.to_dataset(bounds[:, 1], info.copy()) for split, bounds in self.plan.bounds.items()}
         )
@@ -47,6 +55,19 @@ class PreparedData:
         if self.params.get("source") == "synthetic":
             return float(self.params["noise_std"]) ** 2
         return None
+
+    def with_covariate_scaling(self, scaling: CovariateScaling) -> PreparedData:
+        """The windows' covariates scaled as a trained model recorded (the backtest), not as fitted here."""
+        assert self.rows.covariates is not None and self.rows.covariates.names == scaling.names
+        dynamic, statics = scaling.apply(self.rows.covariates)
+        past = len(scaling.names.past)
+        windows = {split: w.with_covariates(dynamic, statics, past) for split, w in self.windows.items()}
+        return replace(self, windows=windows, normalization=replace(self.normalization, covariates=scaling))
+
+    @property
+    def covariate_counts(self) -> tuple[int, int, int]:
+        """(past, future, static) covariate channels the model takes: none without covariates."""
+        return (0, 0, 0) if self.rows.covariates is None else self.rows.covariates.names.counts
 
     @property
     def per_series(self) -> bool:
@@ -103,6 +124,14 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         )
     normalization, rows, plan, windows, dropped = _normalize(rows, plan, windows, config, params)
     notes += dropped
+    if rows.covariates is not None:
+        # Fitted where the training windows read, as the target's statistics are.
+        scaling = CovariateScaling.fit(rows.covariates, windows["train"].spans())
+        dynamic, statics = scaling.apply(rows.covariates)
+        past = len(rows.covariates.names.past)
+        windows = {split: w.with_covariates(dynamic, statics, past) for split, w in windows.items()}
+        normalization = replace(normalization, covariates=scaling)
+        params["covariates"] = rows.covariates.names.to_dict()
     if notes:
         params["dropped_series"] = notes
     return PreparedData(rows, windows, normalization, params, plan, notes)

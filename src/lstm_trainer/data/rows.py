@@ -3,7 +3,7 @@
     item_id  string           the series' name
     start    timestamp[s]     the time of its first value
     target   list<float32>    its values, oldest first
-    feat_dynamic_real (optional) list<list<float32>>: covariates, carried along, not trained on
+    feat_dynamic_real (optional) list<list<float32>>: covariates, trained on with --future_covariates feat_dynamic_real
 
 In memory every series lies end to end in one float32 array (`values`), series s being
 values[offsets[s]:offsets[s + 1]]: 4 bytes a point, whatever the window length. Read from
@@ -19,14 +19,20 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, Features, Sequence, Value
 
+from lstm_trainer.data.covariates import Covariates
+
 ITEM_ID, START, TARGET_COLUMN, FEAT_DYNAMIC_REAL = "item_id", "start", "target", "feat_dynamic_real"
 # Where a source has no clock (the synthetic sine, a table without --time_column), series start here
 # and step one second a point: the layout needs a timestamp, and this one says "no real time".
 NO_CLOCK = np.datetime64("1970-01-01T00:00:00", "s")
 
 
-def series_features() -> Features:
-    return Features({ITEM_ID: Value("string"), START: Value("timestamp[s]"), TARGET_COLUMN: Sequence(Value("float32"))})
+def series_features(covariates: bool = False) -> Features:
+    """The layout's columns; `covariates`: with feat_dynamic_real, a list of series per row."""
+    columns = {ITEM_ID: Value("string"), START: Value("timestamp[s]"), TARGET_COLUMN: Sequence(Value("float32"))}
+    if covariates:
+        columns[FEAT_DYNAMIC_REAL] = Sequence(Sequence(Value("float32")))
+    return Features(columns)
 
 
 @dataclass
@@ -37,10 +43,12 @@ class SeriesSet:
     offsets: np.ndarray  # (S + 1,) int64: series s is values[offsets[s] : offsets[s + 1]]
     item_ids: list[str]
     starts: np.ndarray  # (S,) datetime64[s]: the time of each series' first value
+    covariates: Covariates | None = None  # what drives the series, point for point (covariates.py)
 
     def __post_init__(self) -> None:
         assert self.values.dtype == np.float32 and self.values.ndim == 1, self.values.dtype
         assert len(self.offsets) == len(self.item_ids) + 1 == len(self.starts) + 1
+        assert self.covariates is None or len(self.covariates.dynamic) == len(self.values)
 
     @property
     def num_series(self) -> int:
@@ -65,7 +73,8 @@ class SeriesSet:
         parts = [self.series(int(s)) for s in chosen]
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts], dtype=np.int64)]).astype(np.int64)
-        return SeriesSet(values, offsets, [self.item_ids[s] for s in chosen], self.starts[chosen])
+        covariates = None if self.covariates is None else self.covariates.select(keep, self.offsets)
+        return SeriesSet(values, offsets, [self.item_ids[s] for s in chosen], self.starts[chosen], covariates)
 
     def to_dataset(self, stops: np.ndarray | None = None, info: object | None = None) -> Dataset:
         """The rows as a `datasets.Dataset` (Hub layout); `stops` (S,) cuts each series at that length.
@@ -82,14 +91,26 @@ class SeriesSet:
             offsets = np.concatenate([[0], np.cumsum(stops)]).astype(np.int64)
         assert offsets[-1] < 2**31, "a split of 2^31 points or more needs a large_list column"
         target = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, type=pa.float32()))
-        table = pa.table(
-            {
-                ITEM_ID: pa.array(self.item_ids, type=pa.string()),
-                START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
-                TARGET_COLUMN: target,
-            }
-        )
-        return Dataset(table, info=info)
+        columns = {
+            ITEM_ID: pa.array(self.item_ids, type=pa.string()),
+            START: pa.array(self.starts.astype("datetime64[s]"), type=pa.timestamp("s")),
+            TARGET_COLUMN: target,
+        }
+        if self.covariates is not None and self.covariates.dynamic.shape[1]:
+            columns[FEAT_DYNAMIC_REAL] = self._dynamic_real(stops)
+        return Dataset(pa.table(columns), info=info)
+
+    def _dynamic_real(self, stops: np.ndarray) -> pa.ListArray:
+        """The covariates as the layout's feat_dynamic_real: per series, a list of C lists of its `stops` values."""
+        assert self.covariates is not None
+        dynamic = self.covariates.dynamic  # (P, C)
+        channels = dynamic.shape[1]
+        flat = np.concatenate(
+            [dynamic[a : a + n].T.reshape(-1) for a, n in zip(self.offsets[:-1], stops, strict=True)]
+        ).astype(np.float32)
+        inner = np.concatenate([[0], np.cumsum(np.repeat(stops, channels))]).astype(np.int32)  # a list per channel
+        outer = (np.arange(len(stops) + 1) * channels).astype(np.int32)  # C lists per series
+        return pa.ListArray.from_arrays(pa.array(outer), pa.ListArray.from_arrays(pa.array(inner), pa.array(flat)))
 
 
 def from_values(values: np.ndarray, item_id: str = "0", start: np.datetime64 = NO_CLOCK) -> SeriesSet:

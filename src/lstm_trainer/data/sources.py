@@ -19,6 +19,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data.covariates import CovariateNames, dynamic_real
 from lstm_trainer.data.rows import ITEM_ID, NO_CLOCK, START, TARGET_COLUMN, SeriesSet, flat_values
 from lstm_trainer.data.splits import SplitPlan
 from lstm_trainer.data.synthetic import build_synthetic, synthetic_params
@@ -246,7 +247,13 @@ def _from_loaded(
         )
     table = next(iter(parts.values()))
     rows, read = table_to_series(
-        table, name, config.data_column, config.time_column, config.id_column, config.fill_missing
+        table,
+        name,
+        config.data_column,
+        config.time_column,
+        config.id_column,
+        config.fill_missing,
+        CovariateNames.of(config),
     )
     spans = read.pop("split_rows", {})
     params = {
@@ -271,6 +278,9 @@ def _series_rows(
     name = config.dataset
     present = [split for split in ALL_SPLITS if split in parts] or list(parts)[:1]
     whole = _rows_of(parts[present[-1]], column, name)
+    names = CovariateNames.of(config)
+    if names:
+        whole.covariates = dynamic_real(parts[present[-1]], name, names, whole.lengths)
     stored = dataset_params(parts[present[-1]]) or card
     params = {**stored, **{k: v for k, v in source.items() if v is not None}, "data_column": column}
     if stored.get("source") == "synthetic":

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 from datasets import Dataset
 
+from lstm_trainer.data.covariates import CovariateNames, read_covariates
 from lstm_trainer.data.rows import NO_CLOCK, SeriesSet, from_values
 from lstm_trainer.data.series import _handle_missing, _is_numeric, _numbers, extract_series
 from lstm_trainer.errors import UserError
@@ -31,8 +32,30 @@ def table_to_series(
     time_column: str | None,
     id_column: str | None,
     fill_missing: str | None,
+    covariates: CovariateNames | None = None,
 ) -> tuple[SeriesSet, dict[str, Any]]:
-    """The series in `table`, and what was read (columns, repairs) for the run's parameters."""
+    """The series in `table`, and what was read (columns, repairs) for the run's parameters.
+
+    `covariates`: also read these columns (covariates.py), each value's from its own row, so they
+    follow the values' order, repairs and drops.
+    """
+    rows, read, source_rows = _series(table, name, data_column, time_column, id_column, fill_missing, covariates)
+    if covariates:
+        assert source_rows is not None
+        rows.covariates = read_covariates(table, name, covariates, source_rows, rows.offsets, time_column)
+    return rows, read
+
+
+def _series(
+    table: Dataset,
+    name: str,
+    data_column: list[str] | None,
+    time_column: str | None,
+    id_column: str | None,
+    fill_missing: str | None,
+    covariates: CovariateNames | None,
+) -> tuple[SeriesSet, dict[str, Any], np.ndarray | None]:
+    """The series, what was read, and the table row (0-based) of each value where it has one."""
     if table.num_rows == 0:
         raise UserError(f"{name} has no rows; give a file with one row per time step")
     columns = list(table.column_names)
@@ -42,13 +65,19 @@ def table_to_series(
     if id_column is not None:
         return _long(table, name, data_column[0] if data_column else None, time_column, id_column, fill_missing)
     chosen = data_column if data_column is not None else _numeric_columns(table, time_column)
+    if covariates and len(chosen) > 1:
+        raise UserError(
+            f"covariates go with one series column: --data_column names {len(chosen)} ({', '.join(chosen)}); put the "
+            "series in a long table (--id_column) with the covariates beside their values"
+        )
     if len(chosen) <= 1:
         series = extract_series(table, name, chosen[0] if chosen else None, time_column, fill_missing)
         start = _start(series.times[0]) if series.times else NO_CLOCK
         read = {"data_column": series.column, "filled_values": series.repaired, "dropped_rows": series.dropped}
         read["split_rows"] = {"rows": series.rows, "times": series.times}  # for the card's spans (sources.py)
-        return from_values(series.values, series.column, start), read
-    return _wide(table, name, chosen, time_column, fill_missing)
+        return from_values(series.values, series.column, start), read, series.rows - 1
+    wide, read = _wide(table, name, chosen, time_column, fill_missing)
+    return wide, read, None
 
 
 def _numeric_columns(table: Dataset, time_column: str | None) -> list[str]:
@@ -95,7 +124,7 @@ def _long(
     time_column: str | None,
     id_column: str,
     fill_missing: str | None,
-) -> tuple[SeriesSet, dict[str, Any]]:
+) -> tuple[SeriesSet, dict[str, Any], np.ndarray]:
     arrow = table.with_format("arrow")[:]
     if data_column is None:
         candidates = [
@@ -152,12 +181,12 @@ def _long(
     repaired = dropped = 0
     bad = ~np.isfinite(values)
     if bad.any():
-        values, bounds, repaired, dropped = _repair_each(
+        values, rows, bounds, repaired, dropped = _repair_each(
             values, rows, bounds, bad, names, name, data_column, fill_missing
         )
     rows_set = SeriesSet(values.astype(np.float32), bounds, [str(n) for n in names], starts)
     read = {"data_column": data_column, "id_column": id_column, "filled_values": repaired, "dropped_rows": dropped}
-    return rows_set, read
+    return rows_set, read, rows - 1
 
 
 def _repair_each(
@@ -169,24 +198,27 @@ def _repair_each(
     name: str,
     column: str,
     policy: str | None,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """--fill_missing within each series that has missing values (only those are looped over)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """--fill_missing within each series that has missing values (only those are looped over): the values
+    and the source rows kept, the new bounds, and how many values were filled and dropped."""
     owners = np.unique(np.searchsorted(bounds, np.flatnonzero(bad), side="right") - 1)
     if policy is None:
         s = int(owners[0])
         a, b = bounds[s], bounds[s + 1]
         _handle_missing(values[a:b], rows[a:b], f"{name}: series {names[s]!r}", column, None)  # raises, naming rows
-    parts, lengths, repaired = [], np.diff(bounds).copy(), 0
+    parts, kept, lengths, repaired = [], [], np.diff(bounds).copy(), 0
     for s in range(len(bounds) - 1):
         a, b = bounds[s], bounds[s + 1]
-        part = values[a:b]
+        part, part_rows = values[a:b], rows[a:b]
         if s in owners:
-            part, _, filled = _handle_missing(part, rows[a:b], f"{name}: series {names[s]!r}", column, policy)
+            part, keep, filled = _handle_missing(part, part_rows, f"{name}: series {names[s]!r}", column, policy)
+            part_rows = part_rows[keep]
             repaired += filled
             lengths[s] = len(part)
         parts.append(part)
+        kept.append(part_rows)
     new_bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return np.concatenate(parts), new_bounds, repaired, int(len(values) - new_bounds[-1])
+    return np.concatenate(parts), np.concatenate(kept), new_bounds, repaired, int(len(values) - new_bounds[-1])
 
 
 def _wide(

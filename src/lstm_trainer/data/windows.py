@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,11 @@ class Windows:
     # (S, m) each series' multiplicative seasonal indices (data/seasonality.py), position 0 its first
     # value: the model sees value / index before the z-score. None: no seasonal adjustment.
     seasonal: np.ndarray | None = None
+    # Covariates in the model's units (covariates.py): (P, C) beside `values`, the first `past` of them
+    # known only up to each window's end, and (S, Cs) per series. None: the series alone.
+    covariates: np.ndarray | None = None
+    statics: np.ndarray | None = None
+    past: int = 0
     ends: np.ndarray = field(init=False)  # (S,) cumulative window counts
 
     def __post_init__(self) -> None:
@@ -74,9 +79,24 @@ class Windows:
         )
 
     def with_normalization(self, loc: np.ndarray, scale: np.ndarray, seasonal: np.ndarray | None = None) -> Windows:
-        return Windows(
-            self.values, self.first, self.counts, self.seq_length, self.horizon, loc, scale, self.starts, seasonal
-        )
+        return replace(self, loc=loc, scale=scale, seasonal=seasonal)
+
+    def with_covariates(self, dynamic: np.ndarray, statics: np.ndarray, past: int) -> Windows:
+        return replace(self, covariates=dynamic, statics=statics, past=past)
+
+    def gather_covariates(self, index: np.ndarray) -> np.ndarray | None:
+        """Each window's covariates over its inputs and the `horizon` steps after them, [B, T + H, C], in the
+        model's units: past ones zero over the horizon (unknown there), statics on every step. None without."""
+        if self.covariates is None or self.statics is None:
+            return None
+        series, position = self.locate(index)
+        steps = position[:, None] + np.concatenate([self._lags, self._ahead])  # [B, T + H]
+        if self.starts is not None:
+            steps = np.maximum(steps, self.starts[series][:, None])  # left padding, as the values
+        dynamic = self.covariates[steps]  # [B, T + H, Cp + Cf]
+        dynamic[:, self.seq_length :, : self.past] = 0.0
+        statics = np.broadcast_to(self.statics[series][:, None, :], (*steps.shape, self.statics.shape[1]))
+        return np.concatenate([dynamic, statics], axis=2)
 
     def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window indices (B,) -> their series (B,) and target positions in `values` (B,)."""
@@ -148,11 +168,23 @@ class Windows:
         return total, count
 
 
-def params_info(params: dict[str, Any]) -> DatasetInfo:
-    """A DatasetInfo that carries the source parameters (as JSON) with the series rows."""
+def pack(inputs: np.ndarray, covariates: np.ndarray | None) -> np.ndarray:
+    """The model's input: the windows [B, T] alone, or with their covariates [B, T + H, C] as
+    [B, T + H, 1 + C], the values in channel 0 (zero over the H steps ahead, which are not known)."""
+    if covariates is None:
+        return inputs
+    batch, length = inputs.shape
+    packed = np.zeros((batch, covariates.shape[1], 1 + covariates.shape[2]), np.float32)
+    packed[:, :length, 0] = inputs
+    packed[:, :, 1:] = covariates
+    return packed
+
+
+def params_info(params: dict[str, Any], covariates: bool = False) -> DatasetInfo:
+    """A DatasetInfo that carries the source parameters (as JSON) with the series rows (and feat_dynamic_real)."""
     return DatasetInfo(
         description=json.dumps(params, sort_keys=True, default=str),
-        features=series_features(),
+        features=series_features(covariates),
         config_name=str(params.get("source", "default")),
     )
 

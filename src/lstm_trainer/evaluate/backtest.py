@@ -49,6 +49,7 @@ class Forecaster(Protocol):
         loc: np.ndarray | None = None,
         scale: np.ndarray | None = None,
         seasonal: tuple[np.ndarray, np.ndarray] | None = None,
+        covariates: np.ndarray | None = None,
     ) -> Forecast: ...
 
 
@@ -86,6 +87,7 @@ def backtest_split(
     # A --deseasonalize model reads adjusted inputs and is multiplied back, as in the run's scoring.
     seasonal = windows.factors(index) if windows.seasonal is not None else None
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
+    covariates = windows.gather_covariates(index)  # [N, T + H, C] for a covariate model, else None
     return score_origins(
         predictor,
         inputs,
@@ -99,6 +101,7 @@ def backtest_split(
         loc,
         spread,
         seasonal,
+        covariates,
     )
 
 
@@ -115,6 +118,7 @@ def score_origins(
     loc: np.ndarray | None = None,
     spread: np.ndarray | None = None,
     seasonal: tuple[np.ndarray, np.ndarray] | None = None,
+    covariates: np.ndarray | None = None,
 ) -> Backtest:
     """The model's forecasts of every origin's `inputs` [N, T] in one batched pass, and the baselines', scored
     against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series,
@@ -125,7 +129,7 @@ def score_origins(
     seq_length, horizon = inputs.shape[1], targets.shape[1]
     started = time.perf_counter()
     forecast = predictor.forecast(
-        inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal
+        inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal, covariates=covariates
     )
     seconds = time.perf_counter() - started
     scores = {"model": score_forecast(forecast.point, targets, scale, forecast)}

@@ -164,8 +164,11 @@ def score_run(
             if predictor is not None:
                 loc, spread = window_statistics(windows, index)
                 seasonal = windows.factors(index) if windows.seasonal is not None else None
+                beside = windows.gather_covariates(index)  # None without covariates
                 forecasts.append(
-                    predictor.forecast(inputs, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal)
+                    predictor.forecast(
+                        inputs, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal, covariates=beside
+                    )
                 )
         joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
         targets = joined["target"]

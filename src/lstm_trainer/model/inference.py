@@ -16,9 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lstm_trainer.data.covariates import Covariates
 from lstm_trainer.data.normalization import Normalization
+from lstm_trainer.data.windows import pack
+from lstm_trainer.errors import UserError
 from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.forecaster import LSTMForecaster
+
+# Quantiles written for a distribution model when none are asked for: the median and an 80% interval.
+DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Predictor:
         loc: np.ndarray | None = None,
         scale: np.ndarray | None = None,
         seasonal: tuple[np.ndarray, np.ndarray] | None = None,
+        covariates: np.ndarray | None = None,
     ) -> Forecast:
         """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
 
@@ -61,9 +68,16 @@ class Predictor:
         (the numbers normalization.json holds by item_id); without them the saved transform
         applies to every window. `seasonal` holds a model trained with --deseasonalize's factors of
         each window's inputs [N, T] and of the `steps` values ahead [N, steps] (data/seasonality.py):
-        the inputs are divided by them and the forecast multiplied back.
+        the inputs are divided by them and the forecast multiplied back. `covariates` [N, T + H, C]: a
+        model trained with covariates' inputs beside each window, in its units (Windows.gather_covariates);
+        such a model forecasts up to its horizon H (the covariates beyond it are not known).
         """
         steps = steps or self.horizon
+        if any(self.model.covariates) and (covariates is None or steps > self.horizon):
+            raise UserError(
+                f"this model was trained with covariates, so it forecasts {self.horizon} step(s) from the covariates "
+                f"given with them; ask for at most {self.horizon}, or train with --horizon {steps}"
+            )
         head = self.model.output_head
         x = np.asarray(inputs, dtype=np.float64)
         if seasonal is not None:
@@ -74,7 +88,7 @@ class Predictor:
         length = windows.shape[1]
         params, points = [], []
         for _ in range(math.ceil(steps / self.horizon)):
-            out = self._call(windows[:, -length:], batch_size)  # [N, H, P], model units, float64
+            out = self._call(windows[:, -length:], batch_size, covariates)  # [N, H, P], model units, float64
             point = out[..., head.center]  # [N, H]
             params.append(out)
             points.append(point)
@@ -89,12 +103,20 @@ class Predictor:
         return Forecast(head.kind, point, in_data_units, head.levels)
 
     def forecast_from_end(
-        self, histories: list[np.ndarray], item_ids: list[str], steps: int | None = None
+        self,
+        histories: list[np.ndarray],
+        item_ids: list[str],
+        steps: int | None = None,
+        covariates: Covariates | None = None,
     ) -> EndForecast:
         """The `steps` values after the end of every series in one batched call, as training saw them:
         each with its own statistics (the pooled ones for an id the model never saw), its seasonal
         factors where the model was trained with --deseasonalize (each history starting at the
-        series' first value), and left-padded with its first value where shorter than the window."""
+        series' first value), and left-padded with its first value where shorter than the window.
+
+        `covariates` (a model trained with them): each series' covariates over its history and the
+        model's horizon after it, series s at rows offsets(s) of `dynamic` (len(history) + H rows,
+        past ones zero over the horizon), in the data's units; scaled here as in training."""
         assert self.model.seq_length is not None and len(histories) == len(item_ids)
         steps = steps or self.horizon
         length = self.model.seq_length
@@ -113,19 +135,59 @@ class Predictor:
         loc = np.array([n.mean for n in stats])
         scale = np.array([n.std for n in stats])
         seasonal = (into, ahead) if self.norm.seasonal is not None else None
-        forecast = self.forecast(windows, steps, loc=loc, scale=scale, seasonal=seasonal)
+        beside = self._end_covariates(histories, covariates) if covariates is not None else None
+        forecast = self.forecast(windows, steps, loc=loc, scale=scale, seasonal=seasonal, covariates=beside)
         padded = [item for item, h in zip(item_ids, histories, strict=True) if len(h) < length]
         known = self.norm.series or {}
         pooled = [item for item in item_ids if self.norm.series is not None and item not in known]
         return EndForecast(forecast, padded, pooled)
 
-    def _call(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
+    def _end_covariates(self, histories: list[np.ndarray], covariates: Covariates) -> np.ndarray:
+        """[S, T + H, C] in the model's units: each series' last T steps (left-padded) and the H after them."""
+        scaling = self.norm.covariates
+        assert scaling is not None and self.model.seq_length is not None, "a covariate model saves their scaling"
+        dynamic, statics = scaling.apply(covariates)
+        length, ahead = self.model.seq_length, self.horizon
+        out = np.empty((len(histories), length + ahead, dynamic.shape[1] + statics.shape[1]), np.float32)
+        start = 0
+        for s, history in enumerate(histories):
+            n = len(history)
+            positions = np.concatenate([np.maximum(n + np.arange(-length, 0), 0), n + np.arange(ahead)])
+            rows = dynamic[start : start + n + ahead][positions]  # [T + H, Cd]
+            rows[length:, : len(scaling.names.past)] = 0.0
+            out[s] = np.concatenate([rows, np.broadcast_to(statics[s], (length + ahead, statics.shape[1]))], axis=1)
+            start += n + ahead
+        assert start == len(dynamic), "covariates: len(history) + horizon rows per series"
+        return out
+
+    def _call(self, windows: np.ndarray, batch_size: int, covariates: np.ndarray | None = None) -> np.ndarray:
         outs = []
         for i in range(0, len(windows), batch_size):
-            x = torch.from_numpy(windows[i : i + batch_size]).to(self.device, torch.float32)  # [B, T]
+            part = windows[i : i + batch_size].astype(np.float32)  # [B, T]
+            beside = covariates[i : i + batch_size] if covariates is not None else None  # [B, T + H, C]
+            x = torch.from_numpy(pack(part, beside)).to(self.device, torch.float32)  # [B, T] or [B, T + H, 1 + C]
             out = self.model(x).double().cpu()  # [B], [B, H] or [B, H, P]
             outs.append(out.reshape(len(x), self.horizon, -1))
         return torch.cat(outs).numpy()
+
+
+def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
+    """The quantile columns to write: none for a point model."""
+    kind, own = model.output_head.kind, model.output_head.levels
+    if kind == "point":
+        if asked:
+            raise UserError(
+                "--quantiles needs a probabilistic model (trained with --distribution or --quantiles); this one gives a point forecast"
+            )
+        return ()
+    levels = tuple(sorted(asked)) if asked else (own or DEFAULT_LEVELS)
+    if not all(0 < q < 1 for q in levels):
+        raise UserError(f"--quantiles must be levels strictly between 0 and 1, got {list(levels)}")
+    if kind == "quantile":
+        missing = [q for q in levels if not any(abs(q - o) < 1e-9 for o in own or ())]
+        if missing:
+            raise UserError(f"--quantiles {missing} were not trained; this quantile model gives {list(own or ())}")
+    return levels
 
 
 def _to_data_units(

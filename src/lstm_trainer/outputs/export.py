@@ -49,7 +49,7 @@ def save_model(
         # dropout: without the fork, each save would shift the rest of the run's dropout masks.
         with torch.random.fork_rng(devices=[]):
             trained = accelerator.unwrap_model(model)
-            export = LSTMForecaster(trained.config, seq_length, trained.horizon)
+            export = LSTMForecaster(trained.config, seq_length, trained.horizon, trained.covariates)
         export.load_state_dict(state)
         with replace_dir(path) as tmp:
             export.save_pretrained(tmp)

@@ -172,7 +172,7 @@ def _setup(
     ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes, saved.get("deepspeed"))
     steps.apply_to_accelerator(accelerator, ds)
     windows = data.windows  # gathered normalised, as the model sees them
-    model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon)
+    model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon, data.covariate_counts)
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
     fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
