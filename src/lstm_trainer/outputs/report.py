@@ -140,7 +140,7 @@ def finish(
                         f"  - Final Val MSE: {number(results.final_val_mse)}",
                         f"  - Best Val MSE: {number(results.best_val_mse)}",
                         f"  - Val MSE Reduction: {number(results.val_mse_reduction_percent, '.2f%')}",
-                        f"  - Persistence baseline (next = last value): "
+                        "  - Persistence baseline (next = last value): "
                         + ("in the table below, in the data's units" if z_units else number(persistence)),
                         f"  - Noise floor (noise_std^2): {floor_text}",
                     ]
