@@ -26,14 +26,11 @@ def forecast_inputs(
     series' covariates over its history (from `table`, beside the values) and the model's `horizon`
     steps after it (from `future`: a table and its name for messages, needed for future covariates)."""
     names = scaling.names if scaling is not None else None
-    if not names:
-        if future is not None:
-            raise UserError(
-                f"{future[1]} gives future covariates, and this model was trained without any; leave it out"
-            )
-        rows, _ = table_to_series(table, name, data_column, time_column, id_column, fill_missing)
-        return rows, None
+    if not names and future is not None:
+        raise UserError(f"{future[1]} gives future covariates, and this model was trained without any; leave it out")
     rows, _ = table_to_series(table, name, data_column, time_column, id_column, fill_missing, names)
+    if not names:
+        return rows, None
     assert rows.covariates is not None
     ahead = None
     if names.future or names.calendar:

@@ -215,7 +215,7 @@ class SelectionScore:
         index = np.arange(len(windows), dtype=np.int64)
         setup = _per_series_setup(data, season)
         assert setup is not None and measure in ("smape", "mase"), "real data only (config.py checks)"
-        self.measure, self.scales, self.windows = measure, setup[0], windows
+        self.measure, self.scales = measure, setup[0]
         self.series = windows.series_of(index)
         self.targets = windows.gather(index, normalised=False)[1].astype(np.float64).reshape(len(index), -1)
         normalised = windows.is_normalised and windows.loc is not None and windows.scale is not None
