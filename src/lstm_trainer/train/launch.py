@@ -11,13 +11,12 @@ variable can change a value again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.config import PRECISIONS, TrainConfig
@@ -198,16 +197,12 @@ def release_process_state() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
-    groups._WORLD_GROUP = groups._DATA_PARALLEL_GROUP = groups._ZERO_PARAM_INTRA_PARALLEL_GROUP = None
-    groups.mesh_device = None
-    for cache in (
-        groups._EXPERT_PARALLEL_GROUP,
-        groups._EXPERT_PARALLEL_GROUP_RANKS,
-        groups._EXPERT_DATA_PARALLEL_GROUP,
-        groups._EXPERT_DATA_PARALLEL_GROUP_RANKS,
-        groups._ALL_TO_ALL_GROUP,
-    ):
-        cache.clear()
+    for name in ("_WORLD_GROUP", "_DATA_PARALLEL_GROUP", "_ZERO_PARAM_INTRA_PARALLEL_GROUP", "mesh_device"):
+        setattr(groups, name, None)
+    for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_DATA_PARALLEL_GROUP", "_ALL_TO_ALL_GROUP"):
+        getattr(groups, name).clear()
+    groups._EXPERT_PARALLEL_GROUP_RANKS.clear()
+    groups._EXPERT_DATA_PARALLEL_GROUP_RANKS.clear()
     if os.environ.pop(_SET_HERE, None):
         for name in RENDEZVOUS:  # a fresh port next time: the old one may linger in TIME_WAIT
             os.environ.pop(name, None)
@@ -234,7 +229,14 @@ def make_accelerator(plan: Plan, train: TrainConfig, cuda: bool) -> Accelerator:
         import deepspeed.ops
 
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-    with _hidden(FROM_CONFIG_FILE, USE_CPU):
+    # Two of Accelerate's variables would undo the plan, and no argument overrides them, so they are
+    # hidden while the Accelerator is built (later reads change nothing):
+    # - ACCELERATE_CONFIG_DS_FIELDS: DeepSpeedPlugin refuses a JSON where the accelerate config set a
+    #   DeepSpeed field ("not both"); the plan has merged those fields into the JSON, or stopped.
+    # - ACCELERATE_USE_CPU (what `accelerate config default` writes on a CPU machine) turns
+    #   DeepSpeed off; this trainer runs DeepSpeed on the CPU.
+    hidden = {name: os.environ.pop(name) for name in (FROM_CONFIG_FILE, USE_CPU) if name in os.environ}
+    try:
         accelerator = Accelerator(
             deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=plan.config),
             mixed_precision=plan.mixed_precision,
@@ -245,6 +247,8 @@ def make_accelerator(plan: Plan, train: TrainConfig, cuda: bool) -> Accelerator:
             kwargs_handlers=[] if cuda else [InitProcessGroupKwargs(backend="gloo")],
             log_with=tracking.log_with(train) or None,  # None, not []: Accelerate warns that [] found no trackers
         )
+    finally:
+        os.environ.update(hidden)
     assert accelerator.num_processes == int(os.environ["WORLD_SIZE"]), accelerator.num_processes
     return accelerator
 
@@ -253,18 +257,3 @@ def _not_scheduler_start(record: logging.LogRecord) -> bool:
     """DeepSpeed's WarmupLR asks for the rate of step -1 in its own constructor and warns that it
     was asked: that one line, and only it, is dropped."""
     return "get learning rate from scheduler before it has started" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _hidden(*names: str) -> Iterator[None]:
-    """Take `names` out of os.environ while the Accelerator is built, which no argument overrides:
-    - ACCELERATE_CONFIG_DS_FIELDS: DeepSpeedPlugin refuses a JSON where the accelerate config set a
-      DeepSpeed field ("not both"); the plan has merged those fields into the JSON, or stopped.
-    - ACCELERATE_USE_CPU (what `accelerate config default` writes on a CPU machine) turns
-      DeepSpeed off; this trainer runs DeepSpeed on the CPU. Later reads change nothing.
-    """
-    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)

@@ -404,8 +404,7 @@ def check_with_deepspeed(plan: Plan) -> None:
 
 
 class _Reads(dict[str, Any]):
-    """Records the keys looked up in it (`copy.copy` shares the record): DeepSpeed lists no keys it reads.
-    `KEY in config.keys()` lands in __contains__; a walk over every key reads them all."""
+    """Records the keys looked up in it (`copy.copy` shares the record): DeepSpeed lists no keys it reads."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -423,12 +422,8 @@ class _Reads(dict[str, Any]):
         self.read.add(key)
         return super().__contains__(key)
 
-    def keys(self) -> Any:
+    def keys(self) -> Any:  # DeepSpeed asks `KEY in config.keys()`
         return self
-
-    def __iter__(self) -> Any:
-        self.read.update(dict.keys(self))
-        return super().__iter__()
 
 
 def get_dotted(config: dict[str, Any], dotted: str) -> Any:
