@@ -31,8 +31,8 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes")
 
 
-# variable -> (its name in the accelerate config, as a launch flag and as a DeepSpeedPlugin field;
-# the DeepSpeed JSON key it sets; parser)
+# variable -> (its name in the accelerate config and as a launch flag; the DeepSpeed JSON key it
+# sets; parser). Kept one row a variable, as a table reads, hence the fmt: skip.
 FIELDS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "ACCELERATE_DEEPSPEED_ZERO_STAGE": ("zero_stage", "zero_optimization.stage", int),
     "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": ("offload_optimizer_device", "zero_optimization.offload_optimizer.device", str.lower),

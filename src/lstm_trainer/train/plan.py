@@ -235,10 +235,8 @@ def make_plan(
         f"{train.num_train_epochs} epochs{', capped by --max_train_steps' if train.max_train_steps else ''}); "
         "a few hundred are usually needed: raise --num_train_epochs or give more data"
     )
-    return Plan(
-        d.config, micro, total, accumulation, precision, asked_stage, planned, source.label, tuple(d.changes),
-        (few,) if planned < FEW_STEPS else (),
-    )  # fmt: skip
+    notes, changes = ((few,) if planned < FEW_STEPS else ()), tuple(d.changes)
+    return Plan(d.config, micro, total, accumulation, precision, asked_stage, planned, source.label, changes, notes)
 
 
 @dataclass
