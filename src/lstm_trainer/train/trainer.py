@@ -81,6 +81,8 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
         spec = config.train.resume_from_checkpoint
         resume_from = checkpoint.resolve(out, spec) if spec else None
         saved = checkpoint.read_state(resume_from, 0)[0] if resume_from is not None else {}
+        launch = launch_request()
+        ds_json = choose_ds_config(config.train.ds_config, launch)  # a missing or broken JSON stops here, at once
         set_seed(config.train.seed)
         timings = perf.RunTimings()
         built = time.perf_counter()
@@ -88,9 +90,7 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
         # the plan, which needs its size, and before any process group, so that an error stops each alone.
         data = prepare_data(config.data, config.train.seed)
         timings.dataset_seconds = time.perf_counter() - built
-        cuda, launch = torch.cuda.is_available(), launch_request()
-        ds_json = choose_ds_config(config.train.ds_config, launch)
-        windows = len(data.windows["train"])
+        cuda, windows = torch.cuda.is_available(), len(data.windows["train"])
         plan = make_plan(config.train, ds_json, world_size, cuda, windows, launch, saved.get("deepspeed"))
         check_with_deepspeed(plan)
         accelerator = make_accelerator(plan, config.train, cuda)
