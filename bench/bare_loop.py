@@ -40,9 +40,8 @@ from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
 from lstm_trainer.data.loaders import GlobalBatchSampler  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
 from lstm_trainer.model.forecaster import LSTMForecaster  # noqa: E402
-from lstm_trainer.train.ds_config import DEFAULT_DS_CONFIG, ResolvedDeepSpeed, load_ds_config, resolve  # noqa: E402
 from lstm_trainer.train.perf import peak_rss_mib  # noqa: E402
-from lstm_trainer.train.steps import fit_to_data  # noqa: E402
+from lstm_trainer.train.plan import DEFAULT_DS_CONFIG, Plan, load_ds_config, make_plan  # noqa: E402
 
 
 def warmup_factor(scheduler: dict[str, Any]) -> Any:
@@ -72,7 +71,7 @@ def warmup_factor(scheduler: dict[str, Any]) -> Any:
     return factor
 
 
-def make_optimizer(model: torch.nn.Module, ds: ResolvedDeepSpeed) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, ds: Plan) -> torch.optim.Optimizer:
     """What DeepSpeed builds for "Adam" with torch_adam: torch's AdamW (decoupled decay)."""
     spec = ds.config["optimizer"]
     if spec.get("type", "").lower() not in ("adam", "adamw"):
@@ -96,9 +95,7 @@ class BareLoop:
     first_step_time: float | None = None  # Unix time
 
     @classmethod
-    def build(
-        cls, config: RunConfig, ds: ResolvedDeepSpeed, device: torch.device, train: dict[str, torch.Tensor]
-    ) -> BareLoop:
+    def build(cls, config: RunConfig, ds: Plan, device: torch.device, train: dict[str, torch.Tensor]) -> BareLoop:
         model = LSTMForecaster(config.model, config.data.seq_length)
         model.fit_linear_skip(train[INPUTS], train[TARGET])  # as the trainer does, before any device move
         model = model.to(device)
@@ -181,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     # The JSON the trainer would use when no accelerate config names one.
     raw = load_ds_config(config.train.ds_config or DEFAULT_DS_CONFIG)
-    ds = resolve(config.train, raw, world_size=1, cuda=device.type == "cuda")
     seed = config.train.seed
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - the global RNG, as set_seed seeds it: the trainer's state, copied
@@ -190,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     built = time.perf_counter()
     data = prepare_data(config.data, seed)  # what the trainer reads: any --dataset, normalised as it is
     dataset_seconds = time.perf_counter() - built
-    ds = fit_to_data(ds, config.train, len(data.windows["train"]), world_size=1)  # as the trainer fits it
+    # As the trainer plans it: the flags over the JSON, fitted to the training windows.
+    ds = make_plan(config.train, raw, world_size=1, cuda=device.type == "cuda", windows=len(data.windows["train"]))
     units = (lambda mse: mse) if data.per_series else data.normalization.mse_in_data_units  # as the trainer does
     # The bare loop materialises every window as tensors: the fastest a batch can be read.
     train = dict(

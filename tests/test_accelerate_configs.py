@@ -9,7 +9,7 @@ from accelerate.utils import DistributedType
 from conftest import ROOT
 
 from lstm_trainer.config import TrainConfig
-from lstm_trainer.train.ds_config import find_ds_config, load_ds_config, resolve
+from lstm_trainer.train.plan import find_ds_config, load_ds_config, make_plan
 
 CONFIGS = ROOT / "accelerate_configs"
 YAMLS = sorted(CONFIGS.glob("*.yaml"))
@@ -76,12 +76,12 @@ def test_multi_machine_yaml_marks_what_the_user_fills_in() -> None:
 def test_json_is_valid_for_deepspeeds_own_config_class(path: Path, cuda: bool) -> None:
     from deepspeed.runtime.config import DeepSpeedConfig
 
-    # "auto" values are ours to fill: resolve them as a one-process launch would, which is
-    # also the world size DeepSpeed assumes without a process group.
-    resolved = resolve(TrainConfig(), load_ds_config(str(path)), world_size=1, cuda=cuda)
+    # "auto" values are ours to fill: plan them as a one-process launch on the reference's 8,000
+    # windows would, which is also the world size DeepSpeed assumes without a process group.
+    resolved = make_plan(TrainConfig(), load_ds_config(str(path)), world_size=1, cuda=cuda, windows=8000)
     checked = DeepSpeedConfig(resolved.config)
     stage, offload = EXPECTED[path.name]
-    # The stage asked for; a lone fp32 process runs stage 0 instead (test_ds_config).
+    # The stage asked for; a lone fp32 process runs stage 0 instead (test_plan).
     assert (
         resolved.zero_stage == stage
         and checked.zero_optimization_stage == resolved.config["zero_optimization"]["stage"]

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bare_loop
 
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
-# The reference's global batch, set so that steps.py does not shrink it for 512 windows: the
+# The reference's global batch, set so that the plan does not shrink it for 512 windows: the
 # benchmark compares the loops at the batch arithmetic of the full-size run.
 TINY_BENCH = [
     "--num_train_samples",

@@ -312,28 +312,34 @@ with torch.no_grad():
     assert fresh_mse == pytest.approx(results(out)["best_val_mse"], rel=0.05)
 
 
-def test_a_resume_may_change_the_planned_steps_and_keeps_its_warmup(tmp_path: Path) -> None:
-    # The warmup left to the trainer is fitted to the planned steps (10% of the first launch's 6:
-    # 1). Resumed with more epochs and another --max_train_steps (planned 20: 2), the run keeps
-    # the checkpoint's warmup (before, it stopped: "warmup_num_steps 1 -> 2"), and so matches an
-    # uninterrupted run with that warmup step for step.
-    i = EVERY_STEP.index("--num_warmup_steps")
-    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000"]
+def _without(args: list[str], *flags: str) -> list[str]:
+    """`args` less each of `flags` and its value."""
+    kept = list(args)
+    for flag in flags:
+        i = kept.index(flag)
+        del kept[i : i + 2]
+    return kept
+
+
+# EVERY_STEP with the global batch and the warmup left to the plan, which fits them to the data:
+# the global batch to the 512 windows (32: 16 optimizer steps an epoch), the warmup to the planned
+# steps (10%). One checkpoint at the step limit, and one at each epoch's end.
+PLANNED = [*_without(EVERY_STEP, "--num_warmup_steps", "--total_batch_size"), "--checkpointing_steps", "1000"]
+
+
+def test_a_resume_may_change_the_planned_steps_and_keeps_its_schedule(tmp_path: Path) -> None:
+    # The first launch plans 6 steps (warmup 1); resumed with more epochs and a larger
+    # --max_train_steps (planned 20, which alone would fit a warmup of 2), the run keeps the
+    # checkpoint's warmup and batch (before, it stopped: "warmup_num_steps 1 -> 2"), and so
+    # matches an uninterrupted run with that warmup step for step.
     out = tmp_path / "first"
-    train_in_process([*args, "--output_dir", str(out), "--max_train_steps", "6"])
-    assert (
-        json.loads((out / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())["deepspeed"][
-            "warmup_num_steps"
-        ]
-        == 1
-    )
-    resumed = train_in_process(
-        [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--max_train_steps", "20",
-         "--resume_from_checkpoint", "latest"]
-    )  # fmt: skip
-    straight = train_in_process([*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6",
-                                 "--max_train_steps", "20", "--num_warmup_steps", "1"])  # fmt: skip
-    assert resumed.optimizer_steps == straight.optimizer_steps == 20
+    first = train_in_process([*PLANNED, "--output_dir", str(out), "--max_train_steps", "6"])
+    saved = json.loads((out / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())["deepspeed"]
+    assert (saved["warmup_num_steps"], saved["train_batch_size"], first.optimizer_steps) == (1, 32, 6)
+    longer = ["--num_train_epochs", "6", "--max_train_steps", "20"]
+    resumed = train_in_process([*PLANNED, *longer, "--output_dir", str(out), "--resume_from_checkpoint", "latest"])
+    straight = train_in_process([*PLANNED, *longer, "--output_dir", str(tmp_path / "s"), "--num_warmup_steps", "1"])
+    assert resumed.optimizer_steps == straight.optimizer_steps == 20 and resumed.stopped_at_max_steps
     assert [s for s, _ in resumed.logged_train_losses] == list(range(1, 21))
     assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
         [x for _, x in straight.logged_train_losses], abs=1e-6
@@ -342,25 +348,31 @@ def test_a_resume_may_change_the_planned_steps_and_keeps_its_warmup(tmp_path: Pa
 
 
 @pytest.mark.e2e
-def test_two_processes_stopped_by_the_step_limit_resume_on_one_with_more_epochs(tmp_path: Path) -> None:
-    # The warmup fitted to the first launch's 6 planned steps (1) stays when one process resumes
-    # with 6 epochs planned (which alone would fit 2); without dropout the 2 -> 1 resume matches an
-    # uninterrupted 1-process run with that warmup up to the order gradients are summed in.
-    i = EVERY_STEP.index("--num_warmup_steps")
-    args = [*EVERY_STEP[:i], *EVERY_STEP[i + 2 :], "--checkpointing_steps", "1000", "--dropout", "0"]
+def test_two_processes_resume_with_a_larger_step_limit_then_on_one_with_more_epochs(tmp_path: Path) -> None:
+    # The batch fitted to the data on two processes (micro 16) and the warmup fitted to the first
+    # launch's 6 planned steps (1) stay when two processes resume with a larger --max_train_steps
+    # and then one process resumes with 6 epochs (which alone would fit micro 32 and warmup 9;
+    # before, it stopped: "train_micro_batch_size_per_gpu 16 -> 32"). Without dropout the result
+    # matches an uninterrupted one-process run with that warmup, up to the order gradients are summed in.
+    args = [*PLANNED, "--dropout", "0"]
     out = tmp_path / "two"
-    done = run_train(
-        [*args, "--output_dir", str(out), "--max_train_steps", "6"],
-        launcher=["accelerate", "launch", "--num_processes", "2"],
-    )
-    assert done.returncode == 0, output(done)
+    for steps in ("6", "10"):
+        resume = ["--resume_from_checkpoint", "latest"] if steps == "10" else []
+        done = run_train(
+            [*args, "--output_dir", str(out), "--max_train_steps", steps, *resume],
+            launcher=["accelerate", "launch", "--num_processes", "2"],
+        )
+        assert done.returncode == 0, output(done)
+        assert results(out)["optimizer_steps"] == int(steps) and results(out)["per_device_train_batch_size"] == 16
     resumed = train_in_process(
         [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--resume_from_checkpoint", "latest"]
     )
+    assert (resumed.setup.per_device_train_batch_size, resumed.setup.gradient_accumulation_steps) == (16, 2)
     straight = train_in_process(
         [*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6", "--num_warmup_steps", "1"]
     )
-    assert resumed.optimizer_steps == straight.optimizer_steps == 24
+    assert resumed.optimizer_steps == straight.optimizer_steps == 96
     assert [x for _, x in resumed.logged_train_losses] == pytest.approx(
         [x for _, x in straight.logged_train_losses], rel=1e-5
     )
+    assert resumed.val_mse_history == pytest.approx(straight.val_mse_history, rel=1e-5)

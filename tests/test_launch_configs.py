@@ -23,7 +23,7 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 pytestmark = pytest.mark.e2e
 
 # One short epoch: these runs test the launch, not the learning. 1,280 windows are the fewest
-# that keep the reference's global batch of 128 (steps.py leaves at least 10 steps an epoch).
+# that keep the reference's global batch of 128 (the plan leaves at least 10 steps an epoch).
 SMALL = [*TINY, "--num_train_samples", "1280", "--num_val_samples", "256", "--num_train_epochs", "1"]
 # The console script beside this interpreter, as run_train uses it.
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")

@@ -325,22 +325,10 @@ class ModelConfig:
         return {"none": 1, "normal": 2, "studentt": 3}[self.distribution]
 
 
-# Values a DeepSpeed JSON may also set. The precedence, highest first: a flag (or, for a
-# TrainConfig built in code, a value other than the default), the accelerate config, the
-# DeepSpeed JSON, the default here. ds_config.resolve applies it; is_set tells a chosen
-# value from a default.
-DEEPSPEED_SETTINGS = (
-    "per_device_train_batch_size",
-    "total_batch_size",
-    "learning_rate",
-    "weight_decay",
-    "num_warmup_steps",
-)
-
-
 @dataclass
 class TrainConfig:
-    """How to train. Batch and optimizer values set in a --ds_config JSON win over these defaults; a flag wins over the JSON."""
+    """How to train. Batch and optimizer values set in a --ds_config JSON win over these defaults; a flag wins over the JSON
+    (train/plan.py)."""
 
     output_dir: str = _help("Where results, the best model and logs are written.", default="outputs")
     ds_config: str | None = _help(
@@ -448,6 +436,11 @@ class TrainConfig:
                 f"got {self.hub_model_id!r}"
             )
 
+    def chosen(self) -> frozenset[str]:
+        """The fields the user chose: flags typed (even with the default's value), or, for a TrainConfig
+        built in code, values other than their defaults. Where the DeepSpeed JSON also sets one, these win."""
+        return self.typed | {f.name for f in config_fields(self) if getattr(self, f.name) != f.default}
+
 
 @dataclass
 class RunConfig:
@@ -476,12 +469,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _as_dict(getattr(self, f.name)) for f in fields(self)}
-
-
-def is_set(train: TrainConfig, name: str) -> bool:
-    """Whether `name` was chosen (a flag typed, or a value other than its default) rather than left at its default."""
-    default = next(f.default for f in fields(train) if f.name == name)
-    return name in train.typed or getattr(train, name) != default
 
 
 def gradient_accumulation_steps(total_batch_size: int, micro_batch_size: int, world_size: int) -> int:

@@ -19,7 +19,7 @@ from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig,
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
 from lstm_trainer.train.checkpoint import CHECKPOINTS, LATEST
-from lstm_trainer.train.launcher import relaunch_for_cpu_processes
+from lstm_trainer.train.launch import relaunch_for_cpu_processes
 from lstm_trainer.train.preflight import preflight, quiet_accelerator_detection
 from lstm_trainer.train.stop import Stopped
 

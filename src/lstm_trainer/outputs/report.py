@@ -7,6 +7,7 @@ prints through them and feeds the progress bars, the trackers and the plots.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ from lstm_trainer.threads import header_line as threads_line
 
 
 class DeepSpeedSettings(Protocol):
-    """The DeepSpeed values in force that `start` prints: train/ds_config's ResolvedDeepSpeed has them.
+    """The DeepSpeed values in force that `start` prints: train/plan's Plan has them.
 
     A Protocol, so that outputs/ reads them without importing train/, the floor above it.
     """
@@ -42,9 +43,9 @@ class DeepSpeedSettings(Protocol):
     @property
     def gradient_accumulation_steps(self) -> int: ...
     @property
-    def changes(self) -> list[str]: ...
+    def changes(self) -> Sequence[str]: ...
     @property
-    def notes(self) -> list[str]: ...
+    def notes(self) -> Sequence[str]: ...
 
 
 def _print(accelerator: Accelerator, text: str) -> None:

@@ -70,7 +70,7 @@ class RunSetup:
 
 @dataclass
 class EngineSettings:
-    """What DeepSpeed's engine ran with, read back from it (distributed.engine_settings), beside what was asked."""
+    """What DeepSpeed's engine ran with, read back from it (trainer._engine_settings), beside what was asked."""
 
     zero_stage: int
     offload_optimizer_device: str

@@ -267,8 +267,8 @@ def save_checkpoint(s: Session, run: Fitting) -> str:
         "best_checkpoint": run.best_checkpoint,
         "world_size": s.accelerator.num_processes,
         "config": s.config.to_dict(),
-        "deepspeed": s.ds.identity(),
-        "engine_zero_stage": s.model.zero_optimization_stage(),  # 0 for a lone process (ds_config.resolve)
+        "deepspeed": s.plan.identity(),
+        "engine_zero_stage": s.model.zero_optimization_stage(),  # 0 for a lone fp32 process (plan.make_plan)
         "lr_scheduler": s.model.lr_scheduler.state_dict() if s.model.lr_scheduler is not None else None,
         "trackers": s.reporter.trackers,  # the W&B run and TensorBoard folder a resume continues
     }
@@ -287,7 +287,7 @@ class GradNorm:
 
     DeepSpeed keeps the norm it clips with under ZeRO and in its fp16/bf16 optimizers, and
     `engine.get_global_grad_norm()` returns it. At stage 0 in fp32, which is what a lone fp32
-    process runs (ds_config.resolve), DeepSpeed 0.19 clips with its clip_grad_norm_ and drops
+    process runs (plan.make_plan), DeepSpeed 0.19 clips with its clip_grad_norm_ and drops
     the norm (`_take_model_step`), so that call returns None. There the same norm is summed
     here from each parameter's gradient as torch finishes accumulating it on the step's last
     micro batch (torch's public post-accumulate-grad hook): on one process those are the

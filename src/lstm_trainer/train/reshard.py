@@ -8,7 +8,7 @@ DeepSpeed's own accessors (`safe_get_full_fp32_param`, `safe_get_full_optimizer_
 builds its engine as usual, then writes each full tensor back into its own slices with
 `safe_set_full_*`, which cut it for the new count.
 
-A lone fp32 process runs ZeRO stage 0 (ds_config.resolve), where each parameter is its own
+A lone fp32 process runs ZeRO stage 0 (plan.make_plan), where each parameter is its own
 fp32 master and the torch optimizer keys its moments by parameter: the same whole state,
 read and written directly, so checkpoints move between stage 0 on one process and the
 asked-for stage on several.

@@ -16,7 +16,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer.config import DEEPSPEED_SETTINGS, RunConfig
+from lstm_trainer.config import RunConfig
 from lstm_trainer.data import PreparedData, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loader
 from lstm_trainer.errors import UserError
@@ -27,15 +27,9 @@ from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import Results, RunSetup
-from lstm_trainer.train import checkpoint, perf, reshard, steps
-from lstm_trainer.train.distributed import (
-    engine_settings,
-    main_process_first_or_raise,
-    make_accelerator,
-    release_process_state,
-)
-from lstm_trainer.train.ds_config import ResolvedDeepSpeed
+from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+from lstm_trainer.train import checkpoint, perf, reshard
+from lstm_trainer.train.launch import ensure_rendezvous_env, launch_request, make_accelerator, release_process_state
 from lstm_trainer.train.loop import (
     BEST,
     EarlyStopping,
@@ -47,6 +41,7 @@ from lstm_trainer.train.loop import (
     evaluate,
     fit,
 )
+from lstm_trainer.train.plan import Plan, check_with_deepspeed, choose_ds_config, make_plan
 from lstm_trainer.train.preflight import preflight
 from lstm_trainer.train.stop import GracefulStop, Stopped
 
@@ -80,10 +75,29 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
     """
     lock = lock or preflight(config)
     try:
-        accelerator, ds = make_accelerator(config)
+        world_size = ensure_rendezvous_env()
+        out = Path(config.train.output_dir)
+        # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
+        spec = config.train.resume_from_checkpoint
+        resume_from = checkpoint.resolve(out, spec) if spec else None
+        saved = checkpoint.read_state(resume_from, 0)[0] if resume_from is not None else {}
+        launch = launch_request()
+        ds_json = choose_ds_config(config.train.ds_config, launch)  # a missing or broken JSON stops here, at once
+        set_seed(config.train.seed)
+        timings = perf.RunTimings()
+        built = time.perf_counter()
+        # Every process prepares its own copy (the datasets and Hub caches lock their files), before
+        # the plan, which needs its size, and before any process group, so that an error stops each alone.
+        data = prepare_data(config.data, config.train.seed)
+        timings.dataset_seconds = time.perf_counter() - built
+        cuda, windows = torch.cuda.is_available(), len(data.windows["train"])
+        plan = make_plan(config.train, ds_json, world_size, cuda, windows, launch, saved.get("deepspeed"))
+        check_with_deepspeed(plan)
+        accelerator = make_accelerator(plan, config.train, cuda)
         try:
             with GracefulStop() as stop:
-                return _run(accelerator, ds, config, stop)
+                session = _setup(accelerator, plan, config, data, timings, out, saved)
+                return _run(session, resume_from, stop)
         except BaseException as err:
             code = 130 if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_code", 1)
             tracking.fail(accelerator, code, preempted=isinstance(err, Stopped))
@@ -96,15 +110,9 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
             lock.release()
 
 
-def _run(accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, stop: GracefulStop) -> Results:
-    """setup -> fit -> finish."""
-    out = Path(config.train.output_dir)
-    # Checked before anything is written, so a bad --resume_from_checkpoint changes nothing.
-    resume_from = (
-        checkpoint.resolve(out, config.train.resume_from_checkpoint) if config.train.resume_from_checkpoint else None
-    )
-    saved = checkpoint.read_state(resume_from, accelerator.process_index)[0] if resume_from is not None else {}
-    session = _setup(accelerator, ds, config, out, saved)
+def _run(session: Session, resume_from: Path | None, stop: GracefulStop) -> Results:
+    """fit (from where `resume_from` left off, if given) -> finish."""
+    accelerator, config, out = session.accelerator, session.config, session.out
     if resume_from is not None:
         fitting = _resume(session, resume_from)
     else:
@@ -129,7 +137,7 @@ class Session:
 
     accelerator: Accelerator
     config: RunConfig
-    ds: ResolvedDeepSpeed
+    plan: Plan
     data: PreparedData
     model: Any  # the DeepSpeed engine around LSTMForecaster
     head: OutputHead  # the loss and the point forecast
@@ -156,21 +164,19 @@ class Session:
 
 
 def _setup(
-    accelerator: Accelerator, ds: ResolvedDeepSpeed, config: RunConfig, out: Path, saved: dict[str, Any]
+    accelerator: Accelerator,
+    plan: Plan,
+    config: RunConfig,
+    data: PreparedData,
+    timings: perf.RunTimings,
+    out: Path,
+    saved: dict[str, Any],
 ) -> Session:
-    """Data, model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written.
+    """Model (its linear skip fitted), loaders, optimizer, all prepared; run_config.json written.
 
-    `saved`: the run-wide state of the checkpoint resumed ({} for a new run), whose values derived
-    from the planned steps and whose tracker runs are kept.
+    `saved`: the run-wide state of the checkpoint resumed ({} for a new run), whose tracker runs are kept.
     """
     train_cfg = config.train
-    set_seed(train_cfg.seed)
-    timings = perf.RunTimings()
-    built = time.perf_counter()
-    data = main_process_first_or_raise(accelerator, lambda: prepare_data(config.data, train_cfg.seed))
-    timings.dataset_seconds = time.perf_counter() - built
-    ds = steps.fit_to_data(ds, train_cfg, len(data.windows["train"]), accelerator.num_processes, saved.get("deepspeed"))
-    steps.apply_to_accelerator(accelerator, ds)
     windows = data.windows  # gathered normalised, as the model sees them
     model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon, data.covariate_counts)
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
@@ -178,21 +184,21 @@ def _setup(
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
     del fit_inputs, fit_targets
     train_dl = train_loader(
-        windows["train"], ds.micro_batch_size, ds.total_batch_size, train_cfg.seed, train_cfg.sampling == "series"
+        windows["train"], plan.micro_batch_size, plan.total_batch_size, train_cfg.seed, train_cfg.sampling == "series"
     )
     sampler = train_dl.batch_sampler  # ours; prepare wraps it in a per-process shard
     assert isinstance(sampler, GlobalBatchSampler)
     # --val_size 0 holds nothing out: no validation, the last step's model is kept (loop.py).
     val_dl = eval_loader(windows["validation"], train_cfg.eval_batch_size) if "validation" in windows else None
-    optimizer, scheduler = _optimizer_and_scheduler(model, ds, train_cfg.learning_rate)
+    optimizer, scheduler = _optimizer_and_scheduler(model, plan, train_cfg.learning_rate)
     head = model.output_head  # holds no weights, so prepare leaves it be
     model, optimizer, train_dl, val_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, val_dl, scheduler)
 
     run_info = {
         "config": config.to_dict(),
         "world_size": accelerator.num_processes,
-        "ds_config": ds.source,
-        "deepspeed": ds.config,
+        "ds_config": plan.source,
+        "deepspeed": plan.config,
         # Per-series statistics (one pair per series) live in normalization.json, not in every tracker's config.
         "data": {
             **data.params,
@@ -204,12 +210,12 @@ def _setup(
         checkpoint.remove_interrupted(out)
         (out / "run_config.json").write_text(json.dumps(run_info, indent=2) + "\n")
     select = train_cfg.select_on != "mse" and val_dl is not None
-    reporter = report.Reporter(accelerator, config, ds, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
+    reporter = report.Reporter(accelerator, config, plan, sampler.steps_per_epoch, out, run_info, saved.get("trackers"))
     accelerator.print(data.describe())
     return Session(
         accelerator,
         config,
-        ds,
+        plan,
         data,
         model,
         head,
@@ -247,21 +253,21 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         noise_floor=s.data.noise_floor,
         setup=RunSetup(
             accelerator.num_processes,
-            s.ds.total_batch_size,
-            s.ds.micro_batch_size,
-            s.ds.gradient_accumulation_steps,
-            s.ds.mixed_precision,
-            s.ds.source,
+            s.plan.total_batch_size,
+            s.plan.micro_batch_size,
+            s.plan.gradient_accumulation_steps,
+            s.plan.mixed_precision,
+            s.plan.source,
         ),
         cost=perf.measure(accelerator, s.timings),
-        deepspeed=engine_settings(s.model),
+        deepspeed=_engine_settings(s.model),
     )
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
             with replace_dir(out / MODEL) as tmp:
                 shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
-                zero_stage = s.ds.config["zero_optimization"].get("stage", 0)
+                zero_stage = s.plan.config["zero_optimization"].get("stage", 0)
                 (tmp / "README.md").write_text(model_card(s.config.to_dict(), results, zero_stage))
         (out / "all_results.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     if train_cfg.push_to_hub and accelerator.is_main_process and (out / MODEL).is_dir():
@@ -275,7 +281,7 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
 
 def _resume(s: Session, path: Path) -> Fitting:
     """Load a verified checkpoint into the prepared engine; the fit's state where it left off."""
-    shared = _load(s.accelerator, s.model, s.config, s.ds, path, progress := EpochProgress(s.accelerator.device))
+    shared = _load(s.accelerator, s.model, s.config, s.plan, path, progress := EpochProgress(s.accelerator.device))
     fitting = Fitting(
         TrainState(**shared["state"]),
         EarlyStopping(s.config.train.early_stopping_patience, **shared["early_stopping"]),
@@ -287,7 +293,7 @@ def _resume(s: Session, path: Path) -> Fitting:
 
 
 def _load(
-    accelerator: Accelerator, model: Any, config: RunConfig, ds: ResolvedDeepSpeed, path: Path, progress: EpochProgress
+    accelerator: Accelerator, model: Any, config: RunConfig, plan: Plan, path: Path, progress: EpochProgress
 ) -> dict[str, Any]:
     """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
     shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
@@ -306,16 +312,13 @@ def _load(
         f"--{key} {saved[group][key]} -> {now[group][key]}"
         for group in now
         for key in now[group]
-        if key not in RESUMABLE_CHANGES
-        and saved.get(group, {}).get(key) != now[group][key]
-        # Older checkpoints hold None for a value the JSON decided; the resolved values are compared below.
-        and not (key in DEEPSPEED_SETTINGS and saved.get(group, {}).get(key) is None)
+        if key not in RESUMABLE_CHANGES and saved.get(group, {}).get(key) != now[group][key]
     ]
-    # Values an accelerate config can set, which no flag shows (absent in older checkpoints).
+    # Values an accelerate config or the JSON can set, which no flag shows.
     saved_ds = shared.get("deepspeed", {})
     changed += [
         f"{key} {saved_ds[key]} -> {value}"
-        for key, value in ds.identity().items()
+        for key, value in plan.identity().items()
         # Accumulation follows the process count, which a resharded resume changes on purpose.
         if saved_ds.get(key, value) != value and not (resharded and key == "gradient_accumulation_steps")
     ]
@@ -325,7 +328,7 @@ def _load(
             "resume with the flags in its run_config.json and the same accelerate config, or start a new run"
         )
     if resharded:
-        if ds.identity()["zero_stage"] == 3:
+        if plan.zero_stage == 3:
             raise UserError(
                 f"checkpoint {path} was written by {shared['world_size']} processes; a ZeRO-3 run resumes only on "
                 f"the same count: use --num_processes {shared['world_size']}"
@@ -356,12 +359,28 @@ def _load(
 
 
 def _optimizer_and_scheduler(
-    model: torch.nn.Module, ds: ResolvedDeepSpeed, learning_rate: float
+    model: torch.nn.Module, plan: Plan, learning_rate: float
 ) -> tuple[torch.optim.Optimizer, Any]:
     """DeepSpeed builds what the JSON names; Accelerate's placeholders stand in until prepare."""
-    if "optimizer" in ds.config:
+    if "optimizer" in plan.config:
         optimizer: torch.optim.Optimizer = DummyOptim(model.parameters())
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    scheduler = DummyScheduler(optimizer) if "scheduler" in ds.config else None
+    scheduler = DummyScheduler(optimizer) if "scheduler" in plan.config else None
     return optimizer, scheduler
+
+
+def _engine_settings(engine: Any) -> EngineSettings:
+    """What DeepSpeed's engine actually runs with, read back from it rather than from the plan."""
+
+    def device(offload: Any) -> str:
+        # DeepSpeed stores the device as an enum or, depending on its validation, a plain str.
+        return str(getattr(offload.device, "value", offload.device)) if offload is not None else "none"
+
+    return EngineSettings(
+        zero_stage=int(engine.zero_optimization_stage()),
+        offload_optimizer_device=device(engine.zero_offload_optimizer()),
+        offload_param_device=device(engine.zero_offload_param()),
+        gradient_clipping=float(engine.gradient_clipping()),
+        optimizer=type(engine.basic_optimizer).__name__,
+    )

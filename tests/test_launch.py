@@ -1,4 +1,4 @@
-"""What train.py reads from `accelerate launch`: the environment it exports, parsed and left in place."""
+"""What train.py reads from `accelerate launch` (the environment it exports, parsed and left in place), and the Accelerator built from the plan."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 from conftest import SRC, TINY
 
 from lstm_trainer.errors import UserError
-from lstm_trainer.train.launcher import read_launch_request
+from lstm_trainer.train.launch import read_launch_request
 
 # What Accelerate's DeepSpeed launcher exports for a wizard config with these answers
 # (accelerate/utils/launch.py, prepare_deepspeed_cmd_env).
@@ -131,7 +131,7 @@ def test_reading_leaves_the_mapping_as_it_was() -> None:
 
 def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: Path) -> None:
     """What the CPU relaunch passes on: the parent's arguments after "launch", verbatim, and its folder."""
-    child = "from lstm_trainer.train.launcher import _parent_launch; print(_parent_launch())"
+    child = "from lstm_trainer.train.launch import _parent_launch; print(_parent_launch())"
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     launched = [sys.executable, "-c", parent, "launch", "--config_file", "my config.yaml", "train.py", "--seed", "1"]
@@ -141,7 +141,7 @@ def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: 
     ), done.stderr
     # A parent that is no launcher gives nothing, and the relaunch then stops with its one-line advice.
     child = (
-        "from lstm_trainer.train.launcher import _parent_launch, relaunch_for_cpu_processes\n"
+        "from lstm_trainer.train.launch import _parent_launch, relaunch_for_cpu_processes\n"
         "print(_parent_launch())\n"
         "relaunch_for_cpu_processes()"
     )
@@ -155,7 +155,7 @@ def test_the_launchers_own_arguments_are_read_from_the_parent_process(tmp_path: 
     assert "UserError: accelerate launch started one process for several; add --use_deepspeed" in alone.stderr
 
 
-def test_the_accelerator_honours_the_resolved_plan_and_leaves_accelerates_variables(
+def test_the_accelerator_honours_the_plan_and_leaves_accelerates_variables(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A wizard config's variables, use_cpu included: the Accelerator is built with DeepSpeed on the
@@ -163,7 +163,8 @@ def test_the_accelerator_honours_the_resolved_plan_and_leaves_accelerates_variab
     from accelerate.utils import DistributedType
 
     from lstm_trainer.cli.train import parse_config
-    from lstm_trainer.train.distributed import make_accelerator, release_process_state
+    from lstm_trainer.train.launch import ensure_rendezvous_env, launch_request, make_accelerator, release_process_state
+    from lstm_trainer.train.plan import choose_ds_config, make_plan
 
     launched = {
         "ACCELERATE_USE_DEEPSPEED": "true",
@@ -177,7 +178,10 @@ def test_the_accelerator_honours_the_resolved_plan_and_leaves_accelerates_variab
     for name, value in launched.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    accelerator, resolved = make_accelerator(parse_config([*TINY, "--output_dir", str(tmp_path / "out")]))
+    train = parse_config([*TINY, "--output_dir", str(tmp_path / "out")]).train
+    launch = launch_request()
+    resolved = make_plan(train, choose_ds_config(None, launch), ensure_rendezvous_env(), False, 2048, launch)
+    accelerator = make_accelerator(resolved, train, cuda=False)
     try:
         assert accelerator.distributed_type == DistributedType.DEEPSPEED
         assert resolved.gradient_accumulation_steps == accelerator.gradient_accumulation_steps == 2
