@@ -102,7 +102,7 @@ def project_flags(data: Competition) -> list[str]:
 
 
 # The selection run: the last horizon of every series validates, up to this many steps, stopped after
-# PATIENCE epochs without a better validation score; the final fits then train as many epochs on everything.
+# PATIENCE epochs without a better validation score; the final fits then train as many steps on everything.
 SELECT_STEPS, PATIENCE = 4000, 3
 
 
@@ -176,8 +176,8 @@ def run_project(
     data: Competition, folder: Path, seeds: int, history: Path, extra_flags: list[str]
 ) -> tuple[list[np.ndarray], float, float]:
     """The field's protocol, as N-BEATS ran it: one run that holds each series' last horizon out to
-    choose the number of epochs, then one final fit per seed on the whole history (`--val_size 0`) for
-    that many epochs; the forecast is the median of the final fits' forecasts."""
+    choose the number of steps, then one final fit per seed on the whole history (`--val_size 0`) for
+    that many steps; the forecast is the median of the final fits' forecasts."""
     python = sys.executable
     columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
     flags = [*project_flags(data), *extra_flags]  # later flags win: argparse keeps the last
@@ -195,13 +195,16 @@ def run_project(
     select = ["--val_size", str(data.horizon), "--max_train_steps", str(SELECT_STEPS), "--select_on", measure]
     select += ["--num_train_epochs", "1000", "--early_stopping_patience", str(PATIENCE), "--seed", "42"]
     out, select_peak = train("lstm_select", select)
-    epochs = chosen_epochs(json.loads((out / "all_results.json").read_text()))
-    print(f"  chosen on validation: {epochs} epochs", flush=True)
+    steps = chosen_steps(json.loads((out / "all_results.json").read_text()))
+    print(f"  chosen on validation: {steps} steps", flush=True)
 
     def final_fit(seed: int) -> tuple[list[np.ndarray], float]:
-        # As many epochs, not steps: the whole history has a horizon more of windows per series, so
-        # an epoch is longer.
-        final = ["--val_size", "0", "--num_train_epochs", str(epochs), "--seed", str(42 + seed)]
+        # As many steps: with --sampling series each step draws series uniformly, so a step count means
+        # the same draws per series whatever each series' window count (an epoch's length does not).
+        # Measured on M3 monthly, 3 seeds: the 9 epochs chosen as 3,528 steps on the whole history 13.64
+        # sMAPE, as 2,000 steps 13.59.
+        final = ["--val_size", "0", "--max_train_steps", str(steps), "--num_train_epochs", "1000"]
+        final += ["--seed", str(42 + seed)]
         out, train_peak = train(f"lstm_seed{seed}", final)
         forecast = folder / f"lstm_seed{seed}.csv"
         predict = [python, "-m", "lstm_trainer.cli.predict", "--model", str(out / "model"), "--input", str(history)]
@@ -221,11 +224,11 @@ def run_project(
     return median, time.perf_counter() - started, peak
 
 
-def chosen_epochs(results: dict[str, Any]) -> int:
-    """The selection run's best epoch (1-based) by the score it selected on, one value per epoch."""
-    history = results["val_selection_history"] or results["val_mse_history"]
-    assert history, "the selection run validated no epoch"
-    return int(np.argmin(history)) + 1
+def chosen_steps(results: dict[str, Any]) -> int:
+    """The optimizer step of the selection run's best epoch (by the score it selected on): all_results' best_step."""
+    steps = results["best_step"]
+    assert isinstance(steps, int) and steps > 0, steps
+    return steps
 
 
 def main() -> None:
@@ -234,8 +237,9 @@ def main() -> None:
     parser.add_argument(
         "--seeds",
         type=int,
-        default=5,
-        help="Final fits (seeds 42, 43, ...), one per core at once; the median of their forecasts is the forecast.",
+        default=6,
+        help="Final fits (seeds 42, 43, ...), one per core at once (so a multiple of the cores costs no more wall "
+        "time than the one below it); the median of their forecasts is the forecast.",
     )
     parser.add_argument("--skip_peers", action="store_true", help="Only the project (and Naive2).")
     parser.add_argument("--train_flags", default="", help="More train.py flags, after the preset's (they win).")
