@@ -246,14 +246,22 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
         state.best_step = state.global_step
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]
-    s.reporter.epoch(EpochLog(
-        epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, val_mse=val_mse,
-        mean_grad_norm=sum(finite_norms) / len(finite_norms) if finite_norms else float("nan"),
-        learning_rate=learning_rate, best_train_loss=min(state.train_losses),
-        best_val_mse=best_val_mse(state),
-        selection=(s.config.train.select_on, state.val_selection[-1], stopper.best) if state.val_selection else None,
-        bad_epochs=stopper.bad_epochs,
-    ))  # fmt: skip
+    s.reporter.epoch(
+        EpochLog(
+            epoch=state.epoch + 1,
+            step=state.global_step,
+            train_loss=train_loss,
+            val_mse=val_mse,
+            mean_grad_norm=sum(finite_norms) / len(finite_norms) if finite_norms else float("nan"),
+            learning_rate=learning_rate,
+            best_train_loss=min(state.train_losses),
+            best_val_mse=best_val_mse(state),
+            selection=(s.config.train.select_on, state.val_selection[-1], stopper.best)
+            if state.val_selection
+            else None,
+            bad_epochs=stopper.bad_epochs,
+        )
+    )
     state.epoch += 1
     progress.reset()
     return save_checkpoint(s, run)
@@ -273,9 +281,15 @@ def save_checkpoint(s: Session, run: Fitting) -> str:
         "trackers": s.reporter.trackers,  # the W&B run and TensorBoard folder a resume continues
     }
     return checkpoint.save(
-        s.accelerator, s.model, s.out, run.state.global_step, shared, run.progress.state_dict(),
-        s.config.train.save_total_limit, run.best_checkpoint,
-    )  # fmt: skip
+        s.accelerator,
+        s.model,
+        s.out,
+        run.state.global_step,
+        shared,
+        run.progress.state_dict(),
+        s.config.train.save_total_limit,
+        run.best_checkpoint,
+    )
 
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
