@@ -180,12 +180,13 @@ def run_project(
     that many steps; the forecast is the median of the final fits' forecasts."""
     python = sys.executable
     columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
-    flags = [*project_flags(data), *extra_flags]  # later flags win: argparse keeps the last
+    flags = project_flags(data)
     started = time.perf_counter()
 
     def train(name: str, extra: list[str]) -> tuple[Path, float]:
         out = folder / name
-        command = [python, "train.py", "--dataset", str(history), *columns, *flags, *extra, "--output_dir", str(out)]
+        command = [python, "train.py", "--dataset", str(history), *columns, *flags, *extra, *extra_flags]
+        command += ["--output_dir", str(out)]  # --train_flags last: argparse keeps a flag's last value
         seconds, mib = measured(command, folder / f"{name}_train.log")
         print(f"  {name}: trained in {seconds:.0f} s (peak {mib:.0f} MiB)", flush=True)
         return out, mib
