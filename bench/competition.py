@@ -29,7 +29,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -225,7 +224,7 @@ def run_project(
     return median, time.perf_counter() - started, peak
 
 
-def chosen_steps(results: dict[str, Any]) -> int:
+def chosen_steps(results: dict[str, object]) -> int:
     """The optimizer step of the selection run's best epoch (by the score it selected on): all_results' best_step."""
     steps = results["best_step"]
     assert isinstance(steps, int) and steps > 0, steps

@@ -284,17 +284,15 @@ def _batch(
     if asked is None:
         d.put("train_micro_batch_size_per_gpu", micro, "--per_device_train_batch_size", filled=not fixed_micro)
         if "total_batch_size" not in chosen:
-            fitted, fitted_micro = total, micro
+            fitted, fitted_micro, cap = total, micro, max(1, windows // MIN_STEPS_PER_EPOCH)
             why = f"{windows} training windows: at least {MIN_STEPS_PER_EPOCH} optimizer steps an epoch"
             if "train_batch_size" in saved:  # a resume: the checkpoint's, fitted to its data
                 fitted, why = saved["train_batch_size"], "the checkpoint's plan"
                 fitted_micro = (
                     micro if fixed_micro else _micro_for(fitted, saved["train_micro_batch_size_per_gpu"], world_size)
                 )
-            elif total > max(1, windows // MIN_STEPS_PER_EPOCH):
-                fitted, fitted_micro = _smaller_batch(
-                    total, micro, max(1, windows // MIN_STEPS_PER_EPOCH), world_size, fixed_micro
-                )
+            elif total > cap:
+                fitted, fitted_micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
             d.fit(d.config, "train_micro_batch_size_per_gpu", fitted_micro, why)
             d.fit(d.config, "train_batch_size", fitted, why)
             micro, total = fitted_micro, fitted
