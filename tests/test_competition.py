@@ -217,3 +217,25 @@ def test_selection_on_smape_keeps_the_epoch_that_scores_best(
     assert results["best_step"] == results["optimizer_steps"] // 4 * (best + 1)
     with pytest.raises(UserError, match="--select_on smape scores series one by one"):
         train_in_process(["--select_on", "smape", "--output_dir", str(tmp_path / "sine")])
+
+
+def test_a_series_shorter_than_min_inputs_plus_horizon_still_trains_and_is_forecast(tmp_path: Path) -> None:
+    """M1 yearly has series of 9 values, h 6, and the bench's --min_inputs 4: such a series once got no
+    training window, a NaN scale, and predict stopped on it. It trains on one window of the 3 values it has."""
+    seasonal_table({"long": 40, "mid": 24, "nine": 9}).to_csv(tmp_path / "s.csv", index=False)
+    columns = "--id_column id --time_column t --data_column y --horizon 6"
+    train_in_process(
+        f"--dataset {tmp_path / 's.csv'} {columns} --seq_length 12 --min_inputs 4 --val_size 0 --test_size 0 "
+        f"--season {SEASON} --deseasonalize --hidden_size 8 --total_batch_size 8 --per_device_train_batch_size 8 "
+        f"--max_train_steps 2 --output_dir {tmp_path / 'out'}".split()
+    )
+    scales = json.loads((tmp_path / "out" / "model" / "normalization.json").read_text())["series"]
+    assert set(scales) == {"long", "mid", "nine"}
+    assert all(np.isfinite([v["mean"], v["std"]]).all() and v["std"] > 0 for v in scales.values()), scales
+    code, _, err = predict(
+        *f"--model {tmp_path / 'out' / 'model'} --input {tmp_path / 's.csv'} {columns} --output {tmp_path / 'f.csv'}".split()
+    )
+    assert code == 0, err
+    forecast = pd.read_csv(tmp_path / "f.csv")
+    nine = forecast[forecast["id"] == "nine"]["forecast"].to_numpy()
+    assert len(nine) == 6 and np.isfinite(nine).all()

@@ -6,7 +6,7 @@ Validation and test windows take their inputs from the values before their split
 so every value of a later split is a target and inputs still always precede their target.
 A series whose training part holds a whole window (seq_length + horizon values) trains on
 whole windows; a shorter one trains on windows left-padded with its first value, each with at
-least one real input (or `min_inputs` for every series where that is set), so a short series
+least one real input (or `min_inputs` where that is set and the series has them), so a short series
 is learned from and forecast rather than dropped: a series needs `horizon` + 1 training values
 and `horizon` in each later split. The synthetic reference windows each part on its own (no
 context), as the reference did. A series too short even for that is dropped and reported by
@@ -51,10 +51,15 @@ class SplitPlan:
 
 def train_inputs(length: np.ndarray, seq_length: int, horizon: int, min_inputs: int | None) -> np.ndarray:
     """Real inputs the first training window of each series holds: `min_inputs` where set, else a whole
-    window where the training part of `length` values holds one, and 1 (the rest padding) where not."""
+    window where the training part of `length` values holds one, and 1 (the rest padding) where not.
+
+    A series too short for `min_inputs` still gets one window, with every value before its last
+    `horizon` as inputs: the cut keeps only series of `horizon` + 1 training values or more, and
+    each of them must train (without a window it had no scale, and forecast nothing sane)."""
+    length = np.asarray(length, np.int64)
     if min_inputs is not None:
-        return np.full(len(length), min(min_inputs, seq_length), np.int64)
-    return np.where(np.asarray(length) >= seq_length + horizon, seq_length, 1).astype(np.int64)
+        return np.clip(length - horizon, 1, min(min_inputs, seq_length)).astype(np.int64)
+    return np.where(length >= seq_length + horizon, seq_length, 1).astype(np.int64)
 
 
 def split_lengths(n: np.ndarray, val_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
