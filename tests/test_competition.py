@@ -222,7 +222,9 @@ def test_selection_on_smape_keeps_the_epoch_that_scores_best(
 def test_a_series_shorter_than_min_inputs_plus_horizon_still_trains_and_is_forecast(tmp_path: Path) -> None:
     """M1 yearly has series of 9 values, h 6, and the bench's --min_inputs 4: such a series once got no
     training window, a NaN scale, and predict stopped on it. It trains on one window of the 3 values it has."""
-    seasonal_table({"long": 40, "mid": 24, "nine": 9}).to_csv(tmp_path / "s.csv", index=False)
+    table = seasonal_table({"long": 40, "mid": 24, "nine": 9})
+    table["y"] *= table["id"].map({"long": 1, "mid": 100, "nine": 10_000})  # scales the pooled statistics miss
+    table.to_csv(tmp_path / "s.csv", index=False)
     columns = "--id_column id --time_column t --data_column y --horizon 6"
     train_in_process(
         f"--dataset {tmp_path / 's.csv'} {columns} --seq_length 12 --min_inputs 4 --val_size 0 --test_size 0 "
@@ -239,3 +241,13 @@ def test_a_series_shorter_than_min_inputs_plus_horizon_still_trains_and_is_forec
     forecast = pd.read_csv(tmp_path / "f.csv")
     nine = forecast[forecast["id"] == "nine"]["forecast"].to_numpy()
     assert len(nine) == 6 and np.isfinite(nine).all()
+    # The same series under ids the model never saw: scaled by their own history, which in a final fit
+    # (nothing held out) is what training scaled them by, so each forecast is the known id's. The pooled
+    # statistics (the level of all three) would forecast each at the others' level.
+    table.assign(id="new_" + table["id"]).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = predict(
+        *f"--model {tmp_path / 'out' / 'model'} --input {tmp_path / 'new.csv'} {columns} --output {tmp_path / 'n.csv'}".split()
+    )
+    assert code == 0 and "3 of 3 series not seen in training, normalised with their own history's" in err, err
+    renamed = pd.read_csv(tmp_path / "n.csv")
+    assert renamed["forecast"].to_numpy() == pytest.approx(forecast["forecast"].to_numpy(), rel=1e-4)

@@ -79,7 +79,7 @@ class Forecaster:
         """The `h` values (default: the model's horizon) after the end of every series of `df` (default: the
         DataFrame `fit` was given), one row per series and step: id, time (or step), forecast, and the
         quantile columns q<level> of a probabilistic model. Each series is normalised with its own training
-        statistics (the pooled ones for a series the model never saw), as the predict command does.
+        statistics (a series the model never saw: its history's), as the predict command does.
 
         A model trained with covariates reads them from `df` over the history, and the future ones over its
         horizon from `future_df` (NeuralForecast's futr_df: id, time and the future covariates, a row per

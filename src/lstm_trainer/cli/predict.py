@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--id_column",
         default=None,
         help="Column naming the series in a long table: every series is forecast in one call, each normalised "
-        "with its own training statistics (or the pooled ones for a series the model never saw).",
+        "with its own training statistics (a series the model never saw: its history's).",
     )
     parser.add_argument(
         "--fill_missing", default=None, choices=("ffill", "interpolate", "drop"), help="Policy for NaN/inf values."
@@ -171,7 +171,7 @@ def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -
     )
     for what, which in (
         (f"shorter than the window of {seq_length} values, left-padded with their first value", ended.padded),
-        ("not seen in training, normalised with the pooled training statistics", ended.pooled),
+        ("not seen in training, normalised with their own history's statistics", ended.unseen),
     ):
         if which:
             shown = ", ".join(map(repr, which[:5])) + (", ..." if len(which) > 5 else "")

@@ -80,6 +80,23 @@ class Normalization:
         mean, std = self.series[item_id]
         return Normalization(mean, std)
 
+    def for_history(self, item_id: str, history: np.ndarray, indices: np.ndarray | None) -> Normalization:
+        """The transform of one series given its history from its first value: `for_series` for an id it
+        knows; for an id a many-series model never saw, the statistics training fits on a series' own
+        values (after `indices`, its seasonal factors, where set), so a new series of another scale is
+        forecast as a known one of that scale would be. The pooled ones only where the history is constant."""
+        if self.series is None or item_id in self.series:
+            return self.for_series(item_id)
+        values = np.asarray(history, np.float64)
+        if indices is not None:
+            values = values / indices[np.arange(len(values)) % len(indices)]
+        mean, std = float(values.mean()), float(values.std())
+        return (
+            Normalization(mean, std)
+            if math.isfinite(mean) and math.isfinite(std) and std > 0
+            else self.for_series(None)
+        )
+
     def apply(self, x: T) -> T:
         return (x - self.mean) / self.std
 

@@ -33,7 +33,7 @@ class EndForecast:
 
     forecast: Forecast  # [S, steps]
     padded: list[str]  # ids of series shorter than the window: left-padded with their first value
-    pooled: list[str]  # ids the model never saw: normalised with the pooled training statistics
+    unseen: list[str]  # ids the model never saw: normalised with their own history's statistics
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Predictor:
         covariates: Covariates | None = None,
     ) -> EndForecast:
         """The `steps` values after the end of every series in one batched call, as training saw them:
-        each with its own statistics (the pooled ones for an id the model never saw), its seasonal
+        each with its own statistics (for an id the model never saw, its history's), its seasonal
         factors where the model was trained with --deseasonalize (each history starting at the
         series' first value), and left-padded with its first value where shorter than the window.
 
@@ -123,6 +123,7 @@ class Predictor:
         lags = np.arange(-length, 0)
         windows = np.empty((len(histories), length))  # [S, T]
         into, ahead = np.ones((len(histories), length)), np.ones((len(histories), steps))
+        stats = []
         for s, (history, item) in enumerate(zip(histories, item_ids, strict=True)):
             n = len(history)
             positions = np.maximum(n + lags, 0)  # left padding: positions before the first value read it
@@ -131,7 +132,7 @@ class Predictor:
             if indices is not None:
                 into[s] = indices[positions % len(indices)]
                 ahead[s] = indices[(n + np.arange(steps)) % len(indices)]
-        stats = [self.norm.for_series(item) for item in item_ids]
+            stats.append(self.norm.for_history(item, history, indices))
         loc = np.array([n.mean for n in stats])
         scale = np.array([n.std for n in stats])
         seasonal = (into, ahead) if self.norm.seasonal is not None else None
@@ -139,8 +140,8 @@ class Predictor:
         forecast = self.forecast(windows, steps, loc=loc, scale=scale, seasonal=seasonal, covariates=beside)
         padded = [item for item, h in zip(item_ids, histories, strict=True) if len(h) < length]
         known = self.norm.series or {}
-        pooled = [item for item in item_ids if self.norm.series is not None and item not in known]
-        return EndForecast(forecast, padded, pooled)
+        unseen = [item for item in item_ids if self.norm.series is not None and item not in known]
+        return EndForecast(forecast, padded, unseen)
 
     def _end_covariates(self, histories: list[np.ndarray], covariates: Covariates) -> np.ndarray:
         """[S, T + H, C] in the model's units: each series' last T steps (left-padded) and the H after them."""
