@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from lstm_trainer.data.seasonality import factors, seasonal_indices
+
 FILE = "normalization.json"
 if TYPE_CHECKING:  # for the types only: this module stays torch-free at run time
     import torch
@@ -69,8 +71,6 @@ class Normalization:
             return None
         if item_id in self.seasonal:
             return np.asarray(self.seasonal[item_id], np.float64)
-        from lstm_trainer.data.seasonality import seasonal_indices
-
         return seasonal_indices(history, len(next(iter(self.seasonal.values()))))
 
     def for_series(self, item_id: str | None) -> Normalization:
@@ -88,14 +88,11 @@ class Normalization:
         if self.series is None or item_id in self.series:
             return self.for_series(item_id)
         values = np.asarray(history, np.float64)
-        if indices is not None:
-            values = values / indices[np.arange(len(values)) % len(indices)]
+        if indices is not None:  # as training adjusts a series (data/prepare.py)
+            values = values / factors(indices, np.arange(len(values)))
         mean, std = float(values.mean()), float(values.std())
-        return (
-            Normalization(mean, std)
-            if math.isfinite(mean) and math.isfinite(std) and std > 0
-            else self.for_series(None)
-        )
+        # A NaN or infinite value makes the std NaN: only a finite, positive one scales.
+        return Normalization(mean, std) if math.isfinite(std) and std > 0 else self.for_series(None)
 
     def apply(self, x: T) -> T:
         return (x - self.mean) / self.std
