@@ -181,11 +181,11 @@ def make_plan(
         kept = saved.get("warmup_num_steps")
         if isinstance(kept, int):
             why = "the checkpoint's, fitted to the steps its run planned: a resume keeps its schedule"
-            d.fit(scheduler, "scheduler.params.warmup_num_steps", kept, why)
+            d.put("scheduler.params.warmup_num_steps", kept, why, fitted=True)
         else:
             longest = max(1, int(planned * WARMUP_SHARE))
             why = f"at most {WARMUP_SHARE:.0%} of the {planned} planned optimizer steps"
-            d.fit(scheduler, "scheduler.params.warmup_num_steps", min(scheduler["warmup_num_steps"], longest), why)
+            d.put("scheduler.params.warmup_num_steps", min(scheduler["warmup_num_steps"], longest), why, fitted=True)
 
     for asked in launch.values:
         current = get_dotted(d.config, asked.key)
@@ -247,20 +247,14 @@ class _Draft:
     changes: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
 
-    def put(self, dotted: str, value: Any, why: str, filled: bool = False) -> None:
-        """`value` at `dotted`. `filled`: the trainer's own value, which "auto" asks for: then not a change."""
+    def put(self, dotted: str, value: Any, why: str, filled: bool = False, fitted: bool = False) -> None:
+        """`value` at `dotted`. `filled`: the trainer's own value, which "auto" asks for: then not a change.
+        `fitted`: a value fitted to the data, whose line names the value it replaces rather than the JSON."""
         section, key = _node(self.config, dotted)
         old = section.get(key, "unset")
         if old != value and not (filled and old == "auto"):
-            self.changes.append(f"{dotted}: {old} (ds_config) -> {value} ({why})")
+            self.changes.append(f"{dotted}: {old}{'' if fitted else ' (ds_config)'} -> {value} ({why})")
         section[key] = value
-
-    def fit(self, section: dict[str, Any], dotted: str, value: Any, why: str) -> None:
-        """A value the trainer fitted to the data: the line names the value it replaces, not the JSON."""
-        key = dotted.rsplit(".", 1)[-1]
-        if section[key] != value:
-            self.changes.append(f"{dotted}: {section[key]} -> {value} ({why})")
-            section[key] = value
 
 
 def _batch(
@@ -293,8 +287,8 @@ def _batch(
                 )
             elif total > cap:
                 fitted, fitted_micro = _smaller_batch(total, micro, cap, world_size, fixed_micro)
-            d.fit(d.config, "train_micro_batch_size_per_gpu", fitted_micro, why)
-            d.fit(d.config, "train_batch_size", fitted, why)
+            d.put("train_micro_batch_size_per_gpu", fitted_micro, why, fitted=True)
+            d.put("train_batch_size", fitted, why, fitted=True)
             micro, total = fitted_micro, fitted
         accumulation = gradient_accumulation_steps(total, micro, world_size)
         d.put("gradient_accumulation_steps", accumulation, f"derived: {total} / ({micro} x {world_size} processes)")
