@@ -82,9 +82,13 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    from datasets.utils.logging import disable_progress_bar
+
     from lstm_trainer.api.forecaster import Forecaster
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.forecast import protocol
+
+    disable_progress_bar()  # the table is read twice here; its runs' own bars go to their logs
 
     try:
         train_flags = tuple(shlex.split(args.train_flags))

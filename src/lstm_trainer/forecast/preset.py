@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lstm_trainer.train.plan import MIN_STEPS_PER_EPOCH
+
 # The selection run: the last horizon of every series validates, up to this many steps, stopped after
 # PATIENCE epochs without a better validation score; the members then train as many steps on everything.
 SELECT_STEPS, PATIENCE = 4000, 3
@@ -17,6 +19,8 @@ SELECT_STEPS, PATIENCE = 4000, 3
 MIN_WINDOW = 8
 # First seed; member k trains with FIRST_SEED + k (the bench's seeds, so its figures carry over).
 FIRST_SEED = 42
+# The measured global batch, where the data has windows for it (else the plan fits one to the data).
+BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,20 @@ class Member:
 class Preset:
     horizon: int
     season: int  # 1: none
+    lengths: tuple[int, ...]  # each series' number of values
+    lookbacks: tuple[int, ...] = (2,)
+
+    @property
+    def batch(self) -> int:
+        """The global batch of every run: BATCH where the data holds MIN_STEPS_PER_EPOCH of them, else the
+        largest power of two that does (what the trainer's plan would fit). Typed, so that the selection and
+        every member train on one batch size, and the chosen number of steps means the same for each."""
+        least = max(max(1, self.window(k) // 3) for k in self.lookbacks)  # the fewest windows
+        windows = sum(max(1, n - 2 * self.horizon - least + 1) for n in self.lengths)  # the selection run's, about
+        batch = BATCH
+        while batch > 1 and batch * MIN_STEPS_PER_EPOCH > windows:
+            batch //= 2
+        return batch
 
     def window(self, lookback: int) -> int:
         """A member's window: `lookback` horizons, at least a season and MIN_WINDOW."""
@@ -48,9 +66,8 @@ class Preset:
         flags += ["--min_inputs", str(max(1, window // 3)), "--sampling", "series"]
         if self.season > 1:
             flags += ["--season", str(self.season), "--deseasonalize"]
-        flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3"]
-        flags += ["--total_batch_size", "256", "--per_device_train_batch_size", "256", "--num_warmup_steps", "100"]
-        return flags
+        flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3", "--num_warmup_steps", "100"]
+        return [*flags, "--total_batch_size", str(self.batch), "--per_device_train_batch_size", str(self.batch)]
 
     def selection_flags(self, lookback: int, select_on: str) -> list[str]:
         """Hold each series' last horizon out, train up to SELECT_STEPS, keep the best step by `select_on`."""

@@ -33,6 +33,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.files import replace_dir
 from lstm_trainer.forecast.ensemble import FALLBACKS, Manifest
 from lstm_trainer.forecast.preset import Member, Preset, members
+from lstm_trainer.outputs.hub import LOCAL_MODEL
 
 SELECT_ON = ("mase", "smape")
 # all_results.json keys: the selection run's validation score, and each fallback's, on the measure chosen.
@@ -128,7 +129,7 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
     """Select, train the members, write the ensemble folder `output_dir/model`; `say` gets progress lines."""
     season, histories = check(request)
     out = Path(request.output_dir)
-    preset = Preset(request.horizon, season)
+    preset = Preset(request.horizon, season, tuple(len(h) for h in histories), request.lookbacks)
     ensemble = members(request.seeds, request.lookbacks)
     say(
         f"{len(histories)} series, horizon {request.horizon}, season {season}; "
@@ -173,6 +174,7 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
         "validation": scores,
         "members": [{"lookback": m.lookback, "seed": m.seed, "window": preset.window(m.lookback)} for m in ensemble],
         "jobs": jobs,
+        "batch": preset.batch,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
     names = [f"{MEMBERS}/{k}" for k in range(len(folders))]
@@ -206,7 +208,8 @@ def _train(request: Request, flags: list[str], out: Path, logs: Path) -> dict[st
 def _validation(results: dict[str, Any], measure: str) -> dict[str, float]:
     """The selection run's score and each fallback's on the held-out horizon, by `measure`."""
     key = SCORE_KEYS[measure]
-    scores = {"model": float(results[key])}
+    # None where the selection run finished no epoch (a --max_train_steps below one epoch): never validated.
+    scores = {"model": float("inf") if results.get(key) is None else float(results[key])}
     for name in FALLBACKS:
         value = results.get(BASELINE_PREFIX[name] + key)
         if value is not None and np.isfinite(value):
@@ -253,7 +256,7 @@ def card(manifest: Manifest) -> str:
         lines += [f"**Fallback:** {manifest.fallback} beat the model on validation, so it forecasts instead.", ""]
     lines += [
         "```bash",
-        "lstm-trainer predict --model . --input history.csv --id_column id --time_column t --data_column y "
+        f"lstm-trainer predict --model {LOCAL_MODEL} --input history.csv --id_column id --time_column t --data_column y "
         f"--horizon {manifest.horizon}",
         "```",
         "",

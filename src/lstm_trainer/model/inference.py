@@ -25,6 +25,8 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 # Quantiles written for a distribution model when none are asked for: the median and an 80% interval.
 DEFAULT_LEVELS = (0.1, 0.5, 0.9)
+# An ensemble folder's manifest (forecast/ensemble.py reads it): members' folders and how they combine.
+ENSEMBLE_MANIFEST = "ensemble.json"
 
 
 @dataclass
