@@ -5,10 +5,8 @@ The protocol's runs are real `python -m lstm_trainer.cli.train` children, a few 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +224,5 @@ def test_one_command_with_verbs(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # a relative --output lands in the test's own folder
-    yield
