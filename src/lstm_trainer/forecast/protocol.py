@@ -175,6 +175,7 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
         "members": [{"lookback": m.lookback, "seed": m.seed, "window": preset.window(m.lookback)} for m in ensemble],
         "jobs": jobs,
         "batch": preset.batch,
+        "patience": preset.patience,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
     names = [f"{MEMBERS}/{k}" for k in range(len(folders))]
