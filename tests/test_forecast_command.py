@@ -21,6 +21,7 @@ from lstm_trainer.cli.main import main as verb_main
 from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.errors import UserError
 from lstm_trainer.forecast.ensemble import EnsemblePredictor, Manifest, load_predictor
+from lstm_trainer.forecast.preset import WARMUP, Member, Preset
 from lstm_trainer.forecast.season import infer_season
 from lstm_trainer.model.inference import Predictor
 
@@ -72,6 +73,20 @@ def test_plain_integer_times_carry_no_season_and_the_longest_series_decides() ->
     assert infer_season(pd.Series(np.arange(40))) is None
     times = pd.Series(["2020-01", "2020-02", "2019-01", "2019-04", "2019-07", "2019-10"])
     assert infer_season(times, pd.Series(list("aabbbb"))) == 4  # b's quarters, not a's two months
+
+
+def test_the_preset_fits_the_batch_and_the_patience_to_the_data() -> None:
+    long = Preset(18, 12, (120,) * 1400)  # M3 monthly's shape: ~290 steps an epoch
+    assert long.window(2) == 36 and long.batch == 256 and long.patience == 3
+    short = Preset(8, 4, (44,) * 756)  # M3 quarterly's: ~60 steps an epoch
+    assert short.batch == 256 and short.patience == 10
+    tiny = Preset(6, 1, (15,) * 181)  # a window's worth of values per series
+    assert tiny.window(2) == 12 and tiny.batch == 128
+    assert tiny.patience * tiny.windows / tiny.batch >= 2 * WARMUP  # never stops inside the warm-up
+    flags = tiny.selection_flags(2, "smape")
+    assert flags[flags.index("--early_stopping_patience") + 1] == str(tiny.patience)
+    member = tiny.member_flags(Member(3, 44), 500)
+    assert member[member.index("--seq_length") + 1] == "18" and member[member.index("--max_train_steps") + 1] == "500"
 
 
 def test_the_forecast_covers_every_series_at_the_next_dates(forecast: Path) -> None:
