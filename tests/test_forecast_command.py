@@ -78,7 +78,7 @@ def test_plain_integer_times_carry_no_season_and_the_longest_series_decides() ->
 def test_the_preset_fits_the_batch_and_the_patience_to_the_data() -> None:
     long = Preset(18, 12, (120,) * 1400)  # M3 monthly's shape: ~290 steps an epoch
     assert long.window(2) == 36 and long.batch == 256 and long.patience == 3
-    short = Preset(8, 4, (44,) * 756)  # M3 quarterly's: ~60 steps an epoch
+    short = Preset(8, 4, (40,) * 756)  # M3 quarterly's shape: ~60 steps an epoch
     assert short.batch == 256 and short.patience == 10
     tiny = Preset(6, 1, (15,) * 181)  # a window's worth of values per series
     assert tiny.window(2) == 12 and tiny.batch == 128
