@@ -14,23 +14,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import SRC, child_env, output
 
 from lstm_trainer.supervise import exit_status, main
 
 RANK = """
-import signal, sys, time
+import os, signal, sys, time
 from pathlib import Path
 done = Path(sys.argv[1])
 def stop(signum, frame):
-    time.sleep(1.0)  # the checkpoint being written
+    time.sleep(1.0)  # the checkpoint being settled
     done.write_text(signal.Signals(signum).name)
     print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
     sys.exit(128 + signum)
 for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, stop)
-print("ready", flush=True)
+print("ready", os.getpid(), flush=True)
 time.sleep(60)
 """
 # SIGINT is left to Python's default (KeyboardInterrupt), as Accelerate's simple launcher leaves it.
@@ -48,23 +49,31 @@ def supervised(tmp_path: Path, sig: signal.Signals) -> tuple[subprocess.Complete
         env=child_env(PYTHONPATH=str(SRC)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
+    ready, rank = proc.stdout.readline().split()
+    assert ready == "ready"
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)
     # At supervise's exit, not once its pipes close: an orphaned rank still holds them open.
-    written = done.exists()
+    # Written, or (a signal the rank does not handle) the rank is gone.
+    settled = done.exists() or not psutil.pid_exists(int(rank))
     stdout, stderr = proc.communicate(timeout=30)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), written
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), settled
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_to_supervise_alone_reaches_the_rank_and_it_waits_for_it(tmp_path: Path, sig: signal.Signals) -> None:
-    finished, written = supervised(tmp_path, sig)
+    finished, settled = supervised(tmp_path, sig)
     # The launcher died of the signal; supervise waited for the rank's checkpoint all the same.
-    assert written, f"supervise exited before the rank had written its checkpoint\n{output(finished)}"
+    assert settled, f"supervise exited before the rank had settled its checkpoint\n{output(finished)}"
     assert (tmp_path / "done").read_text() == sig.name, output(finished)
     assert finished.returncode == 128 + sig, output(finished)
     assert f"stopped by {sig.name}" in finished.stderr, output(finished)
+
+
+def test_a_hangup_ends_the_whole_command_as_at_a_terminal(tmp_path: Path) -> None:
+    finished, ended = supervised(tmp_path, signal.SIGHUP)
+    assert ended and not (tmp_path / "done").exists(), output(finished)
+    assert finished.returncode == 128 + signal.SIGHUP, output(finished)
 
 
 def test_without_a_signal_the_commands_own_status_comes_back() -> None:

@@ -11,8 +11,8 @@ waits, but only 30 s (TORCH_ELASTIC_SHUTDOWN_TIMEOUT) before SIGKILL.
 
 This entry starts the command in its own process group, sends every SIGTERM or SIGINT it gets
 to that group (what Ctrl-C at a terminal or a SLURM job step does: each rank writes the
-checkpoint at the step in progress, train/stop.py), and exits only when no process of the group
-is left, with the command's exit status as a shell reports it (143 after SIGTERM, 130 after
+checkpoint at the step in progress, train/stop.py; SIGHUP and SIGQUIT are passed on as well),
+and exits only when no process of the group is left, with the command's exit status as a shell reports it (143 after SIGTERM, 130 after
 SIGINT). It is what tini -g and dumb-init do, in the project's own interpreter: no binary to add
 to an image. On Linux it is also a child subreaper, so ranks whose launcher has already exited
 are re-parented to it, not to the container's init, and it reaps them itself.
@@ -29,7 +29,9 @@ import sys
 import time
 from types import FrameType
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT)
+# SIGTERM and SIGINT ask the run for its stop checkpoint; SIGHUP and SIGQUIT end it as they would
+# have at a terminal (the command's own session no longer gets the terminal's signals).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 POLL_SECONDS = 0.1  # how often the group is checked once the command itself has exited
 _PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 USAGE = "python -m lstm_trainer.supervise accelerate launch [launch flags] train.py [train flags]"
@@ -74,7 +76,7 @@ def reap_orphans() -> None:
 
 
 def supervise(command: list[str]) -> int:
-    """Run `command` in its own process group, forward SIGTERM/SIGINT to that group, wait for all of it."""
+    """Run `command` in its own process group, forward FORWARDED signals to that group, wait for all of it."""
     become_subreaper()
     group: list[int] = []  # the command's process group, once it is started
     early: list[int] = []  # signals that came before it was
