@@ -25,7 +25,7 @@ import os, signal, sys, time
 from pathlib import Path
 done = Path(sys.argv[1])
 def stop(signum, frame):
-    time.sleep(1.0)  # the checkpoint being settled
+    time.sleep(1.0)  # the checkpoint being written
     done.write_text(signal.Signals(signum).name)
     print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
     sys.exit(128 + signum)
@@ -54,7 +54,7 @@ def supervised(tmp_path: Path, sig: signal.Signals) -> tuple[subprocess.Complete
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)
     # At supervise's exit, not once its pipes close: an orphaned rank still holds them open.
-    # Written, or (a signal the rank does not handle) the rank is gone.
+    # Its checkpoint written, or (a signal the rank does not handle) the rank gone.
     settled = done.exists() or not psutil.pid_exists(int(rank))
     stdout, stderr = proc.communicate(timeout=30)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), settled
@@ -64,7 +64,7 @@ def supervised(tmp_path: Path, sig: signal.Signals) -> tuple[subprocess.Complete
 def test_a_signal_to_supervise_alone_reaches_the_rank_and_it_waits_for_it(tmp_path: Path, sig: signal.Signals) -> None:
     finished, settled = supervised(tmp_path, sig)
     # The launcher died of the signal; supervise waited for the rank's checkpoint all the same.
-    assert settled, f"supervise exited before the rank had settled its checkpoint\n{output(finished)}"
+    assert settled, f"supervise exited before the rank had written its checkpoint\n{output(finished)}"
     assert (tmp_path / "done").read_text() == sig.name, output(finished)
     assert finished.returncode == 128 + sig, output(finished)
     assert f"stopped by {sig.name}" in finished.stderr, output(finished)
