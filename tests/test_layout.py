@@ -27,6 +27,7 @@ ORDER = (
     "evaluate",
     "outputs",
     "train",
+    "forecast",
     "api",
     "cli",
 )

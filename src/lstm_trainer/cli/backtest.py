@@ -87,7 +87,7 @@ def _recorded_covariates(data: dict[str, Any], names: CovariateNames) -> dict[st
 
 def backtest_command(args: argparse.Namespace) -> Path:
     from lstm_trainer.data import prepare_data
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.forecast.ensemble import load_predictor
     from lstm_trainer.outputs.hub import resolve_model
 
     for name in ("stride", "batch_size"):
@@ -95,12 +95,8 @@ def backtest_command(args: argparse.Namespace) -> Path:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.horizon is not None and args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
-    predictor = Predictor.load(resolve_model(args.model, args.model_revision))
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(
-            f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version"
-        )
+    predictor = load_predictor(resolve_model(args.model, args.model_revision))
+    seq_length = predictor.seq_length  # an ensemble's longest member window: each member reads its own last values
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling
