@@ -18,6 +18,7 @@ import psutil
 import pytest
 from conftest import SRC, child_env, output
 
+from lstm_trainer.cli.main import main as verb_main
 from lstm_trainer.supervise import exit_status, main
 
 RANK = """
@@ -79,6 +80,10 @@ def test_a_hangup_ends_the_whole_command_as_at_a_terminal(tmp_path: Path) -> Non
 def test_without_a_signal_the_commands_own_status_comes_back() -> None:
     assert main([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
     assert main(["--", sys.executable, "-c", "pass"]) == 0
+
+
+def test_it_is_a_verb_of_the_one_command() -> None:
+    assert verb_main(["supervise", sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
 
 
 def test_statuses_read_as_a_shell_reports_them() -> None:

@@ -1,6 +1,7 @@
 """A first process that passes SIGTERM and SIGINT on to a whole launch and waits for all of it.
 
     python -m lstm_trainer.supervise accelerate launch --config_file accelerate_configs/cpu.yaml train.py
+    lstm-trainer supervise accelerate launch --num_processes 2 train.py    # the same, installed
 
 Kubernetes and `docker stop` signal a container's first process only, and when it exits they
 kill everything left. Accelerate's simple launcher (one process, and on a CPU the outer launch
