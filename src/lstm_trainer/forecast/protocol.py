@@ -160,7 +160,9 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
         begun = time.perf_counter()
         _train(request, preset.member_flags(member, steps), out / MEMBERS / member.name, out / LOGS)
         member_seconds.append(time.perf_counter() - begun)
-        say(f"member {len(member_seconds)}/{len(ensemble)} ({member.name}) trained in {member_seconds[-1]:.0f} s")
+        done, mean = len(member_seconds), float(np.mean(member_seconds))
+        left = f"; about {mean * (len(ensemble) - done) / jobs:.0f} s left" if done < len(ensemble) else ""
+        say(f"member {done}/{len(ensemble)} ({member.name}) trained in {member_seconds[-1]:.0f} s{left}")
         return out / MEMBERS / member.name / "model"
 
     begun = time.perf_counter()
@@ -175,6 +177,7 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
         "members": [{"lookback": m.lookback, "seed": m.seed, "window": preset.window(m.lookback)} for m in ensemble],
         "jobs": jobs,
         "batch": preset.batch,
+        "patience": preset.patience,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
     names = [f"{MEMBERS}/{k}" for k in range(len(folders))]
