@@ -24,6 +24,10 @@ VERBS = {
     "backtest": ("lstm_trainer.cli.backtest", "score a model over rolling origins of the data's last split"),
     "data": ("lstm_trainer.cli.data", "build, check and push datasets"),
     "hub": ("lstm_trainer.cli.hub", "push a model folder to the Hub"),
+    "supervise": (
+        "lstm_trainer.supervise",
+        "pass SIGTERM/SIGINT on to a launch and wait for it: a container's first process",
+    ),
 }
 
 
