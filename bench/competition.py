@@ -14,13 +14,15 @@ per seed, the median of the seeds' forecasts being its forecast. Each method's w
 memory (the largest resident set of its process tree) are measured around its processes.
 
 Writes under --output: the history and future as long CSVs (what `train.py --dataset` reads),
-each method's forecasts, `scores.csv` (one row per series and method) and `table.md`.
+each method's forecasts, `scores.csv` (one row per series and method) and `table.md`; and the record
+the docs' tables are rendered from, docs/results/competition/<data set>.json (bench/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -36,6 +38,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the tables, rendered from the record)
 
 from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series  # noqa: E402
 
@@ -47,7 +53,7 @@ SUBSETS = {
 }
 DATASETS = {f"{comp.lower()}_{kind}": (comp, kind) for comp, kinds in SUBSETS.items() for kind in kinds}
 PEERS = ("Naive", "SeasonalNaive", "Theta", "AutoETS")
-# Published on the same protocol, for the README beside the measured table.
+# Published on the same protocol, kept in the record beside the measured table.
 PUBLISHED = {
     "m3_monthly": "N-BEATS paper, sMAPE: Theta 13.85, ForecastPro 13.86, N-BEATS-I+G 13.11, ARIMA 14.81; "
     "Monash archive, MASE: Theta 0.864, ETS 0.865, N-BEATS 0.934",
@@ -85,9 +91,9 @@ def load(name: str) -> Competition:
 
 
 def project_flags(data: Competition) -> list[str]:
-    """The preset the README documents, chosen from the data's horizon and season only.
+    """The preset docs/benchmarks.md documents, chosen from the data's horizon and season only.
 
-    Measured on M3 monthly, one seed (README, "The forecasting competitions"): a window of 2 horizons
+    Measured on M3 monthly, one seed (docs/benchmarks.md, "The forecasting competitions"): a window of 2 horizons
     (3 horizons: +0.3 sMAPE), the horizon's steps at once, the seasonally adjusted series (14.03 ->
     13.63 in a plain loop), the absolute error as the loss, windows at least a third real, every
     series drawn as often as any other (-0.07), no dropout, a larger batch and rate.
@@ -248,6 +254,9 @@ def main() -> None:
     parser.add_argument("--skip_peers", action="store_true", help="Only the project (and Naive2).")
     parser.add_argument("--train_flags", default="", help="More train.py flags, after the preset's (they win).")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "competition"))
+    parser.add_argument(
+        "--results_dir", default=str(record.RESULTS), help="the record goes to <this>/competition/<data set>.json"
+    )
     parser.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # the child process of one peer
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=int, default=None, help=argparse.SUPPRESS)
@@ -258,10 +267,15 @@ def main() -> None:
         return
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     for name in names:
-        bench(name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags))
+        bench(
+            name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags), args.results_dir
+        )
 
 
-def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str]) -> None:
+def bench(
+    name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str], results_dir: str | None = None
+) -> None:
+    load_before = os.getloadavg()[0]
     data = load(name)
     history, _future = write_tables(data, folder)
     season = data.season if data.season > 1 else None
@@ -293,29 +307,27 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
             for item, a, b in zip(data.ids, scores.smape, scores.mase, strict=True)
         ]
     pd.DataFrame(rows).to_csv(folder / "scores.csv", index=False)
-    lines = [
-        f"{name}: {len(data.ids)} series, h = {data.horizon}, season {data.season} "
-        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end)",
-        "",
-        "| method | sMAPE | MASE | OWA | series | wall s | peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for method, smape, mase, owa, count, seconds, mib in sorted(table, key=lambda r: r[1]):
-        lines.append(f"| {method} | {smape:.2f} | {mase:.3f} | {owa:.3f} | {count} | {seconds:.0f} | {mib:.0f} |")
-    if name in PUBLISHED:
-        lines += ["", f"Published: {PUBLISHED[name]}"]
-    text = "\n".join(lines)
-    (folder / "table.md").write_text(text + "\n")
-    (folder / "table.json").write_text(
-        json.dumps(
-            [
-                dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r, strict=False))
-                for r in table
-            ],
-            indent=2,
-        )
-        + "\n"
-    )
+    # Naive2 is computed here, not in a process of its own: it has no memory figure (NaN, null in JSON).
+    methods = [
+        {"method": method, "smape": smape, "mase": mase, "owa": owa, "series": count, "seconds": seconds,
+         "peak_mib": None if math.isnan(mib) else mib}
+        for method, smape, mase, owa, count, seconds, mib in table
+    ]  # fmt: skip
+    figures = {
+        "series": len(data.ids),
+        "points": data.points,
+        "horizon": data.horizon,
+        "season": data.season,
+        "seeds": seeds,
+        "project_flags": project_flags(data),
+        "train_flags": extra_flags,
+        "methods": methods,
+        "published": PUBLISHED.get(name),
+    }
+    path = record.write("competition", name, figures, load_before, results_dir)
+    text = tables.competition_one(json.loads(path.read_text()))
+    (folder / "table.md").write_text(text)
+    (folder / "table.json").write_text(json.dumps(methods, indent=2) + "\n")
     print(text, flush=True)
 
 
