@@ -38,10 +38,7 @@ def source(record: Record, path: Path | None = None) -> str:
     """One line: when, by which command, on which machine, under what load, from which file."""
     m = record["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
-    where = f"{m['cpu']}, {m['cores']} cores" + (
-        f" ({m['usable_cores']} usable)" if m["usable_cores"] != m["cores"] else ""
-    )
-    where += f", {m['memory_gib']} GiB" + (f"; {m['gpu']}" if m.get("gpu") else "")
+    where = machine_line(m)
     before, after = record["load_average"]
     line = (
         f"Measured {record['date'][:16].replace('T', ' ')} UTC by `{record['command']}` on {where}; "
@@ -51,6 +48,30 @@ def source(record: Record, path: Path | None = None) -> str:
     if path is not None:
         line += f" From `{relative(path)}`."
     return line
+
+
+def machine_line(m: Record) -> str:
+    where = f"{m['cpu']}, {m['cores']} cores" + (
+        f" ({m['usable_cores']} usable)" if m["usable_cores"] != m["cores"] else ""
+    )
+    return where + f", {m['memory_gib']} GiB" + (f"; {m['gpu']}" if m.get("gpu") else "")
+
+
+def sources(found: list[tuple[Path, Record]]) -> str:
+    """One line for many records: the dates, the machines, the load, the command(s) and the folder."""
+    dates = sorted(record["date"][:10] for _, record in found)
+    machines = sorted({machine_line(record["machine"]) for _, record in found})
+    before = min(record["load_average"][0] for _, record in found)
+    after = max(record["load_average"][1] for _, record in found)
+    commands = {record["command"].replace(record["name"], "NAME") for _, record in found}
+    said = f"`{commands.pop()}`" if len(commands) == 1 else ", ".join(f"`{r['command']}`" for _, r in found)
+    span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    folders = sorted({relative(path.parent) for path, _ in found})
+    said += " (NAME: each record's)" if "NAME" in said else ""
+    return (
+        f"Measured {span} by {said} on {' and '.join(machines)}; load average "
+        f"{before:.1f} to {after:.1f}. From `{'`, `'.join(folders)}/`."
+    )
 
 
 def relative(path: Path) -> str:
@@ -198,7 +219,7 @@ def real_series(record: Record, chose_defaults: bool = True) -> str:
         stop = (
             f"early stop, epoch {r['epochs_completed']}"
             if r.get("stopped_early")
-            else f"{r['epochs_completed']} epochs"
+            else f"{r['epochs_completed']} epoch{'s' if r['epochs_completed'] != 1 else ''}"
         )
         season = f" ({s['season']})" if naive is not None else ""
         lines.append(
@@ -364,12 +385,16 @@ def _each(render: Callable[[Record], str]) -> Callable[[list[tuple[Path, Record]
     return blocks
 
 
-def _together(render: Callable[[list[Record]], str]) -> Callable[[list[tuple[Path, Record]]], str]:
-    """One table over every record, then one source line per record."""
+def _together(
+    render: Callable[[list[Record]], str], compact: bool = False
+) -> Callable[[list[tuple[Path, Record]]], str]:
+    """One table over every record, then one source line per record (`compact`: one line for all)."""
 
     def block(found: list[tuple[Path, Record]]) -> str:
-        sources = "\n".join(f"- {record['name']}: {source(record, path)}" for path, record in found)
-        return f"{render([record for _, record in found])}\n{sources}\n"
+        if compact:
+            return f"{render([record for _, record in found])}\n{sources(found)}\n"
+        lines = "\n".join(f"- {record['name']}: {source(record, path)}" for path, record in found)
+        return f"{render([record for _, record in found])}\n{lines}\n"
 
     return block
 
@@ -393,7 +418,7 @@ SECTIONS: dict[str, Section] = {
     ),
     "competition": Section("competition", "python bench/competition.py --dataset all", _together(competition)),
     "competition_headline": Section(
-        "competition", "python bench/competition.py --dataset all", _together(competition_headline)
+        "competition", "python bench/competition.py --dataset all", _together(competition_headline, compact=True)
     ),
     "covariates": Section("covariates", "python bench/covariates.py", _each(covariates)),
 }

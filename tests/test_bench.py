@@ -18,6 +18,7 @@ from conftest import ROOT, child_env, output
 
 sys.path.insert(0, str(ROOT / "bench"))
 import bare_loop
+import tables
 
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
 # The reference's global batch, set so that the plan does not shrink it for 512 windows: the
@@ -180,3 +181,4 @@ def test_scale_table_measures_every_cell(tmp_path: Path) -> None:
     assert (tmp_path / "scale.md").read_text().count("| 1e+04 |") == 4
     record = json.loads((tmp_path / "records" / "scale" / "default.json").read_text())
     assert record["cells"] == records and record["settings"]["steps"] == 20
+    assert tables.scale(record) == (tmp_path / "scale.md").read_text()  # the docs' table is the bench's

@@ -121,6 +121,11 @@ def test_the_competition_tables_bold_the_best_of_three_and_name_their_source(tmp
     assert "load average 0.4 before, 1.6 after" in full and "From `" in full and "m3_monthly.json`" in full
     headline = tables.render("competition_headline", tmp_path)
     assert "| m3 monthly | 3, 18 | **13.60** / **0.840** | 14.00 / 0.850 | 14.50 / 0.860 | 16.50 / 1.000 |" in headline
+    # One source line for all: a README is read, not audited (the benchmarks page lists each record).
+    assert headline.rstrip().splitlines()[-1] == (
+        "Measured 2026-12-08 by `python bench/competition.py` on AMD EPYC 7B13, 2 cores, 23.5 GiB; "
+        f"load average 0.4 to 1.6. From `{tables.relative(tmp_path / 'competition')}/`."
+    )
     one = tables.competition_one(competition_record("m3_monthly", 13.6))
     assert one.splitlines()[4].startswith("| lstm-trainer (6 seeds) | 13.60 |")  # sorted by sMAPE
     assert one.rstrip().endswith("Published: N-BEATS paper, sMAPE: Theta 13.85")
