@@ -14,13 +14,15 @@ fitted on the whole history, their median: lstm_trainer/forecast/protocol.py). E
 memory (the largest resident set of its process tree) are measured around its processes.
 
 Writes under --output: the history and future as long CSVs (what `train.py --dataset` reads),
-each method's forecasts, `scores.csv` (one row per series and method) and `table.md`.
+each method's forecasts, `scores.csv` (one row per series and method) and `table.md`; and the record
+the docs' tables are rendered from, docs/results/competition/<data set>.json (bench/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -35,6 +37,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the tables, rendered from the record)
 
 from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series  # noqa: E402
 
@@ -46,7 +52,7 @@ SUBSETS = {
 }
 DATASETS = {f"{comp.lower()}_{kind}": (comp, kind) for comp, kinds in SUBSETS.items() for kind in kinds}
 PEERS = ("Naive", "SeasonalNaive", "Theta", "AutoETS")
-# Published on the same protocol, for the README beside the measured table.
+# Published on the same protocol, kept in the record beside the measured table.
 PUBLISHED = {
     "m3_monthly": "N-BEATS paper, sMAPE: Theta 13.85, ForecastPro 13.86, N-BEATS-I+G 13.11, ARIMA 14.81; "
     "Monash archive, MASE: Theta 0.864, ETS 0.865, N-BEATS 0.934",
@@ -151,10 +157,11 @@ def read_forecasts(path: Path, ids: list[str], horizon: int) -> list[np.ndarray]
 
 def run_project(
     data: Competition, folder: Path, seeds: int, history: Path, extra_flags: list[str]
-) -> tuple[list[np.ndarray], float, float, dict[str, float]]:
+) -> tuple[list[np.ndarray], float, float, dict[str, object]]:
     """The project as a user runs it: `lstm-trainer forecast` on the history table (selection on each series'
     last horizon, members on the whole history, their median: lstm_trainer/forecast/protocol.py).
-    Returns the forecasts, the wall seconds, the peak MiB and the protocol's own timings."""
+    Returns the forecasts, the wall seconds, the peak MiB and the ensemble manifest's record (timings, steps,
+    batch, patience, fallback)."""
     # Chosen on the measure the competition ranks by: sMAPE for M1 and M3, MASE for Tourism.
     measure = "mase" if data.name.startswith("tourism") else "smape"
     forecast, out = folder / "lstm.csv", folder / "lstm"
@@ -172,7 +179,8 @@ def run_project(
         f"{manifest['selection']['steps']} steps; fallback {manifest['fallback']})",
         flush=True,
     )
-    return read_forecasts(forecast, data.ids, data.horizon), seconds, mib, timings
+    record = {**manifest["selection"], "fallback": manifest["fallback"]}
+    return read_forecasts(forecast, data.ids, data.horizon), seconds, mib, record
 
 
 def main() -> None:
@@ -188,6 +196,9 @@ def main() -> None:
     parser.add_argument("--skip_peers", action="store_true", help="Only the project (and Naive2).")
     parser.add_argument("--train_flags", default="", help="More train.py flags, after the preset's (they win).")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "competition"))
+    parser.add_argument(
+        "--results_dir", default=str(record.RESULTS), help="the record goes to <this>/competition/<data set>.json"
+    )
     parser.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # the child process of one peer
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=int, default=None, help=argparse.SUPPRESS)
@@ -198,10 +209,15 @@ def main() -> None:
         return
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     for name in names:
-        bench(name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags))
+        bench(
+            name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags), args.results_dir
+        )
 
 
-def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str]) -> None:
+def bench(
+    name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str], results_dir: str | None = None
+) -> None:
+    load_before = os.getloadavg()[0]
     data = load(name)
     history, _future = write_tables(data, folder)
     season = data.season if data.season > 1 else None
@@ -220,7 +236,7 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
         forecasts[peer] = read_forecasts(folder / f"peer_{peer}.csv", data.ids, data.horizon)
         print(f"  {peer}: {cost[peer][0]:.0f} s", flush=True)
     label = f"lstm-trainer ({seeds} seed{'s' if seeds > 1 else ''})"
-    forecasts[label], seconds, mib, timings = run_project(data, folder, seeds, history, extra_flags)
+    forecasts[label], seconds, mib, ensemble = run_project(data, folder, seeds, history, extra_flags)
     cost[label] = (seconds, mib)
     rows, table = [], []
     for method, forecast in forecasts.items():
@@ -233,34 +249,28 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
             for item, a, b in zip(data.ids, scores.smape, scores.mase, strict=True)
         ]
     pd.DataFrame(rows).to_csv(folder / "scores.csv", index=False)
-    lines = [
-        f"{name}: {len(data.ids)} series, h = {data.horizon}, season {data.season} "
-        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end)",
-        "",
-        "| method | sMAPE | MASE | OWA | series | wall s | peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for method, smape, mase, owa, count, seconds, mib in sorted(table, key=lambda r: r[1]):
-        lines.append(f"| {method} | {smape:.2f} | {mase:.3f} | {owa:.3f} | {count} | {seconds:.0f} | {mib:.0f} |")
-    lines += [
-        "",
-        f"{label}: selection {timings['selection']:.0f} s, then {seeds} members in {timings['members']:.0f} s "
-        f"({timings['per_member']:.0f} s each, one per core at once)",
-    ]
-    if name in PUBLISHED:
-        lines += ["", f"Published: {PUBLISHED[name]}"]
-    text = "\n".join(lines)
-    (folder / "table.md").write_text(text + "\n")
-    (folder / "table.json").write_text(
-        json.dumps(
-            [
-                dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r, strict=False))
-                for r in table
-            ],
-            indent=2,
-        )
-        + "\n"
-    )
+    # Naive2 is computed here, not in a process of its own: it has no memory figure (NaN, null in JSON).
+    methods = [
+        {"method": method, "smape": smape, "mase": mase, "owa": owa, "series": count, "seconds": seconds,
+         "peak_mib": None if math.isnan(mib) else mib}
+        for method, smape, mase, owa, count, seconds, mib in table
+    ]  # fmt: skip
+    figures = {
+        "series": len(data.ids),
+        "points": data.points,
+        "horizon": data.horizon,
+        "season": data.season,
+        "seeds": seeds,
+        # The protocol's own record: its timings (selection, members, per member), steps, batch, patience, fallback.
+        "ensemble": ensemble,
+        "train_flags": extra_flags,
+        "methods": methods,
+        "published": PUBLISHED.get(name),
+    }
+    path = record.write("competition", name, figures, load_before, results_dir)
+    text = tables.competition_one(json.loads(path.read_text()))
+    (folder / "table.md").write_text(text)
+    (folder / "table.json").write_text(json.dumps(methods, indent=2) + "\n")
     print(text, flush=True)
 
 

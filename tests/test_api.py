@@ -1,4 +1,4 @@
-"""The Python API: the README's notebook example run as written, the same run as train.py, its user errors."""
+"""The Python API: the docs' notebook example run as written, the same run as train.py, its user errors."""
 
 from __future__ import annotations
 
@@ -16,19 +16,18 @@ from lstm_trainer.api import Forecaster
 from lstm_trainer.errors import UserError
 
 
-def readme_example() -> str:
-    """The first Python block under the README's "Python API (notebooks)" heading."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Python API (notebooks)") :]
-    found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found is not None, "the README's API section has no python block"
+def docs_example() -> str:
+    """The first Python block of the docs' "Python API (notebooks)" page (tests/test_docs.py runs it too)."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    found = re.search(r"```python\n(.*?)```", text, re.S)
+    assert found is not None, "docs/api.md has no python block"
     return found.group(1)
 
 
-def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_docs_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
-    exec(compile(readme_example(), "README.md", "exec"), scope)  # its own assert: load + predict is identical
+    exec(compile(docs_example(), "docs/api.md", "exec"), scope)  # its own assert: load + predict is identical
     forecast = scope["forecast"]
     assert isinstance(forecast, pd.DataFrame)
     assert list(forecast.columns) == ["unique_id", "ds", "forecast"]
