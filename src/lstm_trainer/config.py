@@ -378,6 +378,12 @@ class TrainConfig:
     resume_from_checkpoint: str | None = _help(
         "Continue a run: 'latest' (output_dir/checkpoints/latest) or a checkpoint folder.", default=None
     )
+    overwrite_output_dir: bool = _help(
+        "Start a new run in an output_dir that holds a finished or checkpointed run, replacing its model, "
+        "results and checkpoints (its tracker logs stay). A folder holding files lstm-trainer did not write "
+        "is refused even so.",
+        default=False,
+    )
     report_to: str = _help(
         "Experiment tracking through Accelerate: wandb, tensorboard, all (both) or none. "
         "TensorBoard writes to output_dir/tensorboard/; W&B honours WANDB_MODE (e.g. offline).",

@@ -27,7 +27,7 @@ from lstm_trainer.api.frames import Columns, future_times, original_ids, write_t
 from lstm_trainer.api.options import run_config
 from lstm_trainer.config import DataConfig, RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import replace_dir
+from lstm_trainer.files import check_replaceable, replace_dir
 
 FIT_DATA = "fit_data.parquet"
 # Beside the model's own files in a folder `save` writes: the DataFrame's column names, so `load` needs none.
@@ -55,14 +55,17 @@ class Forecaster:
 
     def fit(self, df: pd.DataFrame) -> Forecaster:
         """Train on `df` as `train.py` trains (splits, normalisation, early stopping, scoring, export); returns self."""
+        from lstm_trainer.outputs.output_dir import MODEL
         from lstm_trainer.train.preflight import preflight
-        from lstm_trainer.train.trainer import MODEL, run
+        from lstm_trainer.train.trainer import run
 
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
         config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
-        lock = preflight(config)  # output_dir locked before the data file is written into it
+        lock = preflight(config)  # output_dir checked and locked before the data file is written into it
         try:
+            if lock is not None:
+                lock.stage(out / FIT_DATA)  # a run that fails its checks takes it away again
             write_table(df, self.columns, out / FIT_DATA)
         except BaseException:
             if lock is not None:
@@ -126,13 +129,15 @@ class Forecaster:
 
     def save(self, path: str | Path) -> Path:
         """The exported model folder (what `predict --model` and `LSTMForecaster.from_pretrained` load), copied
-        to `path` whole, with the DataFrame's column names."""
+        to `path` whole, with the DataFrame's column names. `path` must be new, empty, or a folder `save` (or a
+        run) wrote: a folder holding anything else is refused (UserError), never replaced."""
         if self.model_dir is None or not self.model_dir.is_dir():
             raise UserError("nothing to save yet: call fit(df) first (or load a model folder)")
         target = Path(path)
         if target.resolve() == self.model_dir.resolve():
             raise UserError(f"{path} is the model folder itself; save to another folder")
-        with replace_dir(target) as tmp:
+        check_replaceable(target, "save: path", "model")
+        with replace_dir(target, "model") as tmp:
             shutil.copytree(self.model_dir, tmp, dirs_exist_ok=True)
             (tmp / COLUMNS_FILE).write_text(json.dumps(self.columns.names(), indent=2) + "\n")
         return target

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import MARKER
 
 PROG = "python -m lstm_trainer.cli.hub"
 CARD = "README.md"
@@ -72,7 +73,8 @@ def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: s
             f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
         )
     operations = []
-    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+    # The folder marker is this machine's bookkeeping (files.py), not part of the model.
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MARKER):
         name = file.relative_to(model_dir).as_posix()
         content: Path | bytes = file
         if name == CARD:
