@@ -15,7 +15,7 @@ import os
 import re
 import resource
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -199,3 +199,58 @@ def replace_dir(path: Path, kind: str = "folder") -> Iterator[Path]:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_file(path: Path, what: str, suffixes: Iterable[str] | None = None) -> None:
+    """Refuse, before any work, an output file that cannot be written: one whose folder is missing or not
+    writable, a folder standing where the file goes, or a suffix outside `suffixes` (the formats written)."""
+    path = Path(path)
+    known = tuple(suffixes or ())
+    if path.is_dir():
+        example = path / ("out" + (known[0] if known else ""))
+        raise UserError(f"{what} {path} is a folder; give a file name inside it, such as {example}")
+    if known and path.suffix.lower() not in known:
+        suffix = f"{path.suffix!r}" if path.suffix else "no suffix"
+        raise UserError(f"{what} {path}: {suffix} is not a format written here; end the name in {', '.join(known)}")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"{what} {path}: the folder {folder} {problem}; create it first or give another path")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{what} {path} cannot be written (permission denied); give a writable path")
+
+
+def check_output_folder(path: Path, what: str, kind: str) -> None:
+    """Refuse, before any work, a folder `replace_dir(path, kind)` could not write: one the project may not
+    replace (`check_replaceable`), or a place under a file or a folder this process cannot write."""
+    path = Path(path)
+    check_replaceable(path, what, kind)
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{what} {path}: {ancestor} is a file, not a folder; give another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} cannot be written ({ancestor}: permission denied); give a writable path")
+
+
+@contextmanager
+def all_or_none() -> Iterator[Callable[[Path], Path]]:
+    """Write several files as one: yields `staged(path)`, a temporary sibling of `path` (same suffix) to write;
+    all take their places once the block ends without error, and none does if it raises."""
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(path: Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+        staged.append((tmp, path))
+        return tmp
+
+    try:
+        yield stage
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)  # a reader never sees half a file

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from lstm_trainer.api.frames import Columns, future_times, original_ids, write_table
-from lstm_trainer.api.options import run_config
-from lstm_trainer.config import DataConfig, RunConfig
+from lstm_trainer.api.options import OPTIONS, in_api_terms, run_config
+from lstm_trainer.config import MAX_FORECAST_STEPS, DataConfig, RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import check_replaceable, replace_dir
+from lstm_trainer.files import NoSpace, check_replaceable, replace_dir
 
 FIT_DATA = "fit_data.parquet"
 # Beside the model's own files in a folder `save` writes: the DataFrame's column names, so `load` needs none.
@@ -62,16 +62,21 @@ class Forecaster:
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
         config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
-        lock = preflight(config)  # output_dir checked and locked before the data file is written into it
         try:
-            if lock is not None:
-                lock.stage(out / FIT_DATA)  # a run that fails its checks takes it away again
-            write_table(df, self.columns, out / FIT_DATA)
-        except BaseException:
-            if lock is not None:
-                lock.release()
+            lock = preflight(config)  # output_dir checked and locked before the data file is written into it
+            try:
+                if lock is not None:
+                    lock.stage(out / FIT_DATA)  # a run that fails its checks takes it away again
+                write_table(df, self.columns, out / FIT_DATA)
+            except BaseException:
+                if lock is not None:
+                    lock.release()
+                raise
+            self.results = run(config, lock)  # releases the lock
+        except NoSpace:
             raise
-        self.results = run(config, lock)  # releases the lock
+        except UserError as err:  # said as the API names things: arguments, and df for the file it became
+            raise UserError(in_api_terms(str(err).replace(str(out / FIT_DATA), "df"), OPTIONS)) from None
         self.config, self.model_dir, self._history = config, out / MODEL, df
         self._predictor = None
         return self
@@ -95,8 +100,8 @@ class Forecaster:
 
         predictor = self._loaded()
         steps = predictor.horizon if h is None else h
-        if not isinstance(steps, int | np.integer) or steps < 1:
-            raise UserError(f"h must be a whole number of steps >= 1, got {h!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= MAX_FORECAST_STEPS:
+            raise UserError(f"h must be a whole number of steps from 1 to {MAX_FORECAST_STEPS:,}, got {h!r}")
         if df is None:
             if self._history is None:
                 raise UserError("predict needs df= (the series to forecast from): a loaded model holds no data")

@@ -89,9 +89,9 @@ def _prepare(config: DataConfig, seed: int) -> Any:
 
 
 def build(config: DataConfig, seed: int, output_dir: Path) -> None:
-    from lstm_trainer.files import check_replaceable, replace_dir
+    from lstm_trainer.files import check_output_folder, replace_dir
 
-    check_replaceable(output_dir, "--output_dir", DATASET_KIND)  # before the data is read
+    check_output_folder(output_dir, "--output_dir", DATASET_KIND)  # before the data is read
     data = _prepare(config, seed)
     with replace_dir(output_dir, DATASET_KIND) as tmp:
         data.split_rows().save_to_disk(str(tmp))

@@ -175,6 +175,9 @@ class Predictor:
 def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
     """The quantile columns to write: none for a point model."""
     kind, own = model.output_head.kind, model.output_head.levels
+    if asked and len(set(asked)) < len(asked):
+        twice = next(q for q in asked if asked.count(q) > 1)
+        raise UserError(f"--quantiles names {twice:g} twice; give each level once")
     if kind == "point":
         if asked:
             raise UserError(
