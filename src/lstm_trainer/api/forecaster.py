@@ -98,10 +98,12 @@ class Forecaster:
         from lstm_trainer.data.forecast_inputs import forecast_inputs
         from lstm_trainer.model.inference import choose_levels
 
+        if h is not None and (
+            isinstance(h, bool) or not isinstance(h, int | np.integer) or not 1 <= h <= MAX_FORECAST_STEPS
+        ):
+            raise UserError(f"h must be a whole number of steps from 1 to {MAX_FORECAST_STEPS:,}, got {h!r}")
         predictor = self._loaded()
         steps = predictor.horizon if h is None else h
-        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= MAX_FORECAST_STEPS:
-            raise UserError(f"h must be a whole number of steps from 1 to {MAX_FORECAST_STEPS:,}, got {h!r}")
         if df is None:
             if self._history is None:
                 raise UserError("predict needs df= (the series to forecast from): a loaded model holds no data")

@@ -108,6 +108,11 @@ def backtest_command(args: argparse.Namespace) -> Path:
         raise UserError(
             f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version"
         )
+    if args.season is not None and args.season > seq_length:
+        raise UserError(
+            f"--season {args.season} is longer than the model's window ({seq_length} values), so the seasonal naive "
+            f"forecast cannot see a season back; give --season {seq_length} or less"
+        )
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling

@@ -138,6 +138,8 @@ def check_outputs(args: argparse.Namespace) -> None:
             f"--horizon {args.horizon} is more than {MAX_FORECAST_STEPS:,} steps, the most one command forecasts "
             "(fed back a horizon at a time, its error compounds long before); lower --horizon"
         )
+    if args.season is not None and args.season < 1:
+        raise UserError(f"--season must be >= 1, got {args.season}")
     if args.id_column is None and args.actuals is not None:
         raise UserError("--actuals scores many series (the competitions' way); use it with --id_column")
     if args.id_column is not None and args.plot:
@@ -253,6 +255,13 @@ def _score(
             f"--horizon {args.horizon}; give {args.horizon} per series or lower --horizon"
         )
     season = args.season or _model_season(predictor)
+    short = [item for item, x in zip(ids, histories, strict=True) if season and len(x) <= season]
+    if short:
+        length = len(histories[ids.index(short[0])])
+        raise UserError(
+            f"--season {season} is not shorter than series {short[0]!r} ({length} values): MASE's seasonal naive needs "
+            "more than one season of history; give a smaller --season"
+        )
     forecasts = [points[s] for s in range(len(ids))]
     model = per_series(histories, actuals, forecasts, season)
     reference, _ = naive2_per_series(histories, actuals, season)
