@@ -67,6 +67,8 @@ def load_series(config: DataConfig, seed: int) -> LoadedSeries:
 def read_table(name: str) -> tuple[Dataset, str]:
     """A CSV, Parquet or JSON Lines file as a one-row-per-time-step table, and its format."""
     path = Path(name).expanduser()
+    if path.is_dir():
+        raise UserError(f"{name} is a folder; give a .csv, .parquet or .jsonl file in it")
     if not path.is_file():
         raise UserError(f"{name}: no such file; check the path")
     fmt = FORMATS.get(path.suffix.lower())

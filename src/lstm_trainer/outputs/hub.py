@@ -127,6 +127,11 @@ def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
             "and for a private model log in (`hf auth login`) or set HF_TOKEN"
         ) from None
     except LocalEntryNotFoundError:
+        if path.parent != Path(".") and path.parent.is_dir():  # runs/model: most likely a local folder, missing
+            raise UserError(
+                f"model {path_or_id}: no such folder ({path.parent} holds no {path.name}), and no Hub model of that "
+                "id is cached; check the path (output_dir/model of a finished run)"
+            ) from None
         # Raised offline, and online when the Hub cannot be reached and nothing is cached.
         why = (
             "HF_HUB_OFFLINE is set"
