@@ -115,7 +115,13 @@ def _load_file(path: Path, fmt: str, name: str) -> Dataset:
     except (ValueError, StopIteration) as err:  # a header without rows, or nothing but blank lines
         if isinstance(err, StopIteration) or "corresponds to no data" in str(err):
             raise UserError(f"{name} has no rows; give a file with one row per time step") from None
-        raise
+        if fmt != "json":
+            raise
+        # datasets falls back to pandas' JSON reader where Arrow's fails, which raises a bare ValueError.
+        line = _first_bad_json_line(path)
+        if line is not None:
+            raise UserError(f"{name}: line {line} is not valid JSON; fix that line (one JSON object a line)") from None
+        raise UserError(f"{name}: cannot be read as JSON Lines ({_first_line(err)}); check the file") from None
     return table
 
 
