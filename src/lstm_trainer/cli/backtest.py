@@ -92,7 +92,7 @@ def _recorded_covariates(data: dict[str, Any], names: CovariateNames) -> dict[st
 
 def backtest_command(args: argparse.Namespace) -> Path:
     from lstm_trainer.data import prepare_data
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.forecast.ensemble import load_predictor
     from lstm_trainer.outputs.hub import resolve_model
 
     for name in ("stride", "batch_size"):
@@ -102,12 +102,8 @@ def backtest_command(args: argparse.Namespace) -> Path:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     out = Path(args.output_dir)
     check_output_folder(out, "--output_dir", KIND)  # before the backtest runs, not after
-    predictor = Predictor.load(resolve_model(args.model, args.model_revision))
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(
-            f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version"
-        )
+    predictor = load_predictor(resolve_model(args.model, args.model_revision))
+    seq_length = predictor.seq_length  # an ensemble's longest member window: each member reads its own last values
     if args.season is not None and args.season > seq_length:
         raise UserError(
             f"--season {args.season} is longer than the model's window ({seq_length} values), so the seasonal naive "

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
 
     from lstm_trainer.data.covariates import Covariates
     from lstm_trainer.data.rows import SeriesSet
+    from lstm_trainer.forecast.ensemble import EnsemblePredictor
     from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.inference import Predictor
 
@@ -169,7 +170,7 @@ def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator
         yield [step, repr(float(value)), *([repr(float(v)) for v in bands[step - 1]] if bands is not None else [])]
 
 
-def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Covariates | None]:
+def _read(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) -> tuple[SeriesSet, Covariates | None]:
     """--input's series, and for a covariate model their covariates over the history and the horizon (--future)."""
     from lstm_trainer.data.forecast_inputs import forecast_inputs
     from lstm_trainer.data.sources import read_table
@@ -190,11 +191,13 @@ def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Co
     )
 
 
-def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int, stage: Callable[[Path], Path]) -> Path:
+def _run_many(
+    args: argparse.Namespace, predictor: Predictor | EnsemblePredictor, seq_length: int, stage: Callable[[Path], Path]
+) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.model.inference import choose_levels
 
-    levels = choose_levels(predictor.model, args.quantiles)
+    levels = choose_levels(predictor.output, args.quantiles)
     rows, covariates = _read(args, predictor)
     histories = [rows.series(s) for s in range(rows.num_series)]
     ids = list(rows.item_ids)
@@ -225,7 +228,7 @@ def _score(
     histories: list[np.ndarray],
     ids: list[str],
     points: np.ndarray,
-    predictor: Predictor,
+    predictor: Predictor | EnsemblePredictor,
     stage: Callable[[Path], Path],
 ) -> None:
     """--actuals: each series' forecast against its actual future, the competitions' way (evaluate/accuracy.py)."""
@@ -280,8 +283,12 @@ def _score(
     print(json.dumps({"scores": {"model": summary.to_dict(), "naive2": reference.summary().to_dict()}}))
 
 
-def _model_season(predictor: Predictor) -> int | None:
-    """The season a model trained with --deseasonalize adjusted for; None for any other."""
+def _model_season(predictor: Predictor | EnsemblePredictor) -> int | None:
+    """The season a model trained with --deseasonalize adjusted for (an ensemble's own); None for any other."""
+    from lstm_trainer.forecast.ensemble import EnsemblePredictor
+
+    if isinstance(predictor, EnsemblePredictor):
+        return predictor.manifest.season if predictor.manifest.season > 1 else None
     seasonal = predictor.norm.seasonal
     return len(next(iter(seasonal.values()))) if seasonal else None
 
@@ -300,19 +307,16 @@ def _forecast(args: argparse.Namespace, stage: Callable[[Path], Path]) -> Path:
 
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
-    from lstm_trainer.model.inference import Predictor, choose_levels
+    from lstm_trainer.forecast.ensemble import load_predictor
+    from lstm_trainer.model.inference import choose_levels
     from lstm_trainer.outputs.hub import resolve_model
 
     folder = resolve_model(args.model, args.model_revision)
-    predictor = Predictor.load(folder)
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(
-            f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version"
-        )
+    predictor = load_predictor(folder)
+    seq_length = predictor.seq_length
     if args.id_column is not None:
         return _run_many(args, predictor, seq_length, stage)
-    levels = choose_levels(predictor.model, args.quantiles)
+    levels = choose_levels(predictor.output, args.quantiles)
     if predictor.norm.covariates is not None or args.future is not None:
         rows, covariates = _read(args, predictor)
         values, column = rows.series(0).astype(np.float64), rows.item_ids[0]

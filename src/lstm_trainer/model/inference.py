@@ -25,6 +25,8 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 # Quantiles written for a distribution model when none are asked for: the median and an 80% interval.
 DEFAULT_LEVELS = (0.1, 0.5, 0.9)
+# An ensemble folder's manifest (forecast/ensemble.py reads it): members' folders and how they combine.
+ENSEMBLE_MANIFEST = "ensemble.json"
 
 
 @dataclass
@@ -50,6 +52,18 @@ class Predictor:
     @property
     def horizon(self) -> int:
         return self.model.horizon
+
+    @property
+    def seq_length(self) -> int:
+        """The window it reads; a series shorter than this is left-padded."""
+        if self.model.seq_length is None:
+            raise UserError("this model's config.json does not say the window length it was trained on; retrain it")
+        return self.model.seq_length
+
+    @property
+    def output(self) -> tuple[str, tuple[float, ...] | None]:
+        """What its forecast holds (Forecast.kind) and a quantile head's levels: what choose_levels reads."""
+        return self.model.output_head.kind, self.model.output_head.levels
 
     @torch.no_grad()
     def forecast(
@@ -172,9 +186,9 @@ class Predictor:
         return torch.cat(outs).numpy()
 
 
-def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
-    """The quantile columns to write: none for a point model."""
-    kind, own = model.output_head.kind, model.output_head.levels
+def choose_levels(output: tuple[str, tuple[float, ...] | None], asked: list[float] | None) -> tuple[float, ...]:
+    """The quantile columns to write for a predictor's `output` (kind, levels): none for a point model."""
+    kind, own = output
     if asked and len(set(asked)) < len(asked):
         twice = next(q for q in asked if asked.count(q) > 1)
         raise UserError(f"--quantiles names {twice:g} twice; give each level once")

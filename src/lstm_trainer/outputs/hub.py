@@ -60,6 +60,17 @@ def check_push_access(repo_id: str) -> None:
         )
 
 
+def check_model_folder(model_dir: Path) -> None:
+    """A folder train.py exported (model.safetensors) or the forecast command wrote (an ensemble's manifest)."""
+    from lstm_trainer.model.inference import ENSEMBLE_MANIFEST
+
+    if not ((model_dir / "model.safetensors").is_file() or (model_dir / ENSEMBLE_MANIFEST).is_file()):
+        raise UserError(
+            f"{model_dir} holds no model.safetensors nor {ENSEMBLE_MANIFEST}; point --model at a folder written by "
+            "train.py (output_dir/model) or by lstm-trainer forecast (output_dir/model)"
+        )
+
+
 def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
     """Upload the model folder as one commit; the URL of what was pushed.
 
@@ -68,10 +79,7 @@ def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: s
     """
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
-    if not (model_dir / "model.safetensors").is_file():
-        raise UserError(
-            f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
-        )
+    check_model_folder(model_dir)
     operations = []
     # The folder marker is this machine's bookkeeping (files.py), not part of the model.
     for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MARKER):
