@@ -151,7 +151,7 @@ def check_replaceable(path: Path, what: str, kind: str | None = None) -> None:
             "folders it wrote: give a new or empty folder (nothing was changed)"
         )
     listed = {str(name) for name in marker["files"]}
-    foreign = [n for n in names if n != MARKER and not _ours(n, listed)]
+    foreign = [n for n in names if n not in (MARKER, f"{MARKER}.tmp") and not _ours(n, listed)]
     if foreign:
         raise UserError(
             f"{what} {path} holds {foreign[0]}, which lstm-trainer did not write; move it out or give another "
