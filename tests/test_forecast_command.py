@@ -178,6 +178,19 @@ def test_a_baseline_that_beat_the_model_forecasts_and_is_said(
     np.testing.assert_array_equal(pd.read_csv(tmp_path / "f.csv")["forecast"], np.repeat(last, 3))
 
 
+def test_no_fallback_where_the_held_out_horizon_is_most_of_the_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A horizon of 8 of 30 values: the selection trains on too little to judge the members by."""
+    data = flat_tails(tmp_path / "flat.csv")
+    args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
+    args += ["--horizon", "8", "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
+    assert forecast_main([*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4"]) == 0
+    manifest = Manifest.load(tmp_path / "r" / "model")
+    assert manifest.fallback is None and manifest.selection["fallback_not_trusted"] == "naive"
+    assert "the networks' forecast is kept" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
