@@ -89,13 +89,18 @@ def test_fit_is_train_py_on_the_same_data(tmp_path: Path) -> None:
     [
         ({"hiden_size": 8}, "unknown option 'hiden_size'; did you mean hidden_size?"),
         ({"id_column": "store"}, "id_column is set by the API: use id_col= instead"),
-        ({"seq_length": 0}, "--seq_length must be > 0, got 0"),
+        ({"seq_length": 0}, "seq_length must be > 0, got 0"),  # the API's argument, not the flag
+        ({"seq_length": "12"}, "seq_length must be a whole number, got '12'"),
+        ({"quantiles": 0.5}, "quantiles must be a list of numbers, got 0.5"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number, got nan"),
+        ({"noise_std": float("inf")}, "noise_std must be a finite number, got inf"),
+        ({"season": 30, "seq_length": 12}, "season 30 is longer than the window (seq_length 12)"),
     ],
 )
 def test_a_bad_option_is_one_line_at_construction(options: dict[str, Any], message: str) -> None:
     with pytest.raises(UserError) as err:
         Forecaster(**options)
-    assert str(err.value) == message
+    assert str(err.value).startswith(message)
 
 
 def test_bad_frames_and_calls_are_one_line(tmp_path: Path) -> None:

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from lstm_trainer.api.frames import Columns, future_times, original_ids, write_table
-from lstm_trainer.api.options import run_config
-from lstm_trainer.config import DataConfig, RunConfig
+from lstm_trainer.api.options import OPTIONS, in_api_terms, run_config
+from lstm_trainer.config import MAX_FORECAST_STEPS, DataConfig, RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import replace_dir
+from lstm_trainer.files import NoSpace, check_replaceable, replace_dir
 
 # Options that leave the choice of model to the forecast protocol, and the protocol's own.
 PROTOCOL_OPTIONS = frozenset({"horizon", "season", "select_on", "output_dir"})
@@ -86,22 +86,30 @@ class Forecaster:
 
     def fit(self, df: pd.DataFrame) -> Forecaster:
         """Train on `df` as `train.py` trains (splits, normalisation, early stopping, scoring, export); returns self."""
+        from lstm_trainer.outputs.output_dir import MODEL
         from lstm_trainer.train.preflight import preflight
-        from lstm_trainer.train.trainer import MODEL, run
+        from lstm_trainer.train.trainer import run
 
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
         if self.ensemble:
             return self._fit_ensemble(df, out)
         config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
-        lock = preflight(config)  # output_dir locked before the data file is written into it
         try:
-            write_table(df, self.columns, out / FIT_DATA)
-        except BaseException:
-            if lock is not None:
-                lock.release()
+            lock = preflight(config)  # output_dir checked and locked before the data file is written into it
+            try:
+                if lock is not None:
+                    lock.stage(out / FIT_DATA)  # a run that fails its checks takes it away again
+                write_table(df, self.columns, out / FIT_DATA)
+            except BaseException:
+                if lock is not None:
+                    lock.release()
+                raise
+            self.results = run(config, lock)  # releases the lock
+        except NoSpace:
             raise
-        self.results = run(config, lock)  # releases the lock
+        except UserError as err:  # said as the API names things: arguments, and df for the file it became
+            raise UserError(in_api_terms(str(err).replace(str(out / FIT_DATA), "df"), OPTIONS)) from None
         self.config, self.model_dir, self._history = config, out / MODEL, df
         self._predictor = None
         return self
@@ -127,6 +135,7 @@ class Forecaster:
     def _fit_ensemble(self, df: pd.DataFrame, out: Path) -> Forecaster:
         from lstm_trainer.forecast import protocol
 
+        protocol.check_folder(out, "output_dir")  # before the DataFrame is written into it
         out.mkdir(parents=True, exist_ok=True)
         write_table(df, self.columns, out / FIT_DATA)
         outcome = protocol.fit(self._request(out / FIT_DATA))
@@ -151,10 +160,12 @@ class Forecaster:
         from lstm_trainer.data.forecast_inputs import forecast_inputs
         from lstm_trainer.model.inference import choose_levels
 
+        if h is not None and (
+            isinstance(h, bool) or not isinstance(h, int | np.integer) or not 1 <= h <= MAX_FORECAST_STEPS
+        ):
+            raise UserError(f"h must be a whole number of steps from 1 to {MAX_FORECAST_STEPS:,}, got {h!r}")
         predictor = self._loaded()
         steps = predictor.horizon if h is None else h
-        if not isinstance(steps, int | np.integer) or steps < 1:
-            raise UserError(f"h must be a whole number of steps >= 1, got {h!r}")
         if df is None:
             if self._history is None:
                 raise UserError("predict needs df= (the series to forecast from): a loaded model holds no data")
@@ -187,13 +198,15 @@ class Forecaster:
 
     def save(self, path: str | Path) -> Path:
         """The exported model folder (what `predict --model` and `LSTMForecaster.from_pretrained` load), copied
-        to `path` whole, with the DataFrame's column names."""
+        to `path` whole, with the DataFrame's column names. `path` must be new, empty, or a folder `save` (or a
+        run) wrote: a folder holding anything else is refused (UserError), never replaced."""
         if self.model_dir is None or not self.model_dir.is_dir():
             raise UserError("nothing to save yet: call fit(df) first (or load a model folder)")
         target = Path(path)
         if target.resolve() == self.model_dir.resolve():
             raise UserError(f"{path} is the model folder itself; save to another folder")
-        with replace_dir(target) as tmp:
+        check_replaceable(target, "save: path", "model")
+        with replace_dir(target, "model") as tmp:
             shutil.copytree(self.model_dir, tmp, dirs_exist_ok=True)
             (tmp / COLUMNS_FILE).write_text(json.dumps(self.columns.names(), indent=2) + "\n")
         return target

@@ -74,6 +74,9 @@ def check_outputs(args: argparse.Namespace) -> None:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--output_dir {args.output_dir} is a file; pick a folder")
+    from lstm_trainer.forecast.protocol import check_folder
+
+    check_folder(out)  # a folder holding anything a forecast did not write: refused, whatever the flags
     if out.is_dir() and any(out.iterdir()) and not args.overwrite_output_dir:
         raise UserError(
             f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir to replace an earlier forecast, "

@@ -30,7 +30,7 @@ import numpy as np
 
 import lstm_trainer
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import replace_dir
+from lstm_trainer.files import check_replaceable, replace_dir, write_marker
 from lstm_trainer.forecast.ensemble import FALLBACKS, Manifest
 from lstm_trainer.forecast.preset import Member, Preset, members
 from lstm_trainer.outputs.hub import LOCAL_MODEL
@@ -45,6 +45,14 @@ ENSEMBLE, SELECTION, MEMBERS, LOGS = "model", "selection", "members", "logs"
 # on 9 values a series, scored sMAPE 32.0 on the held-out horizon against Naive2's 21.2, and as badly on the
 # test (31.1), while the members trained as long on the whole history scored 17.2 against Naive2's 22.4.
 MAX_HELD_OUT = 0.25
+# The marker's kind for a forecast's --output_dir and the names it writes there (files.py); fit_data.parquet is
+# the API's DataFrame.
+KIND, FILES = "forecast", (ENSEMBLE, SELECTION, MEMBERS, LOGS, "fit_data.parquet")
+
+
+def check_folder(output_dir: str | Path, what: str = "--output_dir") -> None:
+    """Refuse a forecast's output_dir that holds anything a forecast did not write, before anything is read."""
+    check_replaceable(Path(output_dir), what, KIND)
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,10 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
         f"{len(histories)} series, horizon {request.horizon}, season {season}; "
         f"{len(ensemble)} members (lookbacks {', '.join(f'{k}h' for k in request.lookbacks)}, {request.seeds} seeds)"
     )
-    (out / LOGS).mkdir(parents=True, exist_ok=True)
+    check_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, KIND, FILES)
+    (out / LOGS).mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     lookback = request.lookbacks[0]
@@ -198,7 +209,7 @@ def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
     }
     names = [f"{MEMBERS}/{k}" for k in range(len(folders))]
     manifest = Manifest(names, request.horizon, season, fallback=fallback, selection=record)
-    with replace_dir(out / ENSEMBLE) as tmp:
+    with replace_dir(out / ENSEMBLE, "ensemble") as tmp:
         for name, folder in zip(names, folders, strict=True):
             shutil.copytree(folder, tmp / name)
         manifest.save(tmp)
@@ -210,6 +221,8 @@ def _train(request: Request, flags: list[str], out: Path, logs: Path) -> dict[st
     """One train.py run in a child process, one thread; its all_results.json, or its error line as ours."""
     command = [sys.executable, "-m", "lstm_trainer.cli.train", *request.columns(), *flags]
     command += ["--num_threads", "1", "--report_to", "none", *request.train_flags, "--output_dir", str(out)]
+    # The forecast's own folder was checked (check_folder) and this run's place in it is the forecast's to replace.
+    command += ["--overwrite_output_dir"]
     # This package first: the children must import the code that runs the parent.
     package_root = str(Path(lstm_trainer.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}

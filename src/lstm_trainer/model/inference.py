@@ -189,6 +189,9 @@ class Predictor:
 def choose_levels(output: tuple[str, tuple[float, ...] | None], asked: list[float] | None) -> tuple[float, ...]:
     """The quantile columns to write for a predictor's `output` (kind, levels): none for a point model."""
     kind, own = output
+    if asked and len(set(asked)) < len(asked):
+        twice = next(q for q in asked if asked.count(q) > 1)
+        raise UserError(f"--quantiles names {twice:g} twice; give each level once")
     if kind == "point":
         if asked:
             raise UserError(

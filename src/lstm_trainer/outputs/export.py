@@ -51,7 +51,7 @@ def save_model(
             trained = accelerator.unwrap_model(model)
             export = LSTMForecaster(trained.config, seq_length, trained.horizon, trained.covariates)
         export.load_state_dict(state)
-        with replace_dir(path) as tmp:
+        with replace_dir(path, "model") as tmp:
             export.save_pretrained(tmp)
             normalization.save(tmp)  # the model predicts normalised values: useless without it
     accelerator.wait_for_everyone()

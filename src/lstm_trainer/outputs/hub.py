@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import MARKER
 
 PROG = "python -m lstm_trainer.cli.hub"
 CARD = "README.md"
@@ -80,7 +81,8 @@ def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: s
 
     check_model_folder(model_dir)
     operations = []
-    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+    # The folder marker is this machine's bookkeeping (files.py), not part of the model.
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MARKER):
         name = file.relative_to(model_dir).as_posix()
         content: Path | bytes = file
         if name == CARD:
@@ -133,6 +135,11 @@ def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
             "and for a private model log in (`hf auth login`) or set HF_TOKEN"
         ) from None
     except LocalEntryNotFoundError:
+        if path.parent != Path(".") and path.parent.is_dir():  # runs/model: most likely a local folder, missing
+            raise UserError(
+                f"model {path_or_id}: no such folder ({path.parent} holds no {path.name}), and no Hub model of that "
+                "id is cached; check the path (output_dir/model of a finished run)"
+            ) from None
         # Raised offline, and online when the Hub cannot be reached and nothing is cached.
         why = (
             "HF_HUB_OFFLINE is set"
