@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,10 +23,8 @@ from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs.export import save_model
 from lstm_trainer.outputs.results import EpochLog, StepLog
 from lstm_trainer.train import checkpoint
+from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop
-
-if TYPE_CHECKING:  # the trainer imports this module
-    from lstm_trainer.train.trainer import Session
 
 BEST = "best"
 

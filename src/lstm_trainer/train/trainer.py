@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import scoring
 from lstm_trainer.files import replace_dir
 from lstm_trainer.model.forecaster import LSTMForecaster
-from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import RunLock
@@ -43,6 +41,7 @@ from lstm_trainer.train.loop import (
 )
 from lstm_trainer.train.plan import Plan, check_with_deepspeed, choose_ds_config, make_plan
 from lstm_trainer.train.preflight import preflight
+from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop, Stopped
 
 MODEL = "model"
@@ -129,38 +128,6 @@ def _run(session: Session, resume_from: Path | None, stop: GracefulStop) -> Resu
         assert end.stop is not None and end.checkpoint is not None
         raise Stopped(end.stop, fitting.state.global_step, str(out / checkpoint.CHECKPOINTS / end.checkpoint))
     return _finish(session, fitting, end)
-
-
-@dataclass
-class Session:
-    """What setup made and fit and finish share: the prepared engine, loaders and data of one run."""
-
-    accelerator: Accelerator
-    config: RunConfig
-    plan: Plan
-    data: PreparedData
-    model: Any  # the DeepSpeed engine around LSTMForecaster
-    head: OutputHead  # the loss and the point forecast
-    optimizer: Any
-    scheduler: Any
-    train_dl: Any
-    val_dl: Any
-    sampler: GlobalBatchSampler  # ours, inside the loader Accelerate prepared
-    reporter: report.Reporter
-    timings: perf.RunTimings
-    out: Path
-    selection: scoring.SelectionScore | None = None  # --select_on smape or mase, with a validation split
-
-    # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
-    # loss) is reported in the data's units; with several, each series is scaled by its own
-    # statistics and the losses stay in those units (a series in thousands would otherwise
-    # drown one in units), while scoring reports every split over all series' windows in the
-    # data's units.
-    def mse_units(self, mse: float) -> float:
-        return mse if self.data.per_series else self.data.normalization.mse_in_data_units(mse)
-
-    def loss_units(self, loss: float) -> float:
-        return loss if self.data.per_series else self.head.loss_in_data_units(loss, self.data.normalization.std)
 
 
 def _setup(
