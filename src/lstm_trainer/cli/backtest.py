@@ -96,18 +96,15 @@ def backtest_command(args: argparse.Namespace) -> Path:
     if args.horizon is not None and args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     predictor = Predictor.load(resolve_model(args.model, args.model_revision))
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(
-            f"{args.model}: its config.json does not say the window length it was trained on; retrain with this version"
-        )
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling
     if recorded is not None:
         data.update(_recorded_covariates(data, recorded.names))
     # The splits exactly as training cut them, with windows long enough for `horizon` targets.
-    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
+    prepared = prepare_data(
+        DataConfig(**{**data, "horizon": horizon}, seq_length=predictor.model.seq_length), args.seed
+    )
     if recorded is not None:
         prepared = prepared.with_covariate_scaling(recorded)
     split = "test" if "test" in prepared.windows else "validation"

@@ -154,7 +154,7 @@ def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Co
     )
 
 
-def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -> Path:
+def _run_many(args: argparse.Namespace, predictor: Predictor) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.model.inference import choose_levels
 
@@ -170,7 +170,10 @@ def _run_many(args: argparse.Namespace, predictor: Predictor, seq_length: int) -
         Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header
     )
     for what, which in (
-        (f"shorter than the window of {seq_length} values, left-padded with their first value", ended.padded),
+        (
+            f"shorter than the window of {predictor.model.seq_length} values, left-padded with their first value",
+            ended.padded,
+        ),
         ("not seen in training, normalised with their own history's statistics", ended.unseen),
     ):
         if which:
@@ -248,15 +251,11 @@ def run(args: argparse.Namespace) -> Path:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     folder = resolve_model(args.model, args.model_revision)
     predictor = Predictor.load(folder)
-    seq_length = predictor.model.seq_length
-    if seq_length is None:
-        raise UserError(
-            f"{folder / 'config.json'} does not say the window length it was trained on; retrain with this version"
-        )
+    seq_length = predictor.model.seq_length  # the model's own window (config.json)
     if args.id_column is not None:
         if args.plot:
             raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
-        return _run_many(args, predictor, seq_length)
+        return _run_many(args, predictor)
     levels = choose_levels(predictor.model, args.quantiles)
     if predictor.norm.covariates is not None or args.future is not None:
         rows, covariates = _read(args, predictor)

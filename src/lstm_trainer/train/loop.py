@@ -194,7 +194,7 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
             if stop_now or (every is not None and state.global_step % every == 0):
                 name = save_checkpoint(s, run)
             if stop_now and s.val_dl is None and at_limit:  # no validation: the last step's model is the one kept
-                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization)
                 state.best_step = state.global_step
             if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
@@ -240,7 +240,7 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
         selected = s.selection(np.concatenate(points))
         state.val_selection.append(selected)
     if selected is None or stopper.update(selected):  # the best so far; the last one without validation
-        save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+        save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization)
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
         state.best_step = state.global_step
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]

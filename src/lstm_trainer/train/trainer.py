@@ -21,7 +21,7 @@ from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loa
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import scoring
 from lstm_trainer.files import replace_dir
-from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import RunLock
@@ -145,7 +145,7 @@ def _setup(
     """
     train_cfg = config.train
     windows = data.windows  # gathered normalised, as the model sees them
-    model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon, data.covariate_counts)
+    model = LSTMForecaster(ForecasterConfig.of(config, data.covariate_counts))
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
     fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
