@@ -58,6 +58,10 @@ def test_window_inputs_carry_what_a_forecast_reads_beside_the_values() -> None:
     assert given.loc.tolist() == [100.0, 0.0] and given.scale.tolist() == [2.0, 1.0]
     into, ahead = given.seasonal  # series 1's window reads its values 0..3 and forecasts 4, 5; series 0's 3..6, 7, 8
     assert into.tolist() == [[3, 4, 3, 4], [2, 1, 2, 1]] and ahead.tolist() == [[3, 4], [2, 1]]
+    # A model with a shorter window (an ensemble member) reads the last inputs and their factors.
+    short = given.last(2)
+    assert short.values.tolist() == [[102, 103], [5, 6]] and short.loc is given.loc
+    assert short.seasonal is not None and short.seasonal[0].tolist() == [[3, 4], [2, 1]] and short.seasonal[1] is ahead
 
 
 def test_horizon_targets_are_the_h_values_after_the_window() -> None:

@@ -16,7 +16,20 @@ PACKAGE = "lstm_trainer"
 
 # Bottom to top. train/ sits above outputs/: the trainer drives the outputs (report, trackers,
 # export, Hub push), so the records it hands them (StepLog, EpochLog, Cost) live in outputs/.
-ORDER = ("errors", "files", "threads", "config", "data", "model", "evaluate", "outputs", "train", "api", "cli")
+ORDER = (
+    "errors",
+    "files",
+    "threads",
+    "config",
+    "data",
+    "model",
+    "evaluate",
+    "outputs",
+    "train",
+    "forecast",
+    "api",
+    "cli",
+)
 
 
 def floor_of(path: Path, root: Path = SRC) -> str:

@@ -121,7 +121,7 @@ class Forecaster:
         ids = list(rows.item_ids)
         histories = [rows.series(s) for s in range(rows.num_series)]
         ended = predictor.forecast_from_end(histories, ids, int(steps), covariates=covariates)
-        levels = choose_levels(predictor.model, None)
+        levels = choose_levels(predictor.output, None)
         return self._frame(df, ids, ended.forecast, levels, int(steps))
 
     def save(self, path: str | Path) -> Path:
@@ -142,9 +142,9 @@ class Forecaster:
         """A model folder written by `save`, or one `train.py` exported (output_dir/model); for the latter
         name the DataFrame's columns here (target_col=, id_col=, time_col=) where they differ from the defaults."""
         folder = Path(path)
-        from lstm_trainer.model.inference import Predictor
+        from lstm_trainer.forecast.ensemble import load_predictor
 
-        predictor = Predictor.load(folder)  # a missing or damaged file: one line naming it
+        predictor = load_predictor(folder)  # a model or an ensemble folder; a missing or damaged file: one line
         saved = folder / COLUMNS_FILE
         named = json.loads(saved.read_text()) if saved.is_file() else {}
         model = cls(**{**named, **columns}, **_covariate_options(predictor))
@@ -164,7 +164,7 @@ class Forecaster:
         return pd.DataFrame(frame)
 
     def _loaded(self) -> Any:
-        from lstm_trainer.model.inference import Predictor
+        from lstm_trainer.forecast.ensemble import load_predictor
 
         if self._predictor is None:
             if self.model_dir is None:
@@ -173,7 +173,7 @@ class Forecaster:
                 raise UserError(
                     f"the run wrote no model to {self.model_dir} (no validation improvement was kept); fit again"
                 )
-            self._predictor = Predictor.load(self.model_dir)
+            self._predictor = load_predictor(self.model_dir)
         return self._predictor
 
     def _frame(self, df: pd.DataFrame, ids: list[str], forecast: Any, levels: tuple[float, ...], steps: int) -> Any:

@@ -87,7 +87,7 @@ def _recorded_covariates(data: dict[str, Any], names: CovariateNames) -> dict[st
 
 def backtest_command(args: argparse.Namespace) -> Path:
     from lstm_trainer.data import prepare_data
-    from lstm_trainer.model.inference import Predictor
+    from lstm_trainer.forecast.ensemble import load_predictor
     from lstm_trainer.outputs.hub import resolve_model
 
     for name in ("stride", "batch_size"):
@@ -95,16 +95,14 @@ def backtest_command(args: argparse.Namespace) -> Path:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.horizon is not None and args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
-    predictor = Predictor.load(resolve_model(args.model, args.model_revision))
+    predictor = load_predictor(resolve_model(args.model, args.model_revision))
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling
     if recorded is not None:
         data.update(_recorded_covariates(data, recorded.names))
     # The splits exactly as training cut them, with windows long enough for `horizon` targets.
-    prepared = prepare_data(
-        DataConfig(**{**data, "horizon": horizon}, seq_length=predictor.model.seq_length), args.seed
-    )
+    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=predictor.seq_length), args.seed)
     if recorded is not None:
         prepared = prepared.with_covariate_scaling(recorded)
     split = "test" if "test" in prepared.windows else "validation"

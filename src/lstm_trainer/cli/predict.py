@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # imported where used, so --help stays instant
 
     from lstm_trainer.data.covariates import Covariates
     from lstm_trainer.data.rows import SeriesSet
+    from lstm_trainer.forecast.ensemble import EnsemblePredictor
     from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.inference import Predictor
 
@@ -133,7 +134,7 @@ def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator
         yield [step, repr(float(value)), *([repr(float(v)) for v in bands[step - 1]] if bands is not None else [])]
 
 
-def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Covariates | None]:
+def _read(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) -> tuple[SeriesSet, Covariates | None]:
     """--input's series, and for a covariate model their covariates over the history and the horizon (--future)."""
     from lstm_trainer.data.forecast_inputs import forecast_inputs
     from lstm_trainer.data.sources import read_table
@@ -154,11 +155,11 @@ def _read(args: argparse.Namespace, predictor: Predictor) -> tuple[SeriesSet, Co
     )
 
 
-def _run_many(args: argparse.Namespace, predictor: Predictor) -> Path:
+def _run_many(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.model.inference import choose_levels
 
-    levels = choose_levels(predictor.model, args.quantiles)
+    levels = choose_levels(predictor.output, args.quantiles)
     rows, covariates = _read(args, predictor)
     histories = [rows.series(s) for s in range(rows.num_series)]
     ids = list(rows.item_ids)
@@ -171,7 +172,7 @@ def _run_many(args: argparse.Namespace, predictor: Predictor) -> Path:
     )
     for what, which in (
         (
-            f"shorter than the window of {predictor.model.seq_length} values, left-padded with their first value",
+            f"shorter than the window of {predictor.seq_length} values, left-padded with their first value",
             ended.padded,
         ),
         ("not seen in training, normalised with their own history's statistics", ended.unseen),
@@ -186,7 +187,11 @@ def _run_many(args: argparse.Namespace, predictor: Predictor) -> Path:
 
 
 def _score(
-    args: argparse.Namespace, histories: list[np.ndarray], ids: list[str], points: np.ndarray, predictor: Predictor
+    args: argparse.Namespace,
+    histories: list[np.ndarray],
+    ids: list[str],
+    points: np.ndarray,
+    predictor: Predictor | EnsemblePredictor,
 ) -> None:
     """--actuals: each series' forecast against its actual future, the competitions' way (evaluate/accuracy.py)."""
     import json
@@ -233,8 +238,12 @@ def _score(
     print(json.dumps({"scores": {"model": summary.to_dict(), "naive2": reference.summary().to_dict()}}))
 
 
-def _model_season(predictor: Predictor) -> int | None:
-    """The season a model trained with --deseasonalize adjusted for; None for any other."""
+def _model_season(predictor: Predictor | EnsemblePredictor) -> int | None:
+    """The season a model trained with --deseasonalize adjusted for (an ensemble's own); None for any other."""
+    from lstm_trainer.forecast.ensemble import EnsemblePredictor
+
+    if isinstance(predictor, EnsemblePredictor):
+        return predictor.manifest.season if predictor.manifest.season > 1 else None
     seasonal = predictor.norm.seasonal
     return len(next(iter(seasonal.values()))) if seasonal else None
 
@@ -244,19 +253,20 @@ def run(args: argparse.Namespace) -> Path:
 
     from lstm_trainer.data.series import extract_series
     from lstm_trainer.data.sources import read_table
-    from lstm_trainer.model.inference import Predictor, choose_levels
+    from lstm_trainer.forecast.ensemble import load_predictor
+    from lstm_trainer.model.inference import choose_levels
     from lstm_trainer.outputs.hub import resolve_model
 
     if args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     folder = resolve_model(args.model, args.model_revision)
-    predictor = Predictor.load(folder)
-    seq_length = predictor.model.seq_length  # the model's own window (config.json)
+    predictor = load_predictor(folder)
+    seq_length = predictor.seq_length  # the model's own window (config.json); an ensemble's longest
     if args.id_column is not None:
         if args.plot:
             raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
         return _run_many(args, predictor)
-    levels = choose_levels(predictor.model, args.quantiles)
+    levels = choose_levels(predictor.output, args.quantiles)
     if predictor.norm.covariates is not None or args.future is not None:
         rows, covariates = _read(args, predictor)
         values, column = rows.series(0).astype(np.float64), rows.item_ids[0]

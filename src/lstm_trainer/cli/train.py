@@ -138,3 +138,27 @@ def _after_no_space(config: RunConfig | None) -> str:
     if config is not None and (Path(config.train.output_dir) / CHECKPOINTS / LATEST).is_file():
         return "resume with --resume_from_checkpoint latest"
     return "start the run again"
+
+
+def run_as_script() -> None:
+    """`python train.py` and `python -m lstm_trainer.cli.train`: main(), then leave without finalizing.
+
+    After a collective, torch's gloo worker thread frees the work's tensors, which takes the GIL;
+    if that is still pending when the main thread has started interpreter shutdown, Python ends
+    the worker thread inside C++ and the process aborts (SIGABRT, "terminate called without an
+    active exception"): rank 1 of a 2-process run, about one launch in 30 on this machine, after
+    all its work was done (core dump: c10d::ProcessGroupGloo::runLoop -> ~AsyncAllgatherWork ->
+    take_gil during Py_FinalizeEx). Everything the run writes is closed by now; only stdio and
+    logging flush.
+    """
+    import logging
+
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    run_as_script()

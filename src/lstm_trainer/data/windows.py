@@ -52,6 +52,14 @@ class WindowInputs:
     def __len__(self) -> int:
         return len(self.values)
 
+    def last(self, length: int) -> WindowInputs:
+        """Each window's last `length` inputs, with what goes with them: what a model with a shorter window reads."""
+        cut = self.values.shape[1] - length
+        assert cut >= 0, (self.values.shape, length)
+        seasonal = None if self.seasonal is None else (self.seasonal[0][:, cut:], self.seasonal[1])
+        covariates = None if self.covariates is None else self.covariates[:, cut:]  # [N, length + H, C]
+        return replace(self, values=self.values[:, cut:], seasonal=seasonal, covariates=covariates)
+
 
 @dataclass
 class Windows:

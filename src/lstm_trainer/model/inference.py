@@ -51,6 +51,16 @@ class Predictor:
     def horizon(self) -> int:
         return self.model.horizon
 
+    @property
+    def seq_length(self) -> int:
+        """The window it reads (its config.json); a series shorter than this is left-padded."""
+        return self.model.seq_length
+
+    @property
+    def output(self) -> tuple[str, tuple[float, ...] | None]:
+        """What its forecast holds (Forecast.kind) and a quantile head's levels: what choose_levels reads."""
+        return self.model.output_head.kind, self.model.output_head.levels
+
     @torch.no_grad()
     def forecast(self, inputs: WindowInputs | np.ndarray, steps: int | None = None, batch_size: int = 4096) -> Forecast:
         """Forecasts of the `steps` values (default: the model's horizon) after each window of `inputs`: a
@@ -160,9 +170,9 @@ class Predictor:
         return torch.cat(outs).numpy()
 
 
-def choose_levels(model: LSTMForecaster, asked: list[float] | None) -> tuple[float, ...]:
-    """The quantile columns to write: none for a point model."""
-    kind, own = model.output_head.kind, model.output_head.levels
+def choose_levels(output: tuple[str, tuple[float, ...] | None], asked: list[float] | None) -> tuple[float, ...]:
+    """The quantile columns to write for a predictor's `output` (kind, levels): none for a point model."""
+    kind, own = output
     if kind == "point":
         if asked:
             raise UserError(
