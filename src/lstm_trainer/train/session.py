@@ -11,14 +11,13 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import Plan, RunConfig
 from lstm_trainer.data import PreparedData
 from lstm_trainer.data.loaders import GlobalBatchSampler
 from lstm_trainer.evaluate import scoring
 from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs import report
 from lstm_trainer.train import perf
-from lstm_trainer.train.plan import Plan
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import Plan, RunConfig
 from lstm_trainer.data import PreparedData, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loader
 from lstm_trainer.errors import UserError
@@ -25,7 +25,7 @@ from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import RunLock
-from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+from lstm_trainer.outputs.results import EngineSettings, Results
 from lstm_trainer.train import checkpoint, perf, reshard
 from lstm_trainer.train.launch import ensure_rendezvous_env, launch_request, make_accelerator, release_process_state
 from lstm_trainer.train.loop import (
@@ -39,7 +39,7 @@ from lstm_trainer.train.loop import (
     evaluate,
     fit,
 )
-from lstm_trainer.train.plan import Plan, check_with_deepspeed, choose_ds_config, make_plan
+from lstm_trainer.train.plan import check_with_deepspeed, choose_ds_config, make_plan
 from lstm_trainer.train.preflight import preflight
 from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop, Stopped
@@ -218,14 +218,8 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         train_seconds=end.seconds,
         scores=scores,
         noise_floor=s.data.noise_floor,
-        setup=RunSetup(
-            accelerator.num_processes,
-            s.plan.total_batch_size,
-            s.plan.micro_batch_size,
-            s.plan.gradient_accumulation_steps,
-            s.plan.mixed_precision,
-            s.plan.source,
-        ),
+        world_size=accelerator.num_processes,
+        plan=s.plan,
         cost=perf.measure(accelerator, s.timings),
         deepspeed=_engine_settings(s.model),
     )
