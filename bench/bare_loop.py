@@ -35,13 +35,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lstm_trainer.cli.train import parse_config  # noqa: E402
-from lstm_trainer.config import RunConfig  # noqa: E402
+from lstm_trainer.config import Plan, RunConfig  # noqa: E402
 from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
 from lstm_trainer.data.loaders import GlobalBatchSampler  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
-from lstm_trainer.model.forecaster import LSTMForecaster  # noqa: E402
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster  # noqa: E402
 from lstm_trainer.train.perf import peak_rss_mib  # noqa: E402
-from lstm_trainer.train.plan import DEFAULT_DS_CONFIG, Plan, load_ds_config, make_plan  # noqa: E402
+from lstm_trainer.train.plan import DEFAULT_DS_CONFIG, load_ds_config, make_plan  # noqa: E402
 
 
 def warmup_factor(scheduler: dict[str, Any]) -> Any:
@@ -96,7 +96,7 @@ class BareLoop:
 
     @classmethod
     def build(cls, config: RunConfig, ds: Plan, device: torch.device, train: dict[str, torch.Tensor]) -> BareLoop:
-        model = LSTMForecaster(config.model, config.data.seq_length)
+        model = LSTMForecaster(ForecasterConfig.of(config))
         model.fit_linear_skip(train[INPUTS], train[TARGET])  # as the trainer does, before any device move
         model = model.to(device)
         optimizer = make_optimizer(model, ds)

@@ -87,13 +87,13 @@ def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
     from lstm_trainer.data import prepare_data
     from lstm_trainer.data.loaders import train_loader
     from lstm_trainer.evaluate.scoring import linear_fit_windows
-    from lstm_trainer.model.forecaster import LSTMForecaster
+    from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 
     torch.set_num_threads(1)
     started = time.perf_counter()
     data = prepare_data(DataConfig(dataset=folder, seq_length=SEQ_LENGTH), 42)
     train = data.windows["train"]
-    model = LSTMForecaster(ModelConfig(), SEQ_LENGTH)
+    model = LSTMForecaster(ForecasterConfig(ModelConfig(), SEQ_LENGTH))
     inputs, targets = train.gather(linear_fit_windows(train))
     model.fit_linear_skip(torch.from_numpy(inputs), torch.from_numpy(targets))
     del inputs, targets

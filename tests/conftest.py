@@ -70,10 +70,11 @@ def train_in_process(args: list[str]) -> Results:
 def made_results(**changes: Any) -> Results:
     """A `Results` made by hand, for code that reads one (pictures, model card) without a run:
     three epochs on the synthetic sine, validation scores only; `changes` replaces fields."""
+    from lstm_trainer.config import Plan
     from lstm_trainer.evaluate import Scores
     from lstm_trainer.evaluate.scoring import ForecastScores, RunScores, SplitScores
     from lstm_trainer.outputs.cost import Cost, RunTimings
-    from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+    from lstm_trainer.outputs.results import EngineSettings, Results
 
     validation = SplitScores(
         model=ForecastScores(Scores(0.015, 0.1, 0.8)),
@@ -93,7 +94,8 @@ def made_results(**changes: Any) -> Results:
         train_seconds=1.0,
         scores=RunScores(validation, None, 0.1, None),
         noise_floor=0.01,
-        setup=RunSetup(1, 128, 32, 4, "no", "accelerate_configs/ds_zero2.json"),
+        world_size=1,
+        plan=Plan({"zero_optimization": {"stage": 2}}, 32, 128, 4, "no", 2, 48, "accelerate_configs/ds_zero2.json"),
         cost=Cost(RunTimings(), 1, [500.0]),
         deepspeed=EngineSettings(2, "none", "none", 1.0, "Adam"),
     )

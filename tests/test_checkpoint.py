@@ -368,7 +368,7 @@ def test_two_processes_resume_with_a_larger_step_limit_then_on_one_with_more_epo
     resumed = train_in_process(
         [*args, "--output_dir", str(out), "--num_train_epochs", "6", "--resume_from_checkpoint", "latest"]
     )
-    assert (resumed.setup.per_device_train_batch_size, resumed.setup.gradient_accumulation_steps) == (16, 2)
+    assert (resumed.plan.micro_batch_size, resumed.plan.gradient_accumulation_steps) == (16, 2)
     straight = train_in_process(
         [*args, "--output_dir", str(tmp_path / "s"), "--num_train_epochs", "6", "--num_warmup_steps", "1"]
     )

@@ -21,7 +21,7 @@ from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.cli.train import main as train_main
 from lstm_trainer.config import ModelConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 
 SERIES = pd.DataFrame({"close": np.cos(np.arange(400) / 5.0)})
 
@@ -80,7 +80,7 @@ def test_damaged_data_is_one_line_and_writes_nothing(
 
 
 def test_changed_weights_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    model = LSTMForecaster(ModelConfig(hidden_size=8, num_layers=1), seq_length=20)
+    model = LSTMForecaster(ForecasterConfig(ModelConfig(hidden_size=8, num_layers=1), seq_length=20))
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     weights = folder / "model.safetensors"
@@ -105,7 +105,7 @@ def test_changed_weights_are_refused_and_nothing_is_written(tmp_path: Path) -> N
 def test_a_model_saved_before_checksums_still_loads(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    model = LSTMForecaster(ModelConfig(hidden_size=8, num_layers=1), seq_length=20).eval()
+    model = LSTMForecaster(ForecasterConfig(ModelConfig(hidden_size=8, num_layers=1), seq_length=20)).eval()
     model.save_pretrained(tmp_path)
     save_file(model.state_dict(), tmp_path / "model.safetensors")  # as models were written before: no metadata
     x = torch.randn(2, 20)

@@ -42,6 +42,28 @@ def test_a_window_is_series_and_offset_across_series() -> None:
     assert inputs.tolist() == [[0.0, 0.5, 1.0, 1.5]] and targets.tolist() == [2.0]
 
 
+def test_window_inputs_carry_what_a_forecast_reads_beside_the_values() -> None:
+    values = np.concatenate([np.arange(10), np.arange(100, 106)]).astype(np.float32)
+    windows = Windows(values, first=np.array([7, 14]), counts=np.array([3, 1]), seq_length=4, horizon=2)
+    plain, targets = windows.window_inputs(np.array([3, 0]))
+    assert plain.values.tolist() == [[100, 101, 102, 103], [3, 4, 5, 6]] and targets.tolist() == [[104, 105], [7, 8]]
+    assert (plain.loc, plain.scale, plain.seasonal, plain.covariates) == (None, None, None, None)  # the saved z-score
+    # Per-series statistics and seasonal factors come per window, in the data's units (values not scaled).
+    seasonal = np.array([[1.0, 2.0], [3.0, 4.0]])  # each series' indices, from its first value (starts)
+    adjusted = windows.with_normalization(np.array([0.0, 100.0]), np.array([1.0, 2.0]), seasonal)
+    adjusted.starts = np.array([0, 10])
+    given, _ = adjusted.window_inputs(np.array([3, 0]))
+    assert given.values.tolist() == plain.values.tolist() and len(given) == 2
+    assert given.loc is not None and given.scale is not None and given.seasonal is not None
+    assert given.loc.tolist() == [100.0, 0.0] and given.scale.tolist() == [2.0, 1.0]
+    into, ahead = given.seasonal  # series 1's window reads its values 0..3 and forecasts 4, 5; series 0's 3..6, 7, 8
+    assert into.tolist() == [[3, 4, 3, 4], [2, 1, 2, 1]] and ahead.tolist() == [[3, 4], [2, 1]]
+    # A model with a shorter window (an ensemble member) reads the last inputs and their factors.
+    short = given.last(2)
+    assert short.values.tolist() == [[102, 103], [5, 6]] and short.loc is given.loc
+    assert short.seasonal is not None and short.seasonal[0].tolist() == [[3, 4], [2, 1]] and short.seasonal[1] is ahead
+
+
 def test_horizon_targets_are_the_h_values_after_the_window() -> None:
     config = DataConfig(seq_length=10, num_train_samples=300, num_val_samples=100, horizon=3)
     data = prepare_data(config, seed=0)

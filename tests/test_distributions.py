@@ -14,7 +14,7 @@ from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import Forecast, interval_scores, probabilistic, seasonal_naive
 from lstm_trainer.evaluate.probabilistic import normal_crps, studentt_crps
-from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
 
 KINDS = [
@@ -29,7 +29,7 @@ KINDS = [
 @pytest.mark.parametrize(("options", "horizon", "shape"), KINDS)
 def test_output_shapes_parameter_count_and_point(options, horizon, shape) -> None:
     config = ModelConfig(hidden_size=8, **options)
-    model = LSTMForecaster(config, seq_length=12, horizon=horizon)
+    model = LSTMForecaster(ForecasterConfig(config, seq_length=12, horizon=horizon))
     out = model(torch.randn(6, 12))
     assert out.shape == shape
     assert model.output_head.point(out).shape == ((6,) if horizon == 1 else (6, horizon))
@@ -39,7 +39,7 @@ def test_output_shapes_parameter_count_and_point(options, horizon, shape) -> Non
 @pytest.mark.parametrize(("options", "horizon", "shape"), KINDS)
 def test_untrained_delta_head_forecasts_the_last_value(options, horizon, shape) -> None:
     """Head and skip start at zero: every step's centre is the last input, whatever the kind."""
-    model = LSTMForecaster(ModelConfig(hidden_size=8, **options), seq_length=12, horizon=horizon)
+    model = LSTMForecaster(ForecasterConfig(ModelConfig(hidden_size=8, **options), seq_length=12, horizon=horizon))
     x = torch.randn(5, 12)
     point = model.output_head.point(model(x)).reshape(5, -1)
     assert torch.allclose(point, x[:, -1:].expand(5, horizon), atol=1e-5)
@@ -153,7 +153,9 @@ def test_seasonal_naive_over_several_steps() -> None:
 
 
 def test_config_json_round_trip(tmp_path) -> None:
-    model = LSTMForecaster(ModelConfig(hidden_size=8, distribution="studentt"), seq_length=10, horizon=3).eval()
+    model = LSTMForecaster(
+        ForecasterConfig(ModelConfig(hidden_size=8, distribution="studentt"), seq_length=10, horizon=3)
+    ).eval()
     model.save_pretrained(tmp_path / "new")
     record = json.loads((tmp_path / "new" / "config.json").read_text())
     assert (record["distribution"], record["quantiles"], record["horizon"]) == ("studentt", None, 3)
@@ -208,7 +210,7 @@ def test_the_spread_starts_at_the_linear_ars_errors(options) -> None:
     series = torch.sin(0.3 * t) + 0.1 * torch.randn(3000, generator=gen, dtype=torch.float64)
     windows = series.unfold(0, 21, 1)  # [N, 21]
     inputs, targets = windows[:, :20], windows[:, 20:].clone()  # [N, 20], [N, 1]
-    model = LSTMForecaster(ModelConfig(hidden_size=8, **options), seq_length=20).eval()
+    model = LSTMForecaster(ForecasterConfig(ModelConfig(hidden_size=8, **options), seq_length=20)).eval()
     model.fit_linear_skip(inputs, targets[:, 0])
     with torch.no_grad():
         out = model(inputs.float())  # [N, 1, P]

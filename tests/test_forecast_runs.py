@@ -14,6 +14,7 @@ from lstm_trainer.cli import backtest as backtest_command
 from lstm_trainer.cli import predict
 from lstm_trainer.config import DataConfig
 from lstm_trainer.data import prepare_data
+from lstm_trainer.data.windows import WindowInputs
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import LinearAR, backtest
 from lstm_trainer.evaluate.probabilistic import normal_crps
@@ -168,7 +169,7 @@ def origins(values: np.ndarray, horizon: int, stride: int = 1) -> tuple[np.ndarr
 
 def score_origins(predictor: Predictor, values: np.ndarray, horizon: int, stride: int = 1) -> backtest.Backtest:
     inputs, targets = origins(values, horizon, stride)
-    return backtest.score_origins(predictor, inputs, targets, 1.0, None, None, "test", stride, batch_size=4096)
+    return backtest.score_origins(predictor, WindowInputs(inputs), targets, 1.0, None, None, "test", stride)
 
 
 def test_backtest_batched_equals_a_loop_over_origins(normal_run: Path) -> None:

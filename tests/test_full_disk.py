@@ -19,7 +19,7 @@ from conftest import ROOT, TINY, child_env, output, results
 
 from lstm_trainer.cli.train import main as train_main
 from lstm_trainer.files import free_bytes, tree_size
-from lstm_trainer.model.forecaster import LSTMForecaster
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 from lstm_trainer.train import checkpoint
 
 ONE_EPOCH = [*TINY, "--num_train_epochs", "1", "--report_to", "none"]
@@ -150,7 +150,7 @@ def test_full_disk_while_writing_a_forecast_keeps_the_old_one(
     from lstm_trainer.config import ModelConfig
 
     model = small_fs / "model"
-    LSTMForecaster(ModelConfig(hidden_size=8, num_layers=1), seq_length=20).save_pretrained(model)
+    LSTMForecaster(ForecasterConfig(ModelConfig(hidden_size=8, num_layers=1), seq_length=20)).save_pretrained(model)
     series = small_fs / "series.csv"
     pd.DataFrame({"y": np.sin(np.arange(100) / 5)}).to_csv(series, index=False)
     forecast = small_fs / "forecast.csv"

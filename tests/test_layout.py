@@ -1,4 +1,5 @@
-"""The package's floors, bottom to top: each imports only the floors below it (README, Layout).
+"""The package's floors, bottom to top: each imports only the floors below it (README, Layout);
+and no two modules import each other, even inside one floor (directly or round a loop).
 
 Every import counts: at the top of a file, inside a function (lazy), under TYPE_CHECKING, and
 relative ones. A floor is a top-level module (errors.py, files.py, config.py) or a folder.
@@ -41,6 +42,16 @@ def floor_of(path: Path, root: Path = SRC) -> str:
 
 def imported_floors(path: Path, root: Path = SRC) -> Iterator[tuple[int, str]]:
     """(line, floor) of every import of the package in a file, wherever in the file it stands."""
+    seen = set()
+    for line, module in imported_modules(path, root):
+        parts = module.split(".")
+        if parts[0] == PACKAGE and len(parts) > 1 and (line, parts[1]) not in seen:
+            seen.add((line, parts[1]))
+            yield line, parts[1]
+
+
+def imported_modules(path: Path, root: Path = SRC) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of every import in a file, relative ones resolved; `from a import b` gives a.b."""
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
@@ -51,14 +62,52 @@ def imported_floors(path: Path, root: Path = SRC) -> Iterator[tuple[int, str]]:
                 module = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 module = node.module or ""
-            # `from lstm_trainer import data` imports the floor named by the alias.
-            modules = [f"{module}.{alias.name}" for alias in node.names] if module == PACKAGE else [module]
+            # `from lstm_trainer import data` imports the floor named by the alias, `from
+            # lstm_trainer.data import rows` the module rows where there is one (module_of decides).
+            modules = [f"{module}.{alias.name}" for alias in node.names] + ([] if module == PACKAGE else [module])
         else:
             continue
         for module in modules:
-            parts = module.split(".")
-            if parts[0] == PACKAGE and len(parts) > 1:
-                yield node.lineno, parts[1]
+            yield node.lineno, module
+
+
+def module_of(dotted: str, root: Path = SRC) -> str | None:
+    """The package's module a dotted import name lands in (a folder's __init__ is the folder), or None."""
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    rest = parts[1:]
+    while rest and not ((root / Path(*rest)).with_suffix(".py").is_file() or (root / Path(*rest)).is_dir()):
+        rest = rest[:-1]  # a name imported from a module: the module itself
+    return ".".join(rest) or None
+
+
+def module_loops(root: Path = SRC) -> list[list[str]]:
+    """Every group of modules that import each other round a loop (each group sorted), found by
+    following imports from each module and seeing which lead back to it."""
+    imports: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        if path == root / "__init__.py":
+            continue
+        parts = path.relative_to(root).with_suffix("").parts
+        here = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        targets = {module_of(m, root) for _, m in imported_modules(path, root)}
+        imports.setdefault(here, set()).update(t for t in targets if t is not None and t != here)
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for there in imports.get(todo.pop(), ()):
+                if there not in seen:
+                    seen.add(there)
+                    todo.append(there)
+        return seen
+
+    reach = {module: reachable(module) for module in imports}
+    loops = {
+        tuple(sorted(m for m in reach[module] if module in reach[m])) for module in imports if module in reach[module]
+    }
+    return sorted(list(loop) for loop in loops)
 
 
 def climbs(root: Path = SRC) -> list[str]:
@@ -72,6 +121,22 @@ def climbs(root: Path = SRC) -> list[str]:
             if there != here and ORDER.index(there) > ORDER.index(here):
                 found.append(f"{path.relative_to(root)}:{line} ({here}) imports {PACKAGE}.{there}, a floor above it")
     return found
+
+
+def test_no_two_modules_import_each_other() -> None:
+    # A loop hides which module is the lower one; move the shared piece down, or merge the two.
+    assert module_loops() == []
+
+
+def test_the_loop_check_sees_a_loop_through_a_lazy_import(tmp_path: Path) -> None:
+    root = tmp_path / PACKAGE
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "__init__.py").write_text("")
+    (root / "data" / "rows.py").write_text("from lstm_trainer.data.covariates import Covariates\n")
+    (root / "data" / "covariates.py").write_text("def f():\n    from lstm_trainer.data.tables import keys\n")
+    (root / "data" / "tables.py").write_text("from lstm_trainer.data import rows\n")
+    (root / "data" / "series.py").write_text("from lstm_trainer.data import covariates\n")  # below the loop, not in it
+    assert module_loops(root) == [["data.covariates", "data.rows", "data.tables"]]
 
 
 def test_every_floor_is_in_the_declared_order() -> None:

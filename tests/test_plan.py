@@ -3,12 +3,11 @@ import re
 
 import pytest
 
-from lstm_trainer.config import TrainConfig
+from lstm_trainer.config import Plan, TrainConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.train.plan import (
     DsJson,
     LaunchRequest,
-    Plan,
     Requested,
     check_with_deepspeed,
     choose_ds_config,

@@ -89,7 +89,11 @@ def test_a_300_point_series_trains_at_the_default_window_and_scores_every_target
 
     # The exported model carries its options, and reproduces the reported test MSE as a user loads it.
     model = LSTMForecaster.from_pretrained(out / "model")
-    assert (model.config.window_norm, model.config.head, model.config.linear_skip) == ("window", "delta", None)
+    assert (model.config.model.window_norm, model.config.model.head, model.config.model.linear_skip) == (
+        "window",
+        "delta",
+        None,
+    )
     norm = Normalization.load(out / "model")
     assert norm is not None
     with torch.no_grad():

@@ -37,7 +37,7 @@ def check_learned(out: Path) -> dict:
     assert res["best_val_mse"] < res["persistence_val_mse"], res
     assert res["noise_floor"] == pytest.approx(0.01)
     assert res["global_batch_size"] == 128 and res["mixed_precision"] == "no"
-    assert LSTMForecaster.from_pretrained(out / "best").config.hidden_size == 32
+    assert LSTMForecaster.from_pretrained(out / "best").config.model.hidden_size == 32
     check_costs(res)
     return res
 
@@ -93,4 +93,4 @@ def test_plain_python_runs_one_process(tiny: list[str], tmp_path: Path) -> None:
     assert done.returncode == 0, output(done)
     res = results(out)
     assert (res["world_size"], res["epochs_completed"]) == (1, 2)
-    assert LSTMForecaster.from_pretrained(out / "best").config.cell == "gru"
+    assert LSTMForecaster.from_pretrained(out / "best").config.model.cell == "gru"

@@ -502,6 +502,39 @@ def gradient_accumulation_steps(total_batch_size: int, micro_batch_size: int, wo
     return total_batch_size // per_step
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Every value in force, made before the Accelerator and DeepSpeed's engine exist, never changed after.
+    A checkpoint keeps `identity()`, which a resume compares and takes its fitted values from.
+
+    Made by train/plan.py's `make_plan`; kept here, on the floor below every reader, so that outputs/
+    (the run's header, all_results.json) reads the plan itself rather than a copy of its fields."""
+
+    config: dict[str, Any]  # the DeepSpeed JSON as the engine gets it, nothing "auto"
+    micro_batch_size: int
+    total_batch_size: int
+    gradient_accumulation_steps: int
+    mixed_precision: str  # "no", "fp16" or "bf16"
+    zero_stage: int  # as the JSON and the accelerate config ask; a lone fp32 process runs 0 (make_plan)
+    planned_steps: int  # optimizer steps the run takes at most
+    source: str  # which JSON, and who chose it
+    changes: tuple[str, ...] = ()  # one line per value not taken from the JSON
+    notes: tuple[str, ...] = ()  # one line per thing a user should know about the plan
+
+    def identity(self) -> dict[str, Any]:
+        """The values a checkpoint depends on, wherever they came from (JSON, accelerate config, flags, data)."""
+        optimizer = self.config.get("optimizer", {}).get("params", {})
+        return {
+            "zero_stage": self.zero_stage,  # as asked, so that a checkpoint resumes on another process count
+            "train_micro_batch_size_per_gpu": self.micro_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "train_batch_size": self.total_batch_size,
+            "lr": optimizer.get("lr"),
+            "weight_decay": optimizer.get("weight_decay"),
+            "warmup_num_steps": self.config.get("scheduler", {}).get("params", {}).get("warmup_num_steps"),
+        }
+
+
 def is_hub_id(name: str) -> bool:
     """Whether `name` can be a Hub repository id with its namespace (user/name)."""
     return len(name) <= 96 and bool(HUB_ID.match(name)) and "--" not in name and ".." not in name

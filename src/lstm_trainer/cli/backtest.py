@@ -115,7 +115,7 @@ def backtest_command(args: argparse.Namespace) -> Path:
     if recorded is not None:
         data.update(_recorded_covariates(data, recorded.names))
     # The splits exactly as training cut them, with windows long enough for `horizon` targets.
-    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=seq_length), args.seed)
+    prepared = prepare_data(DataConfig(**{**data, "horizon": horizon}, seq_length=predictor.seq_length), args.seed)
     if recorded is not None:
         prepared = prepared.with_covariate_scaling(recorded)
     split = "test" if "test" in prepared.windows else "validation"

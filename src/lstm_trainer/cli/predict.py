@@ -192,7 +192,7 @@ def _read(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) ->
 
 
 def _run_many(
-    args: argparse.Namespace, predictor: Predictor | EnsemblePredictor, seq_length: int, stage: Callable[[Path], Path]
+    args: argparse.Namespace, predictor: Predictor | EnsemblePredictor, stage: Callable[[Path], Path]
 ) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.model.inference import choose_levels
@@ -211,7 +211,10 @@ def _run_many(
         header,
     )
     for what, which in (
-        (f"shorter than the window of {seq_length} values, left-padded with their first value", ended.padded),
+        (
+            f"shorter than the window of {predictor.seq_length} values, left-padded with their first value",
+            ended.padded,
+        ),
         ("not seen in training, normalised with their own history's statistics", ended.unseen),
     ):
         if which:
@@ -313,9 +316,9 @@ def _forecast(args: argparse.Namespace, stage: Callable[[Path], Path]) -> Path:
 
     folder = resolve_model(args.model, args.model_revision)
     predictor = load_predictor(folder)
-    seq_length = predictor.seq_length
+    seq_length = predictor.seq_length  # the model's own window (config.json); an ensemble's longest
     if args.id_column is not None:
-        return _run_many(args, predictor, seq_length, stage)
+        return _run_many(args, predictor, stage)
     levels = choose_levels(predictor.output, args.quantiles)
     if predictor.norm.covariates is not None or args.future is not None:
         rows, covariates = _read(args, predictor)

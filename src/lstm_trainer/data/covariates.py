@@ -25,6 +25,7 @@ import pyarrow as pa
 from datasets import Dataset
 
 from lstm_trainer.config import DataConfig
+from lstm_trainer.data.series import _is_numeric
 from lstm_trainer.errors import UserError
 
 
@@ -195,8 +196,6 @@ def read_covariates(
 
 def _column(arrow: pa.Table, table: Dataset, name: str, column: str, flag: str, source_rows: np.ndarray) -> np.ndarray:
     """A numeric covariate column at `source_rows`, float64, every value finite, or one line saying where it is not."""
-    from lstm_trainer.data.series import _is_numeric
-
     if not _is_numeric(table.features[column]):
         raise UserError(
             f"{name}: covariate {column!r} ({flag}) holds {table.features[column].dtype}, not numbers; "
@@ -241,117 +240,3 @@ def calendar_values(times: pd.DatetimeIndex, feature: str) -> np.ndarray:
     if feature == "weekofyear":
         return times.isocalendar().week.to_numpy(dtype=np.float64)
     return np.asarray(getattr(times, PANDAS_NAMES.get(feature, feature)), dtype=np.float64)
-
-
-def read_future(
-    table: Dataset,
-    name: str,
-    names: CovariateNames,
-    item_ids: list[str],
-    horizon: int,
-    id_column: str | None,
-    time_column: str | None,
-) -> Covariates:
-    """The future covariates of each series over the `horizon` steps after its end, from a table with a row
-    per series and step (predict's --future, the API's future_df): each series' first `horizon` rows in
-    time order (file order without --time_column). (S * horizon) rows, past channels zero, statics zero."""
-    columns = list(table.column_names)
-    for flag, column in (("--id_column", id_column), ("--time_column", time_column)):
-        if column is not None and column not in columns:
-            raise UserError(f"{name} has no column {column!r} ({flag}); its columns are: {', '.join(columns)}")
-    arrow = table.with_format("arrow")[:]
-    ids = (
-        arrow.column(id_column).to_pandas().astype(str).to_numpy()
-        if id_column is not None
-        else np.full(table.num_rows, item_ids[0] if len(item_ids) == 1 else "")
-    )
-    order = np.arange(table.num_rows)
-    if time_column is not None:
-        from lstm_trainer.data.tables import _time_keys
-
-        keys, _ = _time_keys(arrow.column(time_column), name, time_column)
-        order = np.lexsort((keys,))  # stable within equal times
-    chosen = []
-    for item in item_ids:
-        rows = order[ids[order] == item][:horizon]
-        if len(rows) < horizon:
-            what = (
-                f"series {item!r} has {len(rows)} row{'s' if len(rows) != 1 else ''}"
-                if id_column
-                else f"it has {len(rows)} rows"
-            )
-            raise UserError(
-                f"{name}: the future covariates cover fewer steps than the model's horizon of {horizon}: {what}; "
-                f"give {horizon} rows after each series' end with {', '.join(names.future + names.calendar)}"
-            )
-        chosen.append(rows)
-    source_rows = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
-    offsets = np.arange(0, len(item_ids) * horizon + 1, horizon, dtype=np.int64)
-    return read_covariates(table, name, names, source_rows, offsets, time_column, kinds=("future",))
-
-
-def with_future(history: Covariates, offsets: np.ndarray, future: Covariates | None, horizon: int) -> Covariates:
-    """Each series' covariates over its history (`offsets` into `history.dynamic`) followed by its `horizon`
-    future rows (zero where `future` is None: a model with past and static covariates only)."""
-    parts = []
-    width = history.dynamic.shape[1]
-    for s in range(len(offsets) - 1):
-        parts.append(history.dynamic[offsets[s] : offsets[s + 1]])
-        parts.append(
-            future.dynamic[s * horizon : (s + 1) * horizon]
-            if future is not None
-            else np.zeros((horizon, width), np.float32)
-        )
-    dynamic = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
-    return Covariates(history.names, dynamic, history.statics)
-
-
-def dynamic_real(part: Dataset, name: str, names: CovariateNames, lengths: np.ndarray) -> Covariates:
-    """Series rows' covariates (the Hub layout): `feat_dynamic_real`, a list of C series per row, each as
-    long as its target. Named as a whole (feat_dynamic_real: all C, called feat_dynamic_real_0 ...) or by
-    channel (feat_dynamic_real_1); GluonTS takes them as known in the future, so --future_covariates."""
-    from lstm_trainer.data.rows import FEAT_DYNAMIC_REAL
-
-    if names.static or names.calendar or names.past:
-        raise UserError(
-            f"{name} holds series rows, whose covariates are {FEAT_DYNAMIC_REAL} (known in the future): name them "
-            f"with --future_covariates {FEAT_DYNAMIC_REAL}; past, static and calendar covariates need a table"
-        )
-    if FEAT_DYNAMIC_REAL not in part.column_names:
-        raise UserError(f"{name} has no {FEAT_DYNAMIC_REAL} column, where series rows keep their covariates")
-    rows = part.data.table.column(FEAT_DYNAMIC_REAL).to_pylist()
-    blocks: list[np.ndarray] = []
-    for s, (row, length) in enumerate(zip(rows, lengths, strict=True)):
-        block = np.asarray(row if row is not None else [], dtype=np.float64)
-        if block.ndim != 2 or block.shape[1] != length or (blocks and block.shape[0] != blocks[0].shape[1]):
-            raise UserError(
-                f"{name}: {FEAT_DYNAMIC_REAL} of series number {s + 1} is not a list of covariates each as long as "
-                f"its target ({length} values) and as many as the other series'; fix the rows"
-            )
-        if not np.isfinite(block).all():
-            raise UserError(
-                f"{name}: {FEAT_DYNAMIC_REAL} of series number {s + 1} has missing (NaN) or infinite values; a "
-                "covariate needs a value at every step: repair it at the source"
-            )
-        blocks.append(block.T)  # (length, C)
-    dynamic = np.concatenate(blocks) if blocks else np.zeros((0, 0))
-    channels = dynamic.shape[1]
-    chosen: list[int] = []
-    for asked in names.future:
-        if asked == FEAT_DYNAMIC_REAL:
-            chosen += range(channels)
-        elif (
-            asked.startswith(f"{FEAT_DYNAMIC_REAL}_")
-            and asked.rsplit("_", 1)[1].isdigit()
-            and int(asked.rsplit("_", 1)[1]) < channels
-        ):
-            chosen.append(int(asked.rsplit("_", 1)[1]))
-        else:
-            raise UserError(
-                f"{name} holds series rows: --future_covariates {asked!r} is not {FEAT_DYNAMIC_REAL} or one of its "
-                f"{channels} channels ({FEAT_DYNAMIC_REAL}_0 ... {FEAT_DYNAMIC_REAL}_{channels - 1})"
-            )
-    named = CovariateNames(future=tuple(f"{FEAT_DYNAMIC_REAL}_{k}" for k in chosen))
-    if len(set(chosen)) != len(chosen):
-        raise UserError(f"--future_covariates names a {FEAT_DYNAMIC_REAL} channel twice; name each once")
-    return Covariates(named, dynamic[:, chosen].astype(np.float32), np.zeros((len(lengths), 0), np.float32))

@@ -3,11 +3,12 @@ their values over the history and the horizon. Shared by the predict command and
 
 from __future__ import annotations
 
+import numpy as np
 from datasets import Dataset
 
-from lstm_trainer.data.covariates import Covariates, CovariateScaling, read_future, with_future
+from lstm_trainer.data.covariates import CovariateNames, Covariates, CovariateScaling, read_covariates
 from lstm_trainer.data.rows import SeriesSet
-from lstm_trainer.data.tables import table_to_series
+from lstm_trainer.data.tables import _time_keys, table_to_series
 from lstm_trainer.errors import UserError
 
 
@@ -42,3 +43,64 @@ def forecast_inputs(
             )
         ahead = read_future(future[0], future[1], names, list(rows.item_ids), horizon, id_column, time_column)
     return rows, with_future(rows.covariates, rows.offsets - rows.offsets[0], ahead, horizon)
+
+
+def read_future(
+    table: Dataset,
+    name: str,
+    names: CovariateNames,
+    item_ids: list[str],
+    horizon: int,
+    id_column: str | None,
+    time_column: str | None,
+) -> Covariates:
+    """The future covariates of each series over the `horizon` steps after its end, from a table with a row
+    per series and step (predict's --future, the API's future_df): each series' first `horizon` rows in
+    time order (file order without --time_column). (S * horizon) rows, past channels zero, statics zero."""
+    columns = list(table.column_names)
+    for flag, column in (("--id_column", id_column), ("--time_column", time_column)):
+        if column is not None and column not in columns:
+            raise UserError(f"{name} has no column {column!r} ({flag}); its columns are: {', '.join(columns)}")
+    arrow = table.with_format("arrow")[:]
+    ids = (
+        arrow.column(id_column).to_pandas().astype(str).to_numpy()
+        if id_column is not None
+        else np.full(table.num_rows, item_ids[0] if len(item_ids) == 1 else "")
+    )
+    order = np.arange(table.num_rows)
+    if time_column is not None:
+        keys, _ = _time_keys(arrow.column(time_column), name, time_column)
+        order = np.lexsort((keys,))  # stable within equal times
+    chosen = []
+    for item in item_ids:
+        rows = order[ids[order] == item][:horizon]
+        if len(rows) < horizon:
+            what = (
+                f"series {item!r} has {len(rows)} row{'s' if len(rows) != 1 else ''}"
+                if id_column
+                else f"it has {len(rows)} rows"
+            )
+            raise UserError(
+                f"{name}: the future covariates cover fewer steps than the model's horizon of {horizon}: {what}; "
+                f"give {horizon} rows after each series' end with {', '.join(names.future + names.calendar)}"
+            )
+        chosen.append(rows)
+    source_rows = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    offsets = np.arange(0, len(item_ids) * horizon + 1, horizon, dtype=np.int64)
+    return read_covariates(table, name, names, source_rows, offsets, time_column, kinds=("future",))
+
+
+def with_future(history: Covariates, offsets: np.ndarray, future: Covariates | None, horizon: int) -> Covariates:
+    """Each series' covariates over its history (`offsets` into `history.dynamic`) followed by its `horizon`
+    future rows (zero where `future` is None: a model with past and static covariates only)."""
+    parts = []
+    width = history.dynamic.shape[1]
+    for s in range(len(offsets) - 1):
+        parts.append(history.dynamic[offsets[s] : offsets[s + 1]])
+        parts.append(
+            future.dynamic[s * horizon : (s + 1) * horizon]
+            if future is not None
+            else np.zeros((horizon, width), np.float32)
+        )
+    dynamic = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+    return Covariates(history.names, dynamic, history.statics)

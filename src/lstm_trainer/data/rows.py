@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, Features, Sequence, Value
 
-from lstm_trainer.data.covariates import Covariates
+from lstm_trainer.data.covariates import CovariateNames, Covariates
+from lstm_trainer.errors import UserError
 
 ITEM_ID, START, TARGET_COLUMN, FEAT_DYNAMIC_REAL = "item_id", "start", "target", "feat_dynamic_real"
 # Where a source has no clock (the synthetic sine, a table without --time_column), series start here
@@ -145,3 +146,52 @@ def flat_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     )
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return np.ascontiguousarray(values, dtype=np.float32), offsets
+
+
+def dynamic_real(part: Dataset, name: str, names: CovariateNames, lengths: np.ndarray) -> Covariates:
+    """Series rows' covariates (the Hub layout): `feat_dynamic_real`, a list of C series per row, each as
+    long as its target. Named as a whole (feat_dynamic_real: all C, called feat_dynamic_real_0 ...) or by
+    channel (feat_dynamic_real_1); GluonTS takes them as known in the future, so --future_covariates."""
+    if names.static or names.calendar or names.past:
+        raise UserError(
+            f"{name} holds series rows, whose covariates are {FEAT_DYNAMIC_REAL} (known in the future): name them "
+            f"with --future_covariates {FEAT_DYNAMIC_REAL}; past, static and calendar covariates need a table"
+        )
+    if FEAT_DYNAMIC_REAL not in part.column_names:
+        raise UserError(f"{name} has no {FEAT_DYNAMIC_REAL} column, where series rows keep their covariates")
+    rows = part.data.table.column(FEAT_DYNAMIC_REAL).to_pylist()
+    blocks: list[np.ndarray] = []
+    for s, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+        block = np.asarray(row if row is not None else [], dtype=np.float64)
+        if block.ndim != 2 or block.shape[1] != length or (blocks and block.shape[0] != blocks[0].shape[1]):
+            raise UserError(
+                f"{name}: {FEAT_DYNAMIC_REAL} of series number {s + 1} is not a list of covariates each as long as "
+                f"its target ({length} values) and as many as the other series'; fix the rows"
+            )
+        if not np.isfinite(block).all():
+            raise UserError(
+                f"{name}: {FEAT_DYNAMIC_REAL} of series number {s + 1} has missing (NaN) or infinite values; a "
+                "covariate needs a value at every step: repair it at the source"
+            )
+        blocks.append(block.T)  # (length, C)
+    dynamic = np.concatenate(blocks) if blocks else np.zeros((0, 0))
+    channels = dynamic.shape[1]
+    chosen: list[int] = []
+    for asked in names.future:
+        if asked == FEAT_DYNAMIC_REAL:
+            chosen += range(channels)
+        elif (
+            asked.startswith(f"{FEAT_DYNAMIC_REAL}_")
+            and asked.rsplit("_", 1)[1].isdigit()
+            and int(asked.rsplit("_", 1)[1]) < channels
+        ):
+            chosen.append(int(asked.rsplit("_", 1)[1]))
+        else:
+            raise UserError(
+                f"{name} holds series rows: --future_covariates {asked!r} is not {FEAT_DYNAMIC_REAL} or one of its "
+                f"{channels} channels ({FEAT_DYNAMIC_REAL}_0 ... {FEAT_DYNAMIC_REAL}_{channels - 1})"
+            )
+    named = CovariateNames(future=tuple(f"{FEAT_DYNAMIC_REAL}_{k}" for k in chosen))
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"--future_covariates names a {FEAT_DYNAMIC_REAL} channel twice; name each once")
+    return Covariates(named, dynamic[:, chosen].astype(np.float32), np.zeros((len(lengths), 0), np.float32))

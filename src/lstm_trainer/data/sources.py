@@ -19,8 +19,8 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
 from lstm_trainer.config import DataConfig
-from lstm_trainer.data.covariates import CovariateNames, dynamic_real
-from lstm_trainer.data.rows import ITEM_ID, NO_CLOCK, START, TARGET_COLUMN, SeriesSet, flat_values
+from lstm_trainer.data.covariates import CovariateNames
+from lstm_trainer.data.rows import ITEM_ID, NO_CLOCK, START, TARGET_COLUMN, SeriesSet, dynamic_real, flat_values
 from lstm_trainer.data.splits import SplitPlan
 from lstm_trainer.data.synthetic import build_synthetic, synthetic_params
 from lstm_trainer.data.tables import table_to_series

@@ -32,6 +32,36 @@ CHUNK = 65_536
 
 
 @dataclass
+class WindowInputs:
+    """What a forecast of N windows reads, in one record: gathered from a split (Windows.window_inputs) or
+    from the end of each series (model/inference.py), read by Predictor.forecast for the run's scoring, the
+    backtest, predict and the API."""
+
+    values: np.ndarray  # [N, T] the inputs, in the data's units
+    # Each window's series statistics where they are per series (model value = (value - loc) / scale);
+    # None: the model's saved z-score maps every window.
+    loc: np.ndarray | None = None  # [N]
+    scale: np.ndarray | None = None  # [N]
+    # A --deseasonalize model's seasonal factors of the inputs [N, T] and of the steps ahead [N, H]
+    # (data/seasonality.py): the inputs are divided by them, the forecast multiplied back. None: none.
+    seasonal: tuple[np.ndarray, np.ndarray] | None = None
+    # A covariate model's inputs beside the values, over the T inputs and the H steps ahead [N, T + H, C],
+    # in the model's units (covariates.py); such a model forecasts up to its H. None: the series alone.
+    covariates: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def last(self, length: int) -> WindowInputs:
+        """Each window's last `length` inputs, with what goes with them: what a model with a shorter window reads."""
+        cut = self.values.shape[1] - length
+        assert cut >= 0, (self.values.shape, length)
+        seasonal = None if self.seasonal is None else (self.seasonal[0][:, cut:], self.seasonal[1])
+        covariates = None if self.covariates is None else self.covariates[:, cut:]  # [N, length + H, C]
+        return replace(self, values=self.values[:, cut:], seasonal=seasonal, covariates=covariates)
+
+
+@dataclass
 class Windows:
     """The windows of one split over `values` (all series end to end, data units)."""
 
@@ -124,6 +154,18 @@ class Windows:
                 loc, scale = loc[:, 0], scale[:, 0]
             targets = ((targets - loc) / scale).astype(np.float32)
         return inputs, targets
+
+    def window_inputs(self, index: np.ndarray) -> tuple[WindowInputs, np.ndarray]:
+        """The windows at `index` as a forecast reads them (in the data's units, with their series' statistics
+        where those are per series, their seasonal factors where the values are adjusted, their covariates),
+        and their targets [B] (horizon 1) or [B, H], in the data's units."""
+        inputs, targets = self.gather(index, normalised=False)
+        loc = scale = None
+        if self.loc is not None and self.scale is not None:
+            series = self.series_of(index)
+            loc, scale = self.loc[series], self.scale[series]
+        seasonal = self.factors(index) if self.seasonal is not None else None
+        return WindowInputs(inputs, loc, scale, seasonal, self.gather_covariates(index)), targets
 
     def factors(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Seasonal factors of each window's inputs [B, T] and of its `horizon` steps [B, H] (ones without

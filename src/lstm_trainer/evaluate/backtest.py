@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from lstm_trainer.data import PreparedData
+    from lstm_trainer.data.windows import WindowInputs
     from lstm_trainer.evaluate.scoring import ForecastScores
     from lstm_trainer.model.forecast import Forecast
     from lstm_trainer.model.linear_ar import LinearAR
@@ -42,14 +43,7 @@ class Forecaster(Protocol):
     def horizon(self) -> int: ...  # steps the model forecasts at once; beyond them it recurses
 
     def forecast(
-        self,
-        inputs: np.ndarray,
-        steps: int | None = None,
-        batch_size: int = 4096,
-        loc: np.ndarray | None = None,
-        scale: np.ndarray | None = None,
-        seasonal: tuple[np.ndarray, np.ndarray] | None = None,
-        covariates: np.ndarray | None = None,
+        self, inputs: WindowInputs | np.ndarray, steps: int | None = None, batch_size: int = 4096
     ) -> Forecast: ...
 
 
@@ -78,59 +72,39 @@ def backtest_split(
     were cut for the backtest's horizon), each forecast with its own series' statistics."""
     import numpy as np
 
-    from lstm_trainer.evaluate.scoring import fit_on_training, window_statistics
+    from lstm_trainer.evaluate.scoring import fit_on_training
 
     windows = data.windows[split]
     index = np.arange(0, len(windows), stride, dtype=np.int64)
-    inputs, targets = windows.gather(index, normalised=False)  # data units
-    loc, spread = window_statistics(windows, index)
-    # A --deseasonalize model reads adjusted inputs and is multiplied back, as in the run's scoring.
-    seasonal = windows.factors(index) if windows.seasonal is not None else None
+    # Data units, with what the model reads beside them, as in the run's scoring.
+    inputs, targets = windows.window_inputs(index)
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
-    covariates = windows.gather_covariates(index)  # [N, T + H, C] for a covariate model, else None
     return score_origins(
-        predictor,
-        inputs,
-        targets.reshape(len(index), -1),
-        scale,
-        linear,
-        season,
-        split,
-        stride,
-        batch_size,
-        loc,
-        spread,
-        seasonal,
-        covariates,
+        predictor, inputs, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size
     )
 
 
 def score_origins(
     predictor: Forecaster,
-    inputs: np.ndarray,
+    origins: WindowInputs,
     targets: np.ndarray,
     scale: float,
     linear: LinearAR | None,
     season: int | None,
     split: str,
     stride: int,
-    batch_size: int,
-    loc: np.ndarray | None = None,
-    spread: np.ndarray | None = None,
-    seasonal: tuple[np.ndarray, np.ndarray] | None = None,
-    covariates: np.ndarray | None = None,
+    batch_size: int = 4096,
 ) -> Backtest:
-    """The model's forecasts of every origin's `inputs` [N, T] in one batched pass, and the baselines', scored
-    against `targets` [N, H]; `loc`, `spread` [N] are each origin's series statistics where they are per series,
-    `seasonal` its seasonal factors (inputs [N, T], steps [N, H]) where the model was trained deseasonalized."""
+    """The model's forecasts of every origin's window (`origins`: N windows of T inputs, with what the model
+    reads beside them) in one batched pass, and the baselines', scored against `targets` [N, H] with MASE's
+    `scale`; `linear` and `season` name the baselines beside persistence."""
     from lstm_trainer.evaluate import persistence, seasonal_naive
     from lstm_trainer.evaluate.scoring import score_forecast
 
+    inputs = origins.values  # [N, T], data units
     seq_length, horizon = inputs.shape[1], targets.shape[1]
     started = time.perf_counter()
-    forecast = predictor.forecast(
-        inputs, steps=horizon, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal, covariates=covariates
-    )
+    forecast = predictor.forecast(origins, steps=horizon, batch_size=batch_size)
     seconds = time.perf_counter() - started
     scores = {"model": score_forecast(forecast.point, targets, scale, forecast)}
     scores["persistence"] = score_forecast(persistence(inputs, horizon).reshape(targets.shape), targets, scale)

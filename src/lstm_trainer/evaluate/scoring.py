@@ -151,7 +151,8 @@ def score_run(
         parts: dict[str, list[np.ndarray]] = {name: [] for name in ("target", "naive2", "series", *FORECASTS)}
         forecasts: list[Forecast] = []
         for index in windows.chunks():
-            inputs, targets = windows.gather(index, normalised=False)  # data units; targets [n] or [n, H]
+            given, targets = windows.window_inputs(index)  # data units; targets [n] or [n, H]
+            inputs = given.values  # [n, T]
             parts["target"].append(targets.astype(np.float64))
             parts["persistence"].append(persistence(inputs, horizon))
             parts["linear"].append(linear.predict(inputs))
@@ -162,14 +163,7 @@ def score_run(
                 parts["naive2"].append(inputs[:, -1:] / into[:, -1:] * ahead)  # [n, H]
                 parts["series"].append(windows.series_of(index))
             if predictor is not None:
-                loc, spread = window_statistics(windows, index)
-                seasonal = windows.factors(index) if windows.seasonal is not None else None
-                beside = windows.gather_covariates(index)  # None without covariates
-                forecasts.append(
-                    predictor.forecast(
-                        inputs, batch_size=batch_size, loc=loc, scale=spread, seasonal=seasonal, covariates=beside
-                    )
-                )
+                forecasts.append(predictor.forecast(given, batch_size=batch_size))
         joined = {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
         targets = joined["target"]
         model = None
@@ -217,11 +211,13 @@ class SelectionScore:
         assert setup is not None and measure in ("smape", "mase"), "real data only (config.py checks)"
         self.measure, self.scales = measure, setup[0]
         self.series = windows.series_of(index)
-        self.targets = windows.gather(index, normalised=False)[1].astype(np.float64).reshape(len(index), -1)
-        normalised = windows.is_normalised and windows.loc is not None and windows.scale is not None
-        self.loc = windows.loc[self.series][:, None] if normalised and windows.loc is not None else 0.0
-        self.spread = windows.scale[self.series][:, None] if normalised and windows.scale is not None else 1.0
-        self.factors = windows.factors(index)[1] if windows.seasonal is not None else np.ones_like(self.targets)
+        given, targets = windows.window_inputs(index)
+        self.targets = targets.astype(np.float64).reshape(len(index), -1)
+        # The windows' statistics and factors, as the model's forecast reads them (all 0 and 1 where the
+        # values are not normalised, as the loop's windows then are not).
+        self.loc = given.loc[:, None] if given.loc is not None else 0.0
+        self.spread = given.scale[:, None] if given.scale is not None else 1.0
+        self.factors = given.seasonal[1] if given.seasonal is not None else np.ones_like(self.targets)
 
     def __call__(self, points: np.ndarray) -> float:
         """`points` [N] or [N, H]: the normalised point forecasts of the validation windows, in order."""
@@ -253,14 +249,6 @@ def _per_series_setup(
 def _indices(history: np.ndarray, season: int | None, width: int) -> np.ndarray:
     indices = seasonal_indices(history, season)
     return indices if len(indices) == width else np.ones(width)
-
-
-def window_statistics(windows: Windows, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Each window's series (mean, std) where statistics are per series; None: the model's saved one."""
-    if windows.loc is None or windows.scale is None:
-        return None, None
-    series = windows.series_of(index)
-    return windows.loc[series], windows.scale[series]
 
 
 def _verdict(splits: dict[str, SplitScores]) -> Verdict | None:

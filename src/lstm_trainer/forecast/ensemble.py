@@ -25,6 +25,7 @@ import torch
 
 from lstm_trainer.data.covariates import Covariates
 from lstm_trainer.data.normalization import Normalization
+from lstm_trainer.data.windows import WindowInputs
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.accuracy import naive2
 from lstm_trainer.evaluate.baselines import seasonal_naive
@@ -115,25 +116,15 @@ class EnsemblePredictor:
         """The forecast's kind and levels: quantiles from the members' spread, a point for a baseline."""
         return ("point", None) if self.manifest.fallback else ("quantile", DEFAULT_LEVELS)
 
-    def forecast(
-        self,
-        inputs: np.ndarray,
-        steps: int | None = None,
-        batch_size: int = 4096,
-        loc: np.ndarray | None = None,
-        scale: np.ndarray | None = None,
-        seasonal: tuple[np.ndarray, np.ndarray] | None = None,
-        covariates: np.ndarray | None = None,
-    ) -> Forecast:
-        """Predictor.forecast over windows [N, T], T at least `seq_length`: each member reads its own last values."""
+    def forecast(self, inputs: WindowInputs | np.ndarray, steps: int | None = None, batch_size: int = 4096) -> Forecast:
+        """Predictor.forecast over windows of T inputs, T at least `seq_length`: each member reads its own last values."""
+        given = inputs if isinstance(inputs, WindowInputs) else WindowInputs(np.asarray(inputs))
         steps = steps or self.horizon
         if self.manifest.fallback:
-            return _point(_baseline(self.manifest.fallback, list(np.asarray(inputs)), steps, self.manifest.season))
+            return _point(_baseline(self.manifest.fallback, list(given.values), steps, self.manifest.season))
         points = []
         for member in self.members:
-            length = member.seq_length
-            own = None if seasonal is None else (seasonal[0][:, -length:], seasonal[1])
-            part = member.forecast(inputs[:, -length:], steps, batch_size, loc, scale, own, covariates)
+            part = member.forecast(given.last(member.seq_length), steps, batch_size)
             points.append(part.point)
         return combine(points)
 

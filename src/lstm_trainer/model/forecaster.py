@@ -10,14 +10,15 @@ steps at once (a direct multi-output head), as a value, a distribution or quanti
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lstm_trainer.config import ModelConfig
+from lstm_trainer.config import ModelConfig, RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
 from lstm_trainer.model.linear_ar import LinearAR
@@ -34,6 +35,47 @@ WINDOW_VAR_EPS = 1e-4
 FUTURE_UNITS = 16
 
 
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """What the forecaster is built from, as nanoGPT's GPTConfig: its architecture (the --model flags) and
+    the shape of what it reads and writes. Saved whole as config.json, so a model folder says how to use it."""
+
+    model: ModelConfig
+    seq_length: int  # T: the input window, in steps
+    horizon: int = 1  # H: the steps forecast at once
+    covariates: tuple[int, int, int] = (0, 0, 0)  # (past, future, static) input channels beside the values
+
+    def __post_init__(self) -> None:
+        # Users' values are checked where they give them (DataConfig, config.json); these are invariants.
+        assert self.seq_length >= 1 and self.horizon >= 1, (self.seq_length, self.horizon)
+        assert len(self.covariates) == 3 and min(self.covariates) >= 0, self.covariates
+
+    @classmethod
+    def of(cls, config: RunConfig, covariates: tuple[int, int, int] = (0, 0, 0)) -> ForecasterConfig:
+        """The model a run trains: its flags, its window and horizon, and the covariate channels its data has."""
+        return cls(config.model, config.data.seq_length, config.data.horizon, covariates)
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json: the architecture's fields and the shape beside them, one flat record (as Transformers
+        writes). The covariates only where there are any: a model without keeps the config.json it always had."""
+        record = {**asdict(self.model), "seq_length": self.seq_length, "horizon": self.horizon}
+        if any(self.covariates):
+            record["covariates"] = dict(zip(("past", "future", "static"), self.covariates, strict=True))
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ForecasterConfig:
+        """From config.json. Raises KeyError, TypeError or ValueError on a record that is not one (the caller
+        names the file)."""
+        record = dict(record)
+        seq_length, horizon = record.pop("seq_length"), int(record.pop("horizon"))
+        channels = record.pop("covariates", None) or {}
+        covariates = (int(channels.get("past", 0)), int(channels.get("future", 0)), int(channels.get("static", 0)))
+        if not (isinstance(seq_length, int) and seq_length >= 1 and horizon >= 1 and min(covariates) >= 0):
+            raise ValueError(f"seq_length {seq_length!r}, horizon {horizon}, covariates {covariates}")
+        return cls(ModelConfig(**record), seq_length, horizon, covariates)
+
+
 class LSTMForecaster(nn.Module):
     """Forecaster of the `horizon` values after a window.
 
@@ -48,38 +90,27 @@ class LSTMForecaster(nn.Module):
     distribution's parameters / quantiles [B, H, P].
     """
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        seq_length: int | None = None,
-        horizon: int = 1,
-        covariates: tuple[int, int, int] = (0, 0, 0),
-    ) -> None:
+    def __init__(self, config: ForecasterConfig) -> None:
         super().__init__()
         self.config = config
-        self.seq_length = seq_length  # the window it is trained on, where known
-        self.horizon = horizon
-        self.covariates = tuple(int(c) for c in covariates)  # (past, future, static) input channels
-        assert not any(self.covariates) or seq_length is not None, "covariates need the window length"
-        self.output_head = OutputHead(config, horizon)
-        rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
+        arch, horizon = config.model, config.horizon
+        self.output_head = OutputHead(arch, horizon)
+        rnn_class = nn.LSTM if arch.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
-            input_size=config.input_size + self.covariates[0] + self.covariates[2],
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
+            input_size=arch.input_size + self.covariates[0] + self.covariates[2],
+            hidden_size=arch.hidden_size,
+            num_layers=arch.num_layers,
             batch_first=True,
             # PyTorch warns about (and ignores) dropout with a single layer.
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            dropout=arch.dropout if arch.num_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(config.hidden_size, horizon * config.params_per_step)
+        self.head = nn.Linear(arch.hidden_size, horizon * arch.params_per_step)
         # One function of a step's future covariates, the same at every step, beside the RNN rather than in it.
         # Measured on fpp2's elecdemand (bench/covariates.py): flattened into the head (H x C inputs), a shuffled
         # covariate raised the test MSE 15%; shared by the steps but also read by the RNN over the window, 5%.
         future = self.covariates[1]
         self.future_effect = (
-            nn.Sequential(
-                nn.Linear(2 * future, FUTURE_UNITS), nn.ReLU(), nn.Linear(FUTURE_UNITS, config.params_per_step)
-            )
+            nn.Sequential(nn.Linear(2 * future, FUTURE_UNITS), nn.ReLU(), nn.Linear(FUTURE_UNITS, arch.params_per_step))
             if future
             else None
         )
@@ -88,12 +119,23 @@ class LSTMForecaster(nn.Module):
         self.reset_parameters()
 
     @property
+    def seq_length(self) -> int:
+        return self.config.seq_length
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def covariates(self) -> tuple[int, int, int]:
+        """(past, future, static) input channels."""
+        return self.config.covariates
+
+    @property
     def skip_length(self) -> int:
         """Inputs the linear skip reads: linear_skip, or the whole window where that is None."""
-        if self.config.linear_skip is not None:
-            return self.config.linear_skip
-        assert self.seq_length is not None, "a linear skip over the whole window needs seq_length"
-        return self.seq_length
+        skip = self.config.model.linear_skip
+        return self.seq_length if skip is None else skip
 
     def reset_parameters(self) -> None:
         """The reference initialisation, which keeps early gradients in a healthy range."""
@@ -104,7 +146,7 @@ class LSTMForecaster(nn.Module):
                 nn.init.orthogonal_(param)
             elif "bias" in name:
                 nn.init.zeros_(param)
-                if self.config.cell == "lstm":
+                if self.config.model.cell == "lstm":
                     # Gates are stacked (input, forget, cell, output): a forget bias of 1
                     # makes the cell remember by default, so gradients flow from the start.
                     n = param.size(0)
@@ -116,7 +158,7 @@ class LSTMForecaster(nn.Module):
             last = self.future_effect[-1]
             assert isinstance(last, nn.Linear)
             residual.append(last)
-        if self.config.head == "delta":
+        if self.config.model.head == "delta":
             residual.append(self.head)
         for layer in residual:
             nn.init.zeros_(layer.weight)
@@ -126,7 +168,7 @@ class LSTMForecaster(nn.Module):
         """The windows as the RNN sees them, and the (loc, scale) that map its output back: [B, T, 1], [B], [B]."""
         if x.dim() == 2:
             x = x.unsqueeze(-1)  # [B, T] -> [B, T, 1]
-        if self.config.window_norm == "window":
+        if self.config.model.window_norm == "window":
             loc = x.mean(dim=(1, 2))  # [B]
             scale = torch.sqrt(x.var(dim=(1, 2), unbiased=False) + WINDOW_VAR_EPS)  # [B]
         else:
@@ -145,7 +187,7 @@ class LSTMForecaster(nn.Module):
             return
         z, loc, scale = self.window_units(inputs.double())
         goal = (targets.double().reshape(len(z), -1) - loc[:, None]) / scale[:, None]  # [N, H]
-        if self.config.head == "delta":
+        if self.config.model.head == "delta":
             goal = goal - z[:, -1, :1]
         # NumPy's SVD-based solver: the windows of a smooth series are nearly collinear, and
         # torch's default CPU driver (gelsy) gave fits that differed from call to call there.
@@ -153,7 +195,7 @@ class LSTMForecaster(nn.Module):
         fit = LinearAR.fit(lags, goal.numpy())  # one AR per step
         self.skip.weight.copy_(torch.from_numpy(fit.weights.reshape(self.skip_length, -1).T))  # [H, L]
         self.skip.bias.copy_(torch.as_tensor(fit.intercept).reshape(-1))  # [H]
-        if self.config.head == "delta" and self.output_head.kind != "point":
+        if self.config.model.head == "delta" and self.output_head.kind != "point":
             # The spread starts where the linear AR's errors are, not at the window's own spread
             # (log scale 0): Adam moves that bias ~one learning rate a step, thousands of steps to
             # come down to a noise ten times smaller, so short runs gave intervals far too wide.
@@ -188,7 +230,7 @@ class LSTMForecaster(nn.Module):
             out, _ = self.rnn(z)  # [B, T, hidden]
             raw = self.head(out[:, -1]).view(len(z), self.horizon, -1)  # [B, H, P], in the window's units
         else:
-            assert self.seq_length is not None and x.dim() == 3, x.shape
+            assert x.dim() == 3, x.shape
             length, past, future = self.seq_length, self.covariates[0], self.covariates[1]
             z, loc, scale = self.window_units(x[:, :length, 0])  # the values alone are scaled by the window
             beside = torch.cat([x[:, :length, 1 : 1 + past], x[:, :length, 1 + past + future :]], dim=2)  # past, static
@@ -201,14 +243,14 @@ class LSTMForecaster(nn.Module):
         y = raw[..., self.output_head.center]  # [B, H]: the centre the skip and the delta add to
         if self.skip is not None:
             y = y + self.skip(z[:, -self.skip_length :, 0])
-        if self.config.head == "delta":
+        if self.config.model.head == "delta":
             y = y + z[:, -1, :1]
         return self.output_head.to_model_units(y, raw, loc, scale)  # see heads.py for the shape
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write fp32 weights (safetensors, no pickle) and config.json to `path`.
 
-        config.json holds the shape and, where known, the window length it was trained on.
+        config.json holds the whole ForecasterConfig: the architecture, the window, the horizon, the covariates.
         """
         from safetensors.torch import save, save_file
 
@@ -217,18 +259,7 @@ class LSTMForecaster(nn.Module):
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         # The data section does not depend on the metadata (offsets count from its start).
         save_file(state, path / WEIGHTS_FILE, metadata={CHECKSUM: _data_sha256(save(state))})
-        record = {
-            **asdict(self.config),
-            **({"seq_length": self.seq_length} if self.seq_length else {}),
-            "horizon": self.horizon,
-            # Only where there are any: a model without keeps the config.json it always had.
-            **(
-                {"covariates": dict(zip(("past", "future", "static"), self.covariates, strict=True))}
-                if any(self.covariates)
-                else {}
-            ),
-        }
-        (path / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        (path / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> LSTMForecaster:
@@ -248,14 +279,15 @@ class LSTMForecaster(nn.Module):
                 )
         try:
             record = json.loads(config_file.read_text())
-            seq_length = record.pop("seq_length", None)
-            horizon = int(record.pop("horizon"))
-            channels = record.pop("covariates", {})
-            covariates = (int(channels.get("past", 0)), int(channels.get("future", 0)), int(channels.get("static", 0)))
-            config = ModelConfig(**record)
+            if isinstance(record, dict) and "horizon" in record and "seq_length" not in record:
+                raise UserError(
+                    f"model file {config_file} does not say the window length it was trained on (it predates "
+                    "seq_length in config.json); retrain with this version"
+                )
+            config = ForecasterConfig.from_dict(record)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ValueError, KeyError) as err:
             raise UserError(f"model file {config_file} is not a valid model config ({err})") from None
-        model = cls(config, seq_length, horizon, covariates)
+        model = cls(config)
         try:
             blob = weights_file.read_bytes()
             weights = load(blob)

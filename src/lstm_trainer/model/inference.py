@@ -18,7 +18,7 @@ import torch
 
 from lstm_trainer.data.covariates import Covariates
 from lstm_trainer.data.normalization import Normalization
-from lstm_trainer.data.windows import pack
+from lstm_trainer.data.windows import WindowInputs, pack
 from lstm_trainer.errors import UserError
 from lstm_trainer.model.forecast import Forecast
 from lstm_trainer.model.forecaster import LSTMForecaster
@@ -55,9 +55,7 @@ class Predictor:
 
     @property
     def seq_length(self) -> int:
-        """The window it reads; a series shorter than this is left-padded."""
-        if self.model.seq_length is None:
-            raise UserError("this model's config.json does not say the window length it was trained on; retrain it")
+        """The window it reads (its config.json); a series shorter than this is left-padded."""
         return self.model.seq_length
 
     @property
@@ -66,26 +64,14 @@ class Predictor:
         return self.model.output_head.kind, self.model.output_head.levels
 
     @torch.no_grad()
-    def forecast(
-        self,
-        inputs: np.ndarray,
-        steps: int | None = None,
-        batch_size: int = 4096,
-        loc: np.ndarray | None = None,
-        scale: np.ndarray | None = None,
-        seasonal: tuple[np.ndarray, np.ndarray] | None = None,
-        covariates: np.ndarray | None = None,
-    ) -> Forecast:
-        """Forecasts of the `steps` values (default: the model's horizon) after each window `inputs` [N, T].
-
-        `loc` and `scale` [N] are each window's own series statistics where they are per series
-        (the numbers normalization.json holds by item_id); without them the saved transform
-        applies to every window. `seasonal` holds a model trained with --deseasonalize's factors of
-        each window's inputs [N, T] and of the `steps` values ahead [N, steps] (data/seasonality.py):
-        the inputs are divided by them and the forecast multiplied back. `covariates` [N, T + H, C]: a
-        model trained with covariates' inputs beside each window, in its units (Windows.gather_covariates);
-        such a model forecasts up to its horizon H (the covariates beyond it are not known).
+    def forecast(self, inputs: WindowInputs | np.ndarray, steps: int | None = None, batch_size: int = 4096) -> Forecast:
+        """Forecasts of the `steps` values (default: the model's horizon) after each window of `inputs`: a
+        WindowInputs (each window with its series' statistics, seasonal factors and covariates, as the model
+        was trained to need them), or bare windows [N, T] in the data's units, which the saved z-score maps.
+        A model trained with covariates forecasts up to its horizon H (the covariates beyond it are not known).
         """
+        given = inputs if isinstance(inputs, WindowInputs) else WindowInputs(np.asarray(inputs))
+        seasonal, covariates = given.seasonal, given.covariates
         steps = steps or self.horizon
         if any(self.model.covariates) and (covariates is None or steps > self.horizon):
             raise UserError(
@@ -93,11 +79,11 @@ class Predictor:
                 f"given with them; ask for at most {self.horizon}, or train with --horizon {steps}"
             )
         head = self.model.output_head
-        x = np.asarray(inputs, dtype=np.float64)
+        x = np.asarray(given.values, dtype=np.float64)
         if seasonal is not None:
             x = x / seasonal[0]
-        loc = np.full(len(x), self.norm.mean) if loc is None else np.asarray(loc, dtype=np.float64)
-        scale = np.full(len(x), self.norm.std) if scale is None else np.asarray(scale, dtype=np.float64)
+        loc = np.full(len(x), self.norm.mean) if given.loc is None else np.asarray(given.loc, dtype=np.float64)
+        scale = np.full(len(x), self.norm.std) if given.scale is None else np.asarray(given.scale, dtype=np.float64)
         windows = (x - loc[:, None]) / scale[:, None]  # [N, T], model units
         length = windows.shape[1]
         params, points = [], []
@@ -131,7 +117,7 @@ class Predictor:
         `covariates` (a model trained with them): each series' covariates over its history and the
         model's horizon after it, series s at rows offsets(s) of `dynamic` (len(history) + H rows,
         past ones zero over the horizon), in the data's units; scaled here as in training."""
-        assert self.model.seq_length is not None and len(histories) == len(item_ids)
+        assert len(histories) == len(item_ids)
         steps = steps or self.horizon
         length = self.model.seq_length
         lags = np.arange(-length, 0)
@@ -151,7 +137,7 @@ class Predictor:
         scale = np.array([n.std for n in stats])
         seasonal = (into, ahead) if self.norm.seasonal is not None else None
         beside = self._end_covariates(histories, covariates) if covariates is not None else None
-        forecast = self.forecast(windows, steps, loc=loc, scale=scale, seasonal=seasonal, covariates=beside)
+        forecast = self.forecast(WindowInputs(windows, loc, scale, seasonal, beside), steps)
         padded = [item for item, h in zip(item_ids, histories, strict=True) if len(h) < length]
         known = self.norm.series or {}
         unseen = [item for item in item_ids if self.norm.series is not None and item not in known]
@@ -160,7 +146,7 @@ class Predictor:
     def _end_covariates(self, histories: list[np.ndarray], covariates: Covariates) -> np.ndarray:
         """[S, T + H, C] in the model's units: each series' last T steps (left-padded) and the H after them."""
         scaling = self.norm.covariates
-        assert scaling is not None and self.model.seq_length is not None, "a covariate model saves their scaling"
+        assert scaling is not None, "a covariate model saves their scaling"
         dynamic, statics = scaling.apply(covariates)
         length, ahead = self.model.seq_length, self.horizon
         out = np.empty((len(histories), length + ahead, dynamic.shape[1] + statics.shape[1]), np.float32)

@@ -36,9 +36,7 @@ def fp32_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict[st
     return state
 
 
-def save_model(
-    accelerator: Accelerator, model: torch.nn.Module, path: Path, normalization: Normalization, seq_length: int
-) -> None:
+def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path, normalization: Normalization) -> None:
     """Write fp32 safetensors, config.json and normalization.json to `path`, replacing it whole.
 
     Every process takes part in gathering the weights; the main one writes.
@@ -48,8 +46,7 @@ def save_model(
         # Building a model draws its initial weights from the global RNG, which also drives
         # dropout: without the fork, each save would shift the rest of the run's dropout masks.
         with torch.random.fork_rng(devices=[]):
-            trained = accelerator.unwrap_model(model)
-            export = LSTMForecaster(trained.config, seq_length, trained.horizon, trained.covariates)
+            export = LSTMForecaster(accelerator.unwrap_model(model).config)
         export.load_state_dict(state)
         with replace_dir(path, "model") as tmp:
             export.save_pretrained(tmp)

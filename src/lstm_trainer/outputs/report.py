@@ -7,13 +7,12 @@ prints through them and feeds the progress bars, the trackers and the plots.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from accelerate import Accelerator
 
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import Plan, RunConfig
 from lstm_trainer.evaluate.scoring import ValidationForecast
 from lstm_trainer.outputs import plots, tracking
 from lstm_trainer.outputs.progress import ProgressBars, say
@@ -22,63 +21,37 @@ from lstm_trainer.outputs.results import EpochLog, Results, StepLog
 from lstm_trainer.threads import header_line as threads_line
 
 
-class DeepSpeedSettings(Protocol):
-    """The DeepSpeed values in force that `start` prints: train/plan's Plan has them.
-
-    A Protocol, so that outputs/ reads them without importing train/, the floor above it.
-    """
-
-    @property
-    def config(self) -> dict[str, Any]: ...  # the resolved DeepSpeed JSON
-    @property
-    def zero_stage(self) -> int: ...  # the stage asked for (a lone fp32 process runs 0)
-    @property
-    def mixed_precision(self) -> str: ...
-    @property
-    def source(self) -> str: ...  # which JSON, and who chose it
-    @property
-    def total_batch_size(self) -> int: ...
-    @property
-    def micro_batch_size(self) -> int: ...
-    @property
-    def gradient_accumulation_steps(self) -> int: ...
-    @property
-    def changes(self) -> Sequence[str]: ...
-    @property
-    def notes(self) -> Sequence[str]: ...
-
-
 def _print(accelerator: Accelerator, text: str) -> None:
     if accelerator.is_local_main_process:
         say(text)
 
 
-def start(accelerator: Accelerator, config: RunConfig, ds: DeepSpeedSettings, steps_per_epoch: int, out: Path) -> None:
-    zero_section = ds.config["zero_optimization"]
+def start(accelerator: Accelerator, config: RunConfig, plan: Plan, steps_per_epoch: int, out: Path) -> None:
+    zero_section = plan.config["zero_optimization"]
     zero = f"ZeRO-{zero_section.get('stage')}"
-    if zero_section.get("stage") != ds.zero_stage:
-        zero += f" (ZeRO-{ds.zero_stage} on 2+ processes)"
+    if zero_section.get("stage") != plan.zero_stage:
+        zero += f" (ZeRO-{plan.zero_stage} on 2+ processes)"
     for part in ("optimizer", "param"):
         device = zero_section.get(f"offload_{part}", {}).get("device", "none")
         if device != "none":
             zero += f", {part} offload to {device}"
-    optimizer = ds.config.get("optimizer", {})
-    scheduler = ds.config.get("scheduler", {})
+    optimizer = plan.config.get("optimizer", {})
+    scheduler = plan.config.get("scheduler", {})
     lines = [
         f"lstm-trainer: {config.model.cell.upper()} hidden {config.model.hidden_size} x {config.model.num_layers} layers, "
         f"dropout {config.model.dropout}",
         f"  processes {accelerator.num_processes} on {accelerator.device.type}, DeepSpeed {zero}, "
-        f"precision {ds.mixed_precision}",
-        f"  DeepSpeed config {ds.source}",
-        f"  global batch {ds.total_batch_size} = micro batch {ds.micro_batch_size} x accumulation "
-        f"{ds.gradient_accumulation_steps} x processes {accelerator.num_processes}; {steps_per_epoch} optimizer steps an epoch",
+        f"precision {plan.mixed_precision}",
+        f"  DeepSpeed config {plan.source}",
+        f"  global batch {plan.total_batch_size} = micro batch {plan.micro_batch_size} x accumulation "
+        f"{plan.gradient_accumulation_steps} x processes {accelerator.num_processes}; {steps_per_epoch} optimizer steps an epoch",
         f"  optimizer {optimizer.get('type', 'AdamW')} {optimizer.get('params', {})}",
         f"  scheduler {scheduler.get('type', 'none')} {scheduler.get('params', {})}",
-        f"  gradient clipping {ds.config.get('gradient_clipping', 'none')}, epochs up to "
+        f"  gradient clipping {plan.config.get('gradient_clipping', 'none')}, epochs up to "
         f"{config.train.num_train_epochs}, early stopping patience {config.train.early_stopping_patience}",
         f"  {threads_line()}",
-        *(f"  changed: {change}" for change in ds.changes),
-        *(f"  note: {note}" for note in ds.notes),
+        *(f"  changed: {change}" for change in plan.changes),
+        *(f"  note: {note}" for note in plan.notes),
         f"  values in force written to {out / 'run_config.json'}",
     ]
     _print(accelerator, "\n".join(lines))
@@ -181,7 +154,7 @@ class Reporter:
         self,
         accelerator: Accelerator,
         config: RunConfig,
-        ds: DeepSpeedSettings,
+        plan: Plan,
         steps_per_epoch: int,
         out: Path,
         run_info: dict[str, Any],
@@ -198,7 +171,7 @@ class Reporter:
         if self.data_line and self.z_units:
             # Training and validation losses are then in each series' own z-score units (train/trainer.py).
             self.data_line += "; training and validation losses in per-series z-score units, final scores in data units"
-        start(accelerator, config, ds, steps_per_epoch, out)
+        start(accelerator, config, plan, steps_per_epoch, out)
         # The tracker runs this one logs to, kept in each checkpoint so a resume continues them.
         self.trackers = tracking.start(accelerator, config.train, run_info, resume_trackers)
         self.bars: ProgressBars | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from lstm_trainer.config import Plan
 from lstm_trainer.evaluate import COVERAGES, IntervalScores, Scores
 from lstm_trainer.evaluate.accuracy import CompetitionScores
 from lstm_trainer.evaluate.metrics import gradient_health, quality_grade, reduction_percent
@@ -57,18 +58,6 @@ class EpochLog:
 
 
 @dataclass
-class RunSetup:
-    """How the run was laid out: processes, batch and precision as resolved from the flags and the DeepSpeed JSON."""
-
-    world_size: int
-    global_batch_size: int
-    per_device_train_batch_size: int
-    gradient_accumulation_steps: int
-    mixed_precision: str  # "no", "fp16" or "bf16"
-    ds_config: str  # which DeepSpeed JSON, and who chose it
-
-
-@dataclass
 class EngineSettings:
     """What DeepSpeed's engine ran with, read back from it (trainer._engine_settings), beside what was asked."""
 
@@ -94,7 +83,8 @@ class Results:
     train_seconds: float  # this launch's epochs, validation and checkpoints included
     scores: RunScores  # the best model and the baselines on validation and test, scored once at the end
     noise_floor: float | None  # the synthetic series' noise variance: no forecast can beat it; None for real data
-    setup: RunSetup
+    world_size: int  # processes
+    plan: Plan  # batch, precision and the DeepSpeed JSON, as train/plan.py resolved them
     cost: Cost
     deepspeed: EngineSettings
     # The optimizer step of the model kept (the best epoch's end, or the last step without validation):
@@ -171,7 +161,12 @@ class Results:
             "stopped_early": self.stopped_early,
             "optimizer_steps": self.optimizer_steps,
             "best_step": self.best_step,
-            **asdict(self.setup),  # world_size ... ds_config: the fields are in the file's order
+            "world_size": self.world_size,
+            "global_batch_size": self.plan.total_batch_size,
+            "per_device_train_batch_size": self.plan.micro_batch_size,
+            "gradient_accumulation_steps": self.plan.gradient_accumulation_steps,
+            "mixed_precision": self.plan.mixed_precision,
+            "ds_config": self.plan.source,  # which DeepSpeed JSON, and who chose it
             "train_seconds": self.train_seconds,
             "train_loss_history": self.train_loss_history,
             "val_mse_history": self.val_mse_history,

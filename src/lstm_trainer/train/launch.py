@@ -19,9 +19,9 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lstm_trainer.config import PRECISIONS, TrainConfig
+from lstm_trainer.config import PRECISIONS, Plan, TrainConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.train.plan import LaunchRequest, Plan, Requested
+from lstm_trainer.train.plan import LaunchRequest, Requested
 
 if TYPE_CHECKING:  # the heavy libraries load after parsing: see cli/train.py
     from accelerate import Accelerator

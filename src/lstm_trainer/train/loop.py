@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +24,8 @@ from lstm_trainer.outputs.export import save_model
 from lstm_trainer.outputs.output_dir import BEST
 from lstm_trainer.outputs.results import EpochLog, StepLog
 from lstm_trainer.train import checkpoint
+from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop
-
-if TYPE_CHECKING:  # the trainer imports this module
-    from lstm_trainer.train.trainer import Session
 
 
 class TrainingDiverged(UserError):
@@ -195,7 +193,7 @@ def fit(s: Session, run: Fitting, stop: GracefulStop) -> FitEnd:
             if stop_now or (every is not None and state.global_step % every == 0):
                 name = save_checkpoint(s, run)
             if stop_now and s.val_dl is None and at_limit:  # no validation: the last step's model is the one kept
-                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+                save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization)
                 state.best_step = state.global_step
             if stop_now:
                 return FitEnd(signal_name or "max_train_steps", time.perf_counter() - started, name)
@@ -241,7 +239,7 @@ def _end_epoch(s: Session, run: Fitting, learning_rate: float) -> str:
         selected = s.selection(np.concatenate(points))
         state.val_selection.append(selected)
     if selected is None or stopper.update(selected):  # the best so far; the last one without validation
-        save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization, s.config.data.seq_length)
+        save_model(s.accelerator, s.model, s.out / BEST, s.data.normalization)
         run.best_checkpoint = checkpoint.checkpoint_name(state.global_step)
         state.best_step = state.global_step
     finite_norms = [n for n in progress.grad_norms if math.isfinite(n)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstm_trainer.config import TrainConfig, gradient_accumulation_steps
+from lstm_trainer.config import Plan, TrainConfig, gradient_accumulation_steps
 from lstm_trainer.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -69,36 +69,6 @@ class DsJson:
     @property
     def label(self) -> str:
         return f"{self.path} ({self.chosen_by or 'the default --ds_config'})"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Every value in force, made before the Accelerator and DeepSpeed's engine exist, never changed after.
-    A checkpoint keeps `identity()`, which a resume compares and takes its fitted values from."""
-
-    config: dict[str, Any]  # the DeepSpeed JSON as the engine gets it, nothing "auto"
-    micro_batch_size: int
-    total_batch_size: int
-    gradient_accumulation_steps: int
-    mixed_precision: str  # "no", "fp16" or "bf16"
-    zero_stage: int  # as the JSON and the accelerate config ask; a lone fp32 process runs 0 (make_plan)
-    planned_steps: int  # optimizer steps the run takes at most
-    source: str  # which JSON, and who chose it
-    changes: tuple[str, ...] = ()  # one line per value not taken from the JSON
-    notes: tuple[str, ...] = ()  # one line per thing a user should know about the plan
-
-    def identity(self) -> dict[str, Any]:
-        """The values a checkpoint depends on, wherever they came from (JSON, accelerate config, flags, data)."""
-        optimizer = self.config.get("optimizer", {}).get("params", {})
-        return {
-            "zero_stage": self.zero_stage,  # as asked, so that a checkpoint resumes on another process count
-            "train_micro_batch_size_per_gpu": self.micro_batch_size,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "train_batch_size": self.total_batch_size,
-            "lr": optimizer.get("lr"),
-            "weight_decay": optimizer.get("weight_decay"),
-            "warmup_num_steps": self.config.get("scheduler", {}).get("params", {}).get("warmup_num_steps"),
-        }
 
 
 def find_ds_config(path: str, flag: str = "--ds_config") -> Path:

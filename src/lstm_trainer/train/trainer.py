@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer.config import RunConfig
+from lstm_trainer.config import Plan, RunConfig
 from lstm_trainer.data import PreparedData, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loader
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import scoring
 from lstm_trainer.files import replace_dir
-from lstm_trainer.model.forecaster import LSTMForecaster
-from lstm_trainer.model.heads import OutputHead
+from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import BEST, CHECKPOINTS, MODEL, RunLock
-from lstm_trainer.outputs.results import EngineSettings, Results, RunSetup
+from lstm_trainer.outputs.results import EngineSettings, Results
 from lstm_trainer.train import checkpoint, perf, reshard
 from lstm_trainer.train.launch import ensure_rendezvous_env, launch_request, make_accelerator, release_process_state
 from lstm_trainer.train.loop import (
@@ -40,8 +38,9 @@ from lstm_trainer.train.loop import (
     evaluate,
     fit,
 )
-from lstm_trainer.train.plan import Plan, check_with_deepspeed, choose_ds_config, make_plan
+from lstm_trainer.train.plan import check_with_deepspeed, choose_ds_config, make_plan
 from lstm_trainer.train.preflight import preflight
+from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop, Stopped
 
 # Flags a resumed run may change; any other difference means another experiment.
@@ -134,38 +133,6 @@ def _run(session: Session, resume_from: Path | None, stop: GracefulStop) -> Resu
     return _finish(session, fitting, end)
 
 
-@dataclass
-class Session:
-    """What setup made and fit and finish share: the prepared engine, loaders and data of one run."""
-
-    accelerator: Accelerator
-    config: RunConfig
-    plan: Plan
-    data: PreparedData
-    model: Any  # the DeepSpeed engine around LSTMForecaster
-    head: OutputHead  # the loss and the point forecast
-    optimizer: Any
-    scheduler: Any
-    train_dl: Any
-    val_dl: Any
-    sampler: GlobalBatchSampler  # ours, inside the loader Accelerate prepared
-    reporter: report.Reporter
-    timings: perf.RunTimings
-    out: Path
-    selection: scoring.SelectionScore | None = None  # --select_on smape or mase, with a validation split
-
-    # Losses are measured on normalised values. With one series every MSE (and NLL, pinball
-    # loss) is reported in the data's units; with several, each series is scaled by its own
-    # statistics and the losses stay in those units (a series in thousands would otherwise
-    # drown one in units), while scoring reports every split over all series' windows in the
-    # data's units.
-    def mse_units(self, mse: float) -> float:
-        return mse if self.data.per_series else self.data.normalization.mse_in_data_units(mse)
-
-    def loss_units(self, loss: float) -> float:
-        return loss if self.data.per_series else self.head.loss_in_data_units(loss, self.data.normalization.std)
-
-
 def _setup(
     accelerator: Accelerator,
     plan: Plan,
@@ -181,7 +148,7 @@ def _setup(
     """
     train_cfg = config.train
     windows = data.windows  # gathered normalised, as the model sees them
-    model = LSTMForecaster(config.model, config.data.seq_length, config.data.horizon, data.covariate_counts)
+    model = LSTMForecaster(ForecasterConfig.of(config, data.covariate_counts))
     # All training windows up to scoring's cap (evenly spaced ones beyond), normalised.
     fit_inputs, fit_targets = windows["train"].gather(scoring.linear_fit_windows(windows["train"]))
     model.fit_linear_skip(torch.from_numpy(fit_inputs), torch.from_numpy(fit_targets))
@@ -254,14 +221,8 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
         train_seconds=end.seconds,
         scores=scores,
         noise_floor=s.data.noise_floor,
-        setup=RunSetup(
-            accelerator.num_processes,
-            s.plan.total_batch_size,
-            s.plan.micro_batch_size,
-            s.plan.gradient_accumulation_steps,
-            s.plan.mixed_precision,
-            s.plan.source,
-        ),
+        world_size=accelerator.num_processes,
+        plan=s.plan,
         cost=perf.measure(accelerator, s.timings),
         deepspeed=_engine_settings(s.model),
     )
