@@ -1,7 +1,7 @@
 """Every runnable code block of the README and the docs pages, run as written (with tiny settings).
 
 A page's `bash` and `python` blocks run in order, in one folder holding small sample files (the
-`prices.csv`, `sales.csv`, ... the pages name) and a tiny trained model at `outputs/model`:
+`prices.csv`, `sales.csv`, ... the pages name) and a tiny finished run in `outputs` (its model at `outputs/model`):
 
 - `python train.py ARGS` and `accelerate launch train.py ARGS`: the trainer in-process, with a
   small model for one epoch added after ARGS (the last value of a flag wins);
@@ -161,8 +161,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
             == 0
         )
         train_in_process([*TINY, *TINY_SYNTHETIC, "--output_dir", "made"])
-    shutil.copytree(folder / "made" / "model", folder / "outputs" / "model")
-    shutil.rmtree(folder / "made")
+    shutil.move(folder / "made", folder / "outputs")  # a finished run's folder, its markers with it
     return folder
 
 
@@ -193,7 +192,9 @@ def dispatch(words: list[str], where: str) -> None:
     if words[:2] == ["python", "train.py"] or words[:3] == ["accelerate", "launch", "train.py"]:
         args = words[words.index("train.py") + 1 :]
         synthetic = "--dataset" not in args or args[args.index("--dataset") + 1] == "synthetic"
-        train_in_process([*args, *TINY, *(TINY_SYNTHETIC if synthetic else [])])
+        # The pages' runs share output_dir `outputs` one after another, as a reader's would after each
+        # answered the refusal of a finished run's folder; the flag says so for them.
+        train_in_process([*args, *TINY, *(TINY_SYNTHETIC if synthetic else []), "--overwrite_output_dir"])
         return
     if words[:2] == ["python", "-m"] and words[2].startswith("lstm_trainer.cli."):
         command, args = words[2].removeprefix("lstm_trainer.cli."), words[3:]

@@ -125,13 +125,14 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
     return marker if ok else None
 
 
-def check_replaceable(path: Path, what: str, kind: str | None = None) -> None:
+def check_replaceable(path: Path, what: str, kind: str | None = None, before_marker: Iterable[str] = ()) -> None:
     """Refuse, in one line, a `path` the project may not replace or write into; no writes, cheap.
 
     Passes for a missing or empty folder, and for one whose marker lists every top-level name in
     it (and, given `kind`, says that kind). Raises `UserError` for a file, for a non-empty folder
     without the marker, and for a folder holding a name the marker does not list (the user's
-    file, named). `what` is how the user named the path (`--output_dir`, `save(path)`).
+    file, named). `what` is how the user named the path (`--output_dir`, `save(path)`). `before_marker`:
+    names the project writes before the marker (a run's lock), its own where they stand alone.
     """
     path = Path(path)
     if not path.exists() and not path.is_symlink():
@@ -142,7 +143,7 @@ def check_replaceable(path: Path, what: str, kind: str | None = None) -> None:
         names = sorted(p.name for p in path.iterdir())
     except OSError as err:
         raise UserError(f"{what} {path} cannot be read ({err.strerror}); give another folder") from None
-    if not names:
+    if not names or set(names) <= {*before_marker, f"{MARKER}.tmp"}:  # the marker's own, before its rename
         return
     marker = read_marker(path)
     if marker is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from lstm_trainer.config import ModelConfig, RunConfig, TrainConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import check_replaceable
-from lstm_trainer.outputs.output_dir import CHECKPOINTS, MODEL, RUN_KIND, SUBFOLDERS, RunLock, claim
+from lstm_trainer.outputs.output_dir import CHECKPOINTS, LOCK, MODEL, RUN_KIND, SUBFOLDERS, RunLock, claim
 
 
 def is_main_process() -> bool:
@@ -54,7 +54,8 @@ def check_output_dir(train: TrainConfig) -> None:
     """Refuse an output_dir holding files lstm-trainer did not write, whatever the flags: a run writes into
     it and replaces its model/, best/ and checkpoints/."""
     out = Path(train.output_dir)
-    check_replaceable(out, "--output_dir", RUN_KIND)
+    # The main process's lock comes before the marker: another rank may look in between (2 processes).
+    check_replaceable(out, "--output_dir", RUN_KIND, before_marker=(LOCK,))
     for name, kind in SUBFOLDERS.items():
         check_replaceable(out / name, "--output_dir's", kind)
 
