@@ -168,7 +168,12 @@ def test_a_baseline_that_beat_the_model_forecasts_and_is_said(
     data = flat_tails(tmp_path / "flat.csv")
     args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
     args += ["--horizon", "3", "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
-    assert forecast_main([*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4"]) == 0
+    assert (
+        forecast_main(
+            [*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4 --max_train_steps 40"]
+        )
+        == 0
+    )
     manifest = Manifest.load(tmp_path / "r" / "model")
     scores = manifest.selection["validation"]
     assert manifest.fallback == "naive" and scores["naive"] == 0 < scores["model"]
@@ -185,7 +190,12 @@ def test_no_fallback_where_the_held_out_horizon_is_most_of_the_series(
     data = flat_tails(tmp_path / "flat.csv")
     args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
     args += ["--horizon", "8", "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
-    assert forecast_main([*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4"]) == 0
+    assert (
+        forecast_main(
+            [*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4 --max_train_steps 40"]
+        )
+        == 0
+    )
     manifest = Manifest.load(tmp_path / "r" / "model")
     assert manifest.fallback is None and manifest.selection["fallback_not_trusted"] == "naive"
     assert "the networks' forecast is kept" in capsys.readouterr().err
