@@ -259,6 +259,8 @@ def future_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame.iloc[150:153][["day", "x"]].to_csv(tmp / "future.csv", index=False)
     frame.iloc[150:152][["day", "x"]].to_csv(tmp / "short.csv", index=False)
     frame.iloc[150:153][["day", "noise"]].to_csv(tmp / "other.csv", index=False)
+    frame.iloc[148:151][["day", "x"]].to_csv(tmp / "inside.csv", index=False)  # starts two steps before the end
+    frame.iloc[[150, 150, 151, 152]][["day", "x"]].to_csv(tmp / "twice.csv", index=False)  # the first day twice
     return tmp
 
 
@@ -277,12 +279,24 @@ def future_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         (["--future", "{d}/other.csv"], "other.csv has no column 'x' (--future_covariates)"),
         (
+            ["--future", "{d}/inside.csv"],
+            "'s future rows start at 2020-05-28, not after its history's last time 2020-05-29",
+        ),
+        (["--future", "{d}/twice.csv"], "has two future rows at 2020-05-30; give one row per step"),
+        (
             ["--future", "{d}/future.csv", "--horizon", "4"],
             "this model was trained with covariates, so it forecasts 3 step(s) from the covariates given with them; "
             "ask for at most 3, or train with --horizon 4",
         ),
     ],
-    ids=["no-future", "short-future", "future-without-the-column", "beyond-the-horizon"],
+    ids=[
+        "no-future",
+        "short-future",
+        "future-without-the-column",
+        "inside-the-history",
+        "a-step-twice",
+        "beyond-the-horizon",
+    ],
 )
 def test_predict_without_the_future_it_needs_is_one_line(
     future_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
