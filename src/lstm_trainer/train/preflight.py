@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lstm_trainer.config import ModelConfig, RunConfig
+from lstm_trainer.config import ForecasterConfig, RunConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.outputs.output_dir import RunLock, claim
 
@@ -26,7 +26,7 @@ def preflight(config: RunConfig) -> RunLock | None:
     The main process takes the output_dir's lock, so a second run on the same folder stops
     here with its files untouched; other processes leave the folder to it.
     """
-    check_fits_in_memory(config.model, config.data.seq_length)
+    check_fits_in_memory(ForecasterConfig.of(config))  # covariate channels are not known yet: a few weights
     if not is_main_process():
         return None
     if config.train.resume_from_checkpoint:
@@ -40,13 +40,14 @@ def preflight(config: RunConfig) -> RunLock | None:
     return claim(config.train.output_dir)
 
 
-def check_fits_in_memory(model: ModelConfig, seq_length: int) -> None:
+def check_fits_in_memory(shape: ForecasterConfig) -> None:
     """Stop a model whose weights, gradients and Adam moments (16 bytes a parameter) exceed this machine's memory."""
-    needed = model.num_parameters(seq_length) * 16
+    model = shape.model
+    needed = shape.num_parameters() * 16
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
         raise UserError(
-            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {model.num_parameters(seq_length):.3g} "
+            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {shape.num_parameters():.3g} "
             f"parameters, {needed / 2**30:.3g} GiB to train, more than this machine's {available / 2**30:.3g} GiB; "
             "use a smaller --hidden_size or --num_layers"
         )
