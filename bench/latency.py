@@ -1,6 +1,6 @@
 """Forecasting latency of an exported model: in the process, as a command, and for many series at once.
 
-    python bench/latency.py --model outputs/model
+    python bench/latency.py --model outputs/model    # writes docs/results/latency/standalone.json
 
 bench/run.py calls `measure` on the model its one-process trainer run exported. Three
 figures: one window forecast inside a running process (the model already loaded, the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,9 +24,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the table, rendered from the record)
 
 MANY = 10_000
-MAX_ONE_MS, MAX_COMMAND_S = 100.0, 3.0  # the targets of issue 15
+MAX_ONE_MS, MAX_COMMAND_S = tables.MAX_ONE_MS, tables.MAX_COMMAND_S  # the targets of issue 15
 
 
 def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -> dict[str, Any]:
@@ -85,31 +90,17 @@ def measure(model: Path, env: dict[str, str] | None = None, repeats: int = 50) -
     }
 
 
-def markdown(latency: dict[str, Any]) -> str:
-    targets = latency["targets"]
-    return (
-        "\n".join(
-            [
-                "| forecasting latency (model exported by (b)) | measured | target | holds |",
-                "|---|---:|---:|:---:|",
-                f"| one window, in a running process (median) | {latency['one_window_ms_median']:.1f} ms | "
-                f"< {MAX_ONE_MS:.0f} ms | {'yes' if targets['one_window_ms']['met'] else 'no'} |",
-                f"| `python -m lstm_trainer.cli.predict`, one series, whole command | {latency['predict_command_seconds']:.2f} s | "
-                f"< {MAX_COMMAND_S:.0f} s | {'yes' if targets['predict_command_s']['met'] else 'no'} |",
-                f"| {latency['many_series']:,} series, one window each, one call | {latency['many_series_seconds']:.2f} s | | |",
-            ]
-        )
-        + "\n"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/latency.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model folder written by train.py (output_dir/model)")
+    record.add_flags(parser, name="standalone")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     latency = measure(Path(args.model))
-    print(markdown(latency))
+    print(tables.latency(latency, f"the model in {args.model}"))
     print(json.dumps(latency, indent=2))
+    record.write("latency", args.name, {"model": f"the model in {args.model}", "latency": latency}, load_before,
+                 args.results_dir)  # fmt: skip
     return 0
 
 

@@ -1,17 +1,20 @@
-"""The README's table: the default run on real public series against the baselines.
+"""The docs' real-series tables: the default run on real public series against the baselines.
 
-    python bench/real_series.py                   # writes bench/results/real_series_default.md
+    python bench/real_series.py                   # writes docs/results/real_series/default.json
     python bench/real_series.py --tag plain -- --window_norm none --head level --linear_skip 0
-                                                  # flags after -- go to every run; --tag names the outputs
+                                                  # flags after -- go to every run; --tag names the record
 
 Each series ships inside statsmodels' wheel (public domain, per its dataset's COPYRIGHT) and is
 written to a CSV as a user's file would be; train.py then runs with only --dataset and
 --data_column (and --fill_missing where there are gaps). The seasonal naive column is computed
 here from the same test targets, since its season can be longer than the default window.
+The first four series chose the defaults; the last three were only checked afterwards.
+Also writes bench/results/real_series_<tag>.md (the CSVs and runs beside it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -24,6 +27,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the tables, rendered from the record)
 
 from lstm_trainer.config import DataConfig  # noqa: E402
 from lstm_trainer.data import prepare_data  # noqa: E402
@@ -34,9 +41,10 @@ from lstm_trainer.evaluate import score, seasonal_naive  # noqa: E402
 class RealSeries:
     name: str
     column: str
-    season: int
+    season: int | None  # None: no seasonal naive column
     what: str
     fill_missing: str | None = None
+    chose_defaults: bool = True  # False: checked after the defaults were chosen
 
 
 SERIES = (
@@ -44,7 +52,19 @@ SERIES = (
     RealSeries("co2", "co2", 52, "weekly CO2 at Mauna Loa 1958-2001: trend + yearly cycle, 59 gaps", "interpolate"),
     RealSeries("elnino", "sst", 12, "monthly El Nino sea surface temperature 1950-2010: a yearly cycle"),
     RealSeries("realgdp", "realgdp", 4, "quarterly US real GDP 1959-2009: a trend"),
+    RealSeries(
+        "elec_equip",
+        "orders",
+        12,
+        "monthly euro-area electrical equipment orders 1995-2016: trend + yearly cycle",
+        chose_defaults=False,
+    ),
+    RealSeries("unemp", "unemp", 4, "quarterly US unemployment rate 1959-2009", chose_defaults=False),
+    RealSeries("nile", "volume", None, "yearly Nile flow 1871-1970", chose_defaults=False),
 )
+# What the record keeps of each run's all_results.json.
+KEPT = ("test_mse", "test_mase", "persistence_test_mase", "linear_test_mase", "global_batch_size", "optimizer_steps",
+        "epochs_completed", "stopped_early", "quality")  # fmt: skip
 
 
 def write_csv(series: RealSeries, folder: Path) -> Path:
@@ -55,6 +75,14 @@ def write_csv(series: RealSeries, folder: Path) -> Path:
         frame = datasets.sunspots.load_pandas().data
     elif series.name == "co2":
         frame = datasets.co2.load_pandas().data.rename_axis("week").reset_index()
+    elif series.name == "elec_equip":
+        from statsmodels.datasets import elec_equip  # not among statsmodels.datasets' own imports
+
+        frame = elec_equip.load().data.set_axis(["orders"], axis=1).rename_axis("month").reset_index()
+    elif series.name == "nile":
+        frame = datasets.nile.load_pandas().data
+    elif series.name == "unemp":
+        frame = datasets.macrodata.load_pandas().data[["year", "quarter", "unemp"]]
     elif series.name == "elnino":
         wide = datasets.elnino.load_pandas().data
         long = wide.melt(id_vars="YEAR", var_name="month", value_name="sst")
@@ -66,8 +94,10 @@ def write_csv(series: RealSeries, folder: Path) -> Path:
     return path
 
 
-def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float:
+def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float | None:
     """Over the same test targets as the run (every test value is one, whatever the window)."""
+    if series.season is None:
+        return None
     config = DataConfig(
         dataset=str(csv),
         data_column=[series.column],
@@ -86,21 +116,22 @@ def seasonal_naive_test_mase(csv: Path, series: RealSeries) -> float:
 def main(argv: list[str]) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
-    tag = own[own.index("--tag") + 1] if "--tag" in own else "default"
+    parser = argparse.ArgumentParser(prog="bench/real_series.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--tag", default="default", help="names the record and the outputs (a variant's flags)")
+    parser.add_argument("--series", nargs="+", choices=[s.name for s in SERIES], default=[s.name for s in SERIES])
+    parser.add_argument("--results_dir", default=str(record.RESULTS), help="the record goes to <this>/real_series/")
+    args = parser.parse_args(own)
+    tag = args.tag
     work = ROOT / "bench" / "results" / f"real_series_{tag}"
     work.mkdir(parents=True, exist_ok=True)
-    rows = [
-        "| series | points | model test MASE | persistence | seasonal naive (season) | linear AR | model vs linear AR |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    commands = []
-    for series in SERIES:
+    load_before = os.getloadavg()[0]
+    measured = []
+    for series in (s for s in SERIES if s.name in args.series):
         csv = write_csv(series, work)
         flags = ["--dataset", str(csv.relative_to(ROOT)), "--data_column", series.column]
         flags += ["--fill_missing", series.fill_missing] if series.fill_missing else []
         out = work / f"run_{series.name}"
         command = [sys.executable, "train.py", *flags, "--output_dir", str(out.relative_to(ROOT)), *extra]
-        commands.append("python " + " ".join(command[1:]))
         done = subprocess.run(
             command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
         )
@@ -108,15 +139,27 @@ def main(argv: list[str]) -> int:
             print(done.stderr[-3000:], file=sys.stderr)
             return done.returncode
         res = json.loads((out / "all_results.json").read_text())
-        points = len(pd.read_csv(csv))
-        ratio = res["test_mase"] / res["linear_test_mase"]
-        rows.append(
-            f"| {series.name} ({series.what}) | {points} | {res['test_mase']:.4f} | {res['persistence_test_mase']:.4f} | "
-            f"{seasonal_naive_test_mase(csv, series):.4f} ({series.season}) | {res['linear_test_mase']:.4f} | {ratio:.3f} |"
+        measured.append(
+            {
+                "name": series.name,
+                "what": series.what,
+                "column": series.column,
+                "season": series.season,
+                "chose_defaults": series.chose_defaults,
+                "points": len(pd.read_csv(csv)),
+                "command": "python " + " ".join(command[1:]),
+                "seasonal_naive_test_mase": seasonal_naive_test_mase(csv, series),
+                "results": {k: res[k] for k in KEPT},
+            }
         )
-        print(rows[-1], flush=True)
-    text = "\n".join([*rows, "", "Commands:", "", *(f"    {c}" for c in commands)]) + "\n"
-    (ROOT / "bench" / "results" / f"real_series_{tag}.md").write_text(text)
+        print(f"{series.name}: test MASE {res['test_mase']:.4f} (linear AR {res['linear_test_mase']:.4f})", flush=True)
+    path = record.write("real_series", tag, {"train_args": extra, "series": measured}, load_before, args.results_dir)
+    written = json.loads(path.read_text())
+    commands = [f"    {s['command']}" for s in measured]
+    text = "\n".join(
+        [tables.real_series(written, True), tables.real_series(written, False), "Commands:", "", *commands]
+    )
+    (ROOT / "bench" / "results" / f"real_series_{tag}.md").write_text(text + "\n")
     print(text)
     return 0
 

@@ -7,7 +7,9 @@
 (a) is `bench/bare_loop.py`; (b) and (c) are the real `accelerate launch train.py`, which
 records its own timings in all_results.json (lstm_trainer/train/perf.py). Every run trains the
 same epochs with no early stopping. Epoch figures are medians over the epochs after the
-first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md.
+first (the warm-up). Writes <output_dir>/bench.json and <output_dir>/bench.md, and the records
+the docs' tables are rendered from: docs/results/speed/<device>.json and docs/results/latency/<device>.json
+(bench/record.py; --results_dir and --name move them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import latency as forecast_latency  # noqa: E402  (bench/latency.py, beside this file)
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: every bench table, rendered from its record)
 
 from lstm_trainer.errors import UserError  # noqa: E402
 
-# The targets of issue 7, checked in every report.
-MAX_TRAINER_RATIO = 1.10  # trainer epoch, 1 process, over the bare loop's
+# The targets of issue 7, checked in every report: the trainer's epoch (1 process) at most
+# MAX_TRAINER_RATIO times the bare loop's; `--help` under MAX_HELP_SECONDS; two identical 1-process
+# runs side by side each at most MAX_SIDE_BY_SIDE_RATIO times (b)'s epoch alone (issue 22).
+MAX_TRAINER_RATIO = tables.MAX_TRAINER_RATIO
+MAX_HELP_SECONDS = tables.MAX_HELP_SECONDS
+MAX_SIDE_BY_SIDE_RATIO = tables.MAX_SIDE_BY_SIDE_RATIO
 TARGET_MSE = 0.0115  # validation MSE whose time-to-reach is compared
-MAX_HELP_SECONDS = 1.0
-# Two identical 1-process runs side by side on the machine: each epoch at most this times (b)'s alone (issue 22).
-MAX_SIDE_BY_SIDE_RATIO = 2.5
 # Launcher and rendezvous variables of an enclosing launch must not leak into ours.
 LAUNCH_VARS = ("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_", "LSTM_TRAINER_")
 
@@ -88,6 +91,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--output_dir", default=str(ROOT / "bench" / "results"), help="where bench.json and bench.md go"
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each run")
+    record.add_flags(parser, name="")  # --name: default the device (cpu, cuda)
     args, passthrough = parser.parse_known_args(argv)
     passthrough = [a for a in passthrough if a != "--"]
     if args.epochs < 1:
@@ -119,10 +123,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -226,32 +226,6 @@ def summarize(run: Run, target_mse: float) -> dict[str, Any]:
     }
 
 
-def machine(device: str) -> dict[str, Any]:
-    from importlib.metadata import version
-
-    import torch
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as info_file:
-            cpu = next(line.split(":", 1)[1].strip() for line in info_file if line.startswith("model name"))
-    except (OSError, StopIteration):  # not Linux, or no model name: platform's answer stands
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "usable_cores": usable_cores(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "accelerate": version("accelerate"),
-        "deepspeed": version("deepspeed"),
-    }
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["gpus_visible"] = torch.cuda.device_count()
-    return info
-
-
 def assess(summary: dict[str, dict[str, Any]], help_time: float) -> dict[str, Any]:
     """The issue's targets, each with its measured value and whether it holds."""
     bare, one, two = summary["bare"], summary.get("trainer_1"), summary.get("trainer_2")
@@ -274,72 +248,6 @@ def assess(summary: dict[str, dict[str, Any]], help_time: float) -> dict[str, An
         out["side_by_side_over_alone"] = {"value": ratio, "limit": MAX_SIDE_BY_SIDE_RATIO,
                                           "met": ratio <= MAX_SIDE_BY_SIDE_RATIO}  # fmt: skip
     return out
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "not reached"
-    if isinstance(value, list):
-        return ", ".join(fmt(v, 0) for v in value)
-    return f"{value:,.{digits}f}"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    summary, keys = report["runs"], list(report["runs"])
-    bare = summary["bare"]["epoch_seconds_median"]
-    m = report["machine"]
-    timed = summary["bare"]["timed_epochs"]
-    where = f"{m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB" + (f"; {m['gpu']}" if "gpu" in m else "")
-    lines = [
-        f"Machine: {where}; torch {m['torch']}, accelerate {m['accelerate']}, deepspeed {m['deepspeed']}. "
-        f"{report['settings']['device'].upper()}, {summary['bare']['precision'].replace('no', 'fp32')}, "
-        f"global batch {report['settings']['global_batch_size']} = micro batch 32 x accumulation x processes; "
-        f"{summary['bare']['epochs']} epochs a run, medians of the {timed} after the first. "
-        f"Load average before/after: {report['load_average'][0]:.1f} / {report['load_average'][1]:.1f}.",
-        "",
-        "| | " + " | ".join(summary[k]["title"] for k in keys) + " |",
-        "|---|" + "---:|" * len(keys),
-    ]
-
-    def row(label: str, values: list[str]) -> None:
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
-
-    row("training s / epoch (median)", [fmt(summary[k]["epoch_seconds_median"]) for k in keys])
-    row("ratio to (a)", [fmt(summary[k]["epoch_seconds_median"] / bare) for k in keys])
-    row("windows / s", [fmt(summary[k]["windows_per_second"], 0) for k in keys])
-    row("CPU s / epoch, main process (median)", [fmt(summary[k]["epoch_cpu_seconds_median"]) for k in keys])
-    row("threads per process", [str(summary[k]["threads_per_process"]) for k in keys])
-    row("launch to first optimizer step, s", [fmt(summary[k]["launch_to_first_step_seconds"], 1) for k in keys])
-    row("peak RSS per process, MiB", [fmt(summary[k]["peak_rss_mib_per_process"]) for k in keys])
-    if "gpu" in m:
-        row("peak CUDA memory per process, MiB", [fmt(summary[k]["peak_cuda_mib_per_process"]) for k in keys])
-    row("dataset build, s", [fmt(summary[k]["dataset_seconds"], 3) for k in keys])
-    target = report["settings"]["target_mse"]
-    row(
-        f"time to val MSE <= {target}, s (epoch)",
-        [
-            f"{fmt(summary[k]['seconds_to_target_mse'], 1)} ({summary[k]['epochs_to_target_mse']})"
-            if summary[k]["seconds_to_target_mse"] is not None
-            else f"not in {summary[k]['epochs']} epochs"
-            for k in keys
-        ],
-    )
-    row("best val MSE", [f"{summary[k]['best_val_mse']:.6f}" for k in keys])
-    lines += ["", "| target | measured | holds |", "|---|---:|:---:|"]
-    names = {
-        "trainer_1_over_bare": f"(b)/(a) epoch time <= {MAX_TRAINER_RATIO}",
-        "trainer_2_over_trainer_1": "(c)/(b) epoch time <= 1 (2 processes no slower than 1)",
-        "time_to_target_1_over_bare": f"(b)/(a) time to val MSE {target} <= 1",
-        "side_by_side_over_alone": f"two 1-process runs side by side, the slower one's epoch time / (b)'s alone "
-        f"<= {MAX_SIDE_BY_SIDE_RATIO}",
-        "help_seconds": f"`python train.py --help` < {MAX_HELP_SECONDS:.0f} s",
-    }
-    for key, name in names.items():
-        if key in report["targets"]:
-            t = report["targets"][key]
-            value = "n/a" if t["value"] is None else f"{t['value']:.2f}" + (" s" if key == "help_seconds" else "")
-            lines.append(f"| {name} | {value} | {'yes' if t['met'] else 'no'} |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = {run.key: summarize(run, args.target_mse) for run in runs}
     assert runs[0].results is not None
-    report = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(args.device),
+    figures = {
         "settings": {
             "device": args.device,
             "epochs": args.epochs,
@@ -381,14 +287,24 @@ def main(argv: list[str] | None = None) -> int:
             "global_batch_size": runs[0].results["global_batch_size"],
             "train_args": passthrough,
         },
-        "load_average": [load_before, os.getloadavg()[0]],
         "runs": summary,
         "targets": assess(summary, help_time),
         "latency": latency,
     }
+    gpu = {}
+    if args.device == "cuda":
+        import torch
+
+        gpu = {"gpu": torch.cuda.get_device_name(0), "gpus_visible": torch.cuda.device_count()}
+    # The docs' records: the speed tables and the latency of the model (b) exported, each in its folder.
+    name = args.name or args.device
+    path = record.write("speed", name, figures, load_before, args.results_dir, **gpu)
+    report = json.loads(path.read_text())
+    model = "the model exported by bench/run.py's (b)"
+    record.write("latency", name, {"model": model, "latency": latency}, load_before, args.results_dir, **gpu)
     output.mkdir(parents=True, exist_ok=True)
     (output / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report) + "\n" + forecast_latency.markdown(latency)
+    table = tables.source(report) + "\n\n" + tables.speed(report) + "\n" + tables.latency(latency)
     (output / "bench.md").write_text(table)
     print(table)
     print(f"bench: wrote {output / 'bench.json'} and {output / 'bench.md'}")

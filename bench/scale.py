@@ -9,7 +9,8 @@ skip's fit, the train loader. Then 20 optimizer steps of the default model (micr
 after 3 warm-up steps) give windows per second. Two processes read the same folder at once,
 as two ranks on one machine do: RSS counts the memory-mapped series in each; PSS (measured
 while both are alive) splits shared pages between them, so the series counts once in total.
-Writes bench/results/scale.md and scale.json.
+Writes bench/results/scale.md and scale.json, and docs/results/scale/default.json, the record the
+docs' table is rendered from (bench/record.py; --results_dir and --name move it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import record  # noqa: E402  (bench/record.py: the docs' result files)
+import tables  # noqa: E402  (bench/tables.py: the table, rendered from the record)
 
 SEQ_LENGTH = 50
 STEPS, WARMUP, BATCH = 20, 3, 128
@@ -144,15 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--barrier", help=argparse.SUPPRESS)
     parser.add_argument("--output_dir", default=str(ROOT / "bench" / "results"))
+    record.add_flags(parser, name="default")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, Path(args.barrier), args.processes[0])))
         return 0
-    rows = [
-        "| points | series | processes | peak RSS / process (MiB) | PSS / process (MiB) | data set-up (s) | windows/s (train) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    records = []
+    load_before = os.getloadavg()[0]
+    rows = list(tables.SCALE_HEADER)
+    records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="scale_") as tmp:
         for points in map(int, args.points):
             for series in args.series:
@@ -162,13 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 write_rows(folder, points, series)
                 for processes in args.processes:
                     measured = cell(folder, processes)
-                    worst = {k: max(m[k] for m in measured) for k in ("peak_rss_mib", "pss_mib", "setup_seconds")}
-                    rate = sum(m["windows_per_second"] for m in measured) / len(measured)
                     records.append({"points": points, "series": series, "processes": processes, "runs": measured})
-                    rows.append(
-                        f"| {points:.0e} | {series} | {processes} | {worst['peak_rss_mib']:.0f} | {worst['pss_mib']:.0f} | "
-                        f"{worst['setup_seconds']:.2f} | {rate:.0f} |"
-                    )
+                    rows.append(tables.scale_row(records[-1]))
                     print(rows[-1], flush=True)
                 shutil.rmtree(folder)
     out = Path(args.output_dir)
@@ -176,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "scale.json").write_text(json.dumps(records, indent=2) + "\n")
     (out / "scale.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
+    settings = {"seq_length": SEQ_LENGTH, "steps": STEPS, "warmup_steps": WARMUP, "batch": BATCH}
+    record.write("scale", args.name, {"settings": settings, "cells": records}, load_before, args.results_dir)
     return 0
 
 

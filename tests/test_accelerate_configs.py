@@ -42,9 +42,9 @@ def test_the_table_of_setups_is_complete() -> None:
         "multi_machine.yaml",
     }
     assert {p.name for p in JSONS} == set(EXPECTED)
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "training.md").read_text()
     for name in names:  # each one is documented with its command
-        assert f"--config_file accelerate_configs/{name}" in readme, name
+        assert f"--config_file accelerate_configs/{name}" in page, name
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.name)

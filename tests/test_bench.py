@@ -18,6 +18,7 @@ from conftest import ROOT, child_env, output
 
 sys.path.insert(0, str(ROOT / "bench"))
 import bare_loop
+import tables
 
 BENCH = [sys.executable, str(ROOT / "bench" / "run.py")]
 # The reference's global batch, set so that the plan does not shrink it for 512 windows: the
@@ -40,9 +41,16 @@ def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.e2e
 def test_tiny_benchmark_reports_every_figure_for_the_three_loops(tmp_path: Path) -> None:
-    done = bench("--epochs", "2", "--threads", "1", "--output_dir", str(tmp_path), "--", *TINY_BENCH)
+    records = tmp_path / "records"  # not docs/results: the docs' tables are rendered from there
+    done = bench(
+        "--epochs", "2", "--threads", "1", "--output_dir", str(tmp_path), "--results_dir", str(records), "--", *TINY_BENCH
+    )  # fmt: skip
     assert done.returncode == 0, output(done)
     report = json.loads((tmp_path / "bench.json").read_text())
+    # The docs' records: the same report with its envelope, and the latency beside it.
+    assert json.loads((records / "speed" / "cpu.json").read_text()) == report
+    assert report["bench"] == "speed" and report["machine"]["cores"] >= 1 and len(report["load_average"]) == 2
+    assert json.loads((records / "latency" / "cpu.json").read_text())["latency"] == report["latency"]
     runs = report["runs"]
     assert list(runs) == ["bare", "trainer_1", "trainer_2", "side_1", "side_2"]
     for key, run in runs.items():
@@ -156,6 +164,7 @@ def test_bare_loop_warmup_is_deepspeeds_warmup_lr_step_for_step(params: dict) ->
 def test_scale_table_measures_every_cell(tmp_path: Path) -> None:
     scale = [sys.executable, str(ROOT / "bench" / "scale.py")]
     args = ["--points", "1e4", "--series", "1", "10", "--processes", "1", "2", "--output_dir", str(tmp_path)]
+    args += ["--results_dir", str(tmp_path / "records")]
     done = subprocess.run([*scale, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, output(done)
     records = json.loads((tmp_path / "scale.json").read_text())
@@ -170,3 +179,6 @@ def test_scale_table_measures_every_cell(tmp_path: Path) -> None:
             assert run["points"] == 10_000 and run["series"] == record["series"] and run["values_bytes"] == 40_000
             assert run["windows_per_second"] > 0 and 0 < run["pss_mib"] <= run["peak_rss_mib"]
     assert (tmp_path / "scale.md").read_text().count("| 1e+04 |") == 4
+    record = json.loads((tmp_path / "records" / "scale" / "default.json").read_text())
+    assert record["cells"] == records and record["settings"]["steps"] == 20
+    assert tables.scale(record) == (tmp_path / "scale.md").read_text()  # the docs' table is the bench's

@@ -284,7 +284,8 @@ def test_exported_model_loads_without_deepspeed_and_scores_the_same(tmp_path: Pa
     done = run_train([*TINY, "--output_dir", str(out), "--mixed_precision", "bf16", "--num_train_epochs", "1"])
     assert done.returncode == 0, output(done)
     exported = sorted(p.name for p in (out / "model").iterdir())
-    assert exported == ["README.md", "config.json", "model.safetensors", "normalization.json"]
+    # The files the model is, and the marker that says lstm-trainer wrote the folder (files.py).
+    assert exported == [".lstm-trainer.json", "README.md", "config.json", "model.safetensors", "normalization.json"]
     assert "best validation MSE" in (out / "model" / "README.md").read_text()
     script = f"""
 import json, sys

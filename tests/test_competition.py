@@ -251,3 +251,11 @@ def test_a_series_shorter_than_min_inputs_plus_horizon_still_trains_and_is_forec
     assert code == 0 and "3 of 3 series not seen in training, normalised with their own history's" in err, err
     renamed = pd.read_csv(tmp_path / "n.csv")
     assert renamed["forecast"].to_numpy() == pytest.approx(forecast["forecast"].to_numpy(), rel=1e-4)
+
+
+def test_owa_is_none_where_naive2_made_no_error() -> None:
+    """Series flat over the horizon: Naive2 is exact, so nothing is relative to it (was a ZeroDivisionError)."""
+    flat = [np.full(10, 5.0), np.full(10, 7.0)]
+    reference, forecasts = naive2_per_series(flat, [np.full(3, 5.0), np.full(3, 7.0)], None)
+    model = per_series(flat, [np.full(3, 5.0), np.full(3, 7.0)], [f + 0.1 for f in forecasts], None)
+    assert float(np.mean(reference.smape)) == 0 and model.summary(reference).owa is None

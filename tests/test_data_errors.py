@@ -163,7 +163,7 @@ def test_build_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys: 
     keep.mkdir()
     (keep / "thesis.tex").write_text("precious")
     code = data_main(["build", "--dataset", str(good), "--data_column", "open", "--output_dir", str(keep)])
-    assert code == 2 and "is not a dataset folder written by build" in capsys.readouterr().err
+    assert code == 2 and "holds files lstm-trainer did not write (such as thesis.tex)" in capsys.readouterr().err
     assert [p.name for p in keep.iterdir()] == ["thesis.tex"]
     # Its own output it rebuilds in place, and the summary it prints is the data's.
     out = tmp_path / "built"

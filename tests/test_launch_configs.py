@@ -1,4 +1,4 @@
-"""End-to-end: every accelerate config that can run on a CPU, launched as the README says.
+"""End-to-end: every accelerate config that can run on a CPU, launched as docs/training.md says.
 
 Also a config of the form `accelerate config` writes, a conflicting one, and
 `accelerate config default`. HF_HOME points at a temporary folder in every launch, so the

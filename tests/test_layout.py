@@ -14,9 +14,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "lstm_trainer"
 PACKAGE = "lstm_trainer"
 
-# Bottom to top. train/ sits above outputs/: the trainer drives the outputs (report, trackers,
-# export, Hub push), so the records it hands them (StepLog, EpochLog, Cost) live in outputs/.
+# Bottom to top. supervise, a container's first process, imports nothing of the package.
+# train/ sits above outputs/: the trainer drives the outputs (report, trackers, export, Hub
+# push), so the records it hands them (StepLog, EpochLog, Cost) live in outputs/.
 ORDER = (
+    "supervise",
     "errors",
     "files",
     "threads",

@@ -21,6 +21,7 @@ from hub_server import HubServer
 from lstm_trainer.cli.train import main as train_main
 from lstm_trainer.cli.train import parse_config
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import MARKER
 
 TOKEN = "hf_lstm_trainer_model_secret"
 RUN = [*TINY, "--num_train_epochs", "1", "--seq_length", "20"]
@@ -88,7 +89,7 @@ def test_a_run_pushes_its_model_and_predict_loads_it_by_id(
     captured = capfd.readouterr()
     assert f"model pushed to {hub.url}/test-user/sine-lstm" in captured.out
     assert res.to_dict() == results(out)  # all_results.json was written before the push
-    assert sorted(p.name for p in (out / "model").iterdir()) == FILES  # and the model stays
+    assert sorted(p.name for p in (out / "model").iterdir()) == [MARKER, *FILES]  # and the model stays
     assert hub.repos["model:test-user/sine-lstm"]["private"] is True
     # The client's own best-effort look-up of AI-agent harnesses (when AGENT-like variables are set) is not ours.
     assert [r for r in hub.unhandled if "/api/agent-harnesses" not in r] == []
@@ -184,7 +185,9 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_push_it_later(
     command = f"python -m lstm_trainer.cli.hub push --model {out / 'model'} --hub_model_id test-user/later"
     assert f"it is safe in {out / 'model'}: push it later with `{command}`" in message
     assert "\n" not in message and TOKEN not in message
-    assert sorted(p.name for p in (out / "model").iterdir()) == FILES and (out / "all_results.json").is_file()
+    assert (
+        sorted(p.name for p in (out / "model").iterdir()) == [MARKER, *FILES] and (out / "all_results.json").is_file()
+    )
     captured = capfd.readouterr()
     assert TOKEN not in captured.out + captured.err + everything_written(out)
 

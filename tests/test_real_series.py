@@ -23,7 +23,7 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 datasets = pytest.importorskip("statsmodels.datasets")
 
-# Small and short, to keep each run to seconds; the README's figures come from default runs.
+# Small and short, to keep each run to seconds; the docs' figures come from default runs (bench/real_series.py).
 QUICK = ["--hidden_size", "16", "--num_layers", "1"]
 
 

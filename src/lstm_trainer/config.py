@@ -6,6 +6,8 @@ This module imports no heavy library, so `train.py --help` stays instant.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -35,6 +37,11 @@ LOSSES = ("mse", "mae")
 def _help(text: str, **kwargs: Any) -> Any:
     """A dataclass field whose docstring doubles as its `--help` line."""
     return field(metadata={"help": text}, **kwargs)
+
+
+# The most steps one forecast runs to (predict --horizon, Forecaster.predict's h): recursive steps beyond the
+# model's horizon cost a model call each, and ten thousand answer in seconds on a CPU.
+MAX_FORECAST_STEPS = 10_000
 
 
 @dataclass
@@ -134,6 +141,7 @@ class DataConfig:
     noise_std: float = _help("Synthetic data: standard deviation of the Gaussian noise (reference: 0.1).", default=0.1)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         _positive(self, "seq_length", "horizon", "num_train_samples", "num_val_samples")
         if isinstance(self.data_column, str):  # one column, as Python callers (and old configs) name it
             self.data_column = [self.data_column]
@@ -269,6 +277,7 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.cell not in CELLS:
             raise UserError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         _positive(self, "input_size", "hidden_size", "num_layers")
@@ -430,6 +439,12 @@ class TrainConfig:
     resume_from_checkpoint: str | None = _help(
         "Continue a run: 'latest' (output_dir/checkpoints/latest) or a checkpoint folder.", default=None
     )
+    overwrite_output_dir: bool = _help(
+        "Start a new run in an output_dir that holds a finished or checkpointed run, replacing its model, "
+        "results and checkpoints (its tracker logs stay). A folder holding files lstm-trainer did not write "
+        "is refused even so.",
+        default=False,
+    )
     report_to: str = _help(
         "Experiment tracking through Accelerate: wandb, tensorboard, all (both) or none. "
         "TensorBoard writes to output_dir/tensorboard/; W&B honours WANDB_MODE (e.g. offline).",
@@ -462,6 +477,7 @@ class TrainConfig:
     typed: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"flag": False})
 
     def __post_init__(self) -> None:
+        check_fields(self)
         _positive(self, "num_train_epochs", "early_stopping_patience", "logging_steps", "eval_batch_size")
         _positive(self, "save_total_limit", "per_device_train_batch_size", "total_batch_size", "learning_rate")
         _positive_or_none(self, "max_train_steps", "checkpointing_steps", "num_threads")
@@ -584,6 +600,44 @@ def config_fields(cls: Any) -> list[Any]:
 def _as_dict(obj: Any) -> dict[str, Any]:
     # Tuples as lists, as JSON gives them back, so a saved config compares equal on resume.
     return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v for f in config_fields(obj)}
+
+
+KIND_WORDS = {"bool": "True or False", "int": "a whole number", "float": "a number", "str": "a string"}
+PLURAL_WORDS = {"int": "whole numbers", "float": "numbers", "str": "strings"}
+
+
+def check_fields(obj: Any) -> None:
+    """Every field of a config dataclass of its declared type, every number finite: a Python caller can pass
+    anything (seq_length="12", quantiles=0.5), and NaN passes every range check (NaN <= 0 is False)."""
+    for f in config_fields(obj):
+        value, kind = getattr(obj, f.name), str(f.type)
+        if value is None and kind.endswith(" | None"):
+            continue
+        base = kind.removesuffix(" | None")
+        if not base.startswith(("list[", "tuple[")):
+            _check_value(f.name, base, value)
+            continue
+        inner = base[base.index("[") + 1 :].split(",")[0].rstrip("]")
+        if base.startswith("list[str") and isinstance(value, str):
+            continue  # one column, as Python callers name it (DataConfig makes it a list)
+        if not isinstance(value, list | tuple) or not value:
+            raise UserError(f"--{f.name} must be a list of {PLURAL_WORDS[inner]}, got {value!r}")
+        for item in value:
+            _check_value(f.name, inner, item, "each value of ")
+
+
+def _check_value(name: str, kind: str, value: Any, which: str = "") -> None:
+    numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": numeric and isinstance(value, numbers.Integral),
+        "float": numeric,
+        "str": isinstance(value, str),
+    }.get(kind, True)
+    if not ok:
+        raise UserError(f"{which}--{name} must be {KIND_WORDS[kind]}, got {value!r}")
+    if kind == "float" and not math.isfinite(value):
+        raise UserError(f"{which}--{name} must be a finite number, got {value}")
 
 
 def _positive(obj: Any, *names: str) -> None:

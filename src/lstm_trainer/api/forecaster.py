@@ -1,10 +1,17 @@
 """The Python API: configure, `fit(df)`, `predict(h)`, `save`, `load`, in one process (a notebook), no launcher.
 
-    model = Forecaster(seq_length=24, horizon=7, num_train_epochs=20, output_dir="runs/demo")
+    model = Forecaster(horizon=7, output_dir="runs/demo")   # the forecast protocol: an ensemble, chosen for you
     model.fit(df)                     # long format: unique_id, ds, y (NeuralForecast's names by default)
-    forecast = model.predict(h=7)     # DataFrame: unique_id, ds, forecast [, q0.1, q0.5, q0.9]
+    forecast = model.predict()        # DataFrame: unique_id, ds, forecast, q0.1, q0.5, q0.9
 
-`fit` builds the RunConfig `train.py` would build from the same flags and calls the same
+    model = Forecaster(seq_length=24, horizon=7, num_train_epochs=20, output_dir="runs/one")   # one model, as told
+
+With nothing but the horizon (and the season, select_on, output_dir, or the protocol's own seeds,
+lookbacks, fallback, jobs), `fit` runs the forecast protocol (forecast/protocol.py), exactly what
+`lstm-trainer forecast` runs. Naming any training option (seq_length, hidden_size, ...) trains that
+one model instead; `ensemble=True` or `False` says which outright.
+
+In one-model mode `fit` builds the RunConfig `train.py` would build from the same flags and calls the same
 trainer (`train.trainer.run`), so output_dir holds what a command-line run writes: run_config.json,
 all_results.json, checkpoints and the exported model/ folder. The DataFrame is written to
 output_dir/fit_data.parquet first and named as --dataset, so the run is the command line's run on
@@ -24,11 +31,14 @@ import numpy as np
 import pandas as pd
 
 from lstm_trainer.api.frames import Columns, future_times, original_ids, write_table
-from lstm_trainer.api.options import run_config
-from lstm_trainer.config import DataConfig, RunConfig
+from lstm_trainer.api.options import OPTIONS, in_api_terms, run_config
+from lstm_trainer.config import MAX_FORECAST_STEPS, DataConfig, RunConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import replace_dir
+from lstm_trainer.files import NoSpace, check_replaceable, replace_dir
 
+# Options that leave the choice of model to the forecast protocol, and the protocol's own.
+PROTOCOL_OPTIONS = frozenset({"horizon", "season", "select_on", "output_dir"})
+ENSEMBLE_OPTIONS = frozenset({"seeds", "lookbacks", "fallback", "jobs"})
 FIT_DATA = "fit_data.parquet"
 # Beside the model's own files in a folder `save` writes: the DataFrame's column names, so `load` needs none.
 COLUMNS_FILE = "api_columns.json"
@@ -44,10 +54,31 @@ class Forecaster:
     """
 
     def __init__(
-        self, *, target_col: str = "y", id_col: str | None = "unique_id", time_col: str | None = "ds", **options: Any
+        self,
+        *,
+        target_col: str = "y",
+        id_col: str | None = "unique_id",
+        time_col: str | None = "ds",
+        ensemble: bool | None = None,
+        **options: Any,
     ) -> None:
+        protocol: dict[str, Any] = {k: options.pop(k) for k in ENSEMBLE_OPTIONS & set(options)}
+        if isinstance(protocol.get("lookbacks"), list):
+            protocol["lookbacks"] = tuple(protocol["lookbacks"])
+        self.ensemble = not (set(options) - PROTOCOL_OPTIONS) if ensemble is None else ensemble
+        if protocol and not self.ensemble:
+            raise UserError(f"{sorted(protocol)[0]} is an ensemble option; leave it out, or pass ensemble=True")
+        if self.ensemble and set(options) - PROTOCOL_OPTIONS:
+            chosen = sorted(set(options) - PROTOCOL_OPTIONS)[0]
+            raise UserError(
+                f"{chosen} is chosen by the forecast protocol (ensemble=True); leave it out, or pass ensemble=False "
+                "to train one model as told"
+            )
         self.config: RunConfig = run_config(options, target_col, id_col, time_col)  # checked now, before any data
+        self._protocol = protocol
         self.columns = Columns(target_col, id_col, time_col, _covariate_columns(self.config.data))
+        if self.ensemble:
+            self._request(Path(self.config.train.output_dir) / FIT_DATA)  # its checks now, before any data
         self.results: Any = None  # the run's Results (all_results.json) after fit
         self.model_dir: Path | None = None
         self._history: pd.DataFrame | None = None  # what predict forecasts from when no df is given
@@ -55,22 +86,61 @@ class Forecaster:
 
     def fit(self, df: pd.DataFrame) -> Forecaster:
         """Train on `df` as `train.py` trains (splits, normalisation, early stopping, scoring, export); returns self."""
+        from lstm_trainer.outputs.output_dir import MODEL
         from lstm_trainer.train.preflight import preflight
-        from lstm_trainer.train.trainer import MODEL, run
+        from lstm_trainer.train.trainer import run
 
         df = self.columns.check(df)
         out = Path(self.config.train.output_dir)
+        if self.ensemble:
+            return self._fit_ensemble(df, out)
         config = replace(self.config, data=replace(self.config.data, dataset=str(out / FIT_DATA)))
-        lock = preflight(config)  # output_dir locked before the data file is written into it
         try:
-            write_table(df, self.columns, out / FIT_DATA)
-        except BaseException:
-            if lock is not None:
-                lock.release()
+            lock = preflight(config)  # output_dir checked and locked before the data file is written into it
+            try:
+                if lock is not None:
+                    lock.stage(out / FIT_DATA)  # a run that fails its checks takes it away again
+                write_table(df, self.columns, out / FIT_DATA)
+            except BaseException:
+                if lock is not None:
+                    lock.release()
+                raise
+            self.results = run(config, lock)  # releases the lock
+        except NoSpace:
             raise
-        self.results = run(config, lock)  # releases the lock
+        except UserError as err:  # said as the API names things: arguments, and df for the file it became
+            raise UserError(in_api_terms(str(err).replace(str(out / FIT_DATA), "df"), OPTIONS)) from None
         self.config, self.model_dir, self._history = config, out / MODEL, df
         self._predictor = None
+        return self
+
+    def _request(self, dataset: Path) -> Any:
+        """The forecast protocol's request for this Forecaster's options."""
+        from lstm_trainer.forecast.protocol import Request
+
+        data, train = self.config.data, self.config.train
+        typed = train.typed
+        asked = Request(
+            str(dataset),
+            data.horizon,
+            train.output_dir,
+            self.columns.target,
+            self.columns.id,
+            self.columns.time,
+            data.season if "season" in typed else None,
+            train.select_on if "select_on" in typed else "mase",
+        )
+        return replace(asked, **self._protocol)  # seeds, lookbacks, fallback, jobs: checked again by Request
+
+    def _fit_ensemble(self, df: pd.DataFrame, out: Path) -> Forecaster:
+        from lstm_trainer.forecast import protocol
+
+        protocol.check_folder(out, "output_dir")  # before the DataFrame is written into it
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(df, self.columns, out / FIT_DATA)
+        outcome = protocol.fit(self._request(out / FIT_DATA))
+        self.model_dir, self._history, self._predictor = outcome.folder, df, None
+        self.results = outcome.manifest
         return self
 
     def predict(
@@ -90,10 +160,12 @@ class Forecaster:
         from lstm_trainer.data.forecast_inputs import forecast_inputs
         from lstm_trainer.model.inference import choose_levels
 
+        if h is not None and (
+            isinstance(h, bool) or not isinstance(h, int | np.integer) or not 1 <= h <= MAX_FORECAST_STEPS
+        ):
+            raise UserError(f"h must be a whole number of steps from 1 to {MAX_FORECAST_STEPS:,}, got {h!r}")
         predictor = self._loaded()
         steps = predictor.horizon if h is None else h
-        if not isinstance(steps, int | np.integer) or steps < 1:
-            raise UserError(f"h must be a whole number of steps >= 1, got {h!r}")
         if df is None:
             if self._history is None:
                 raise UserError("predict needs df= (the series to forecast from): a loaded model holds no data")
@@ -126,13 +198,15 @@ class Forecaster:
 
     def save(self, path: str | Path) -> Path:
         """The exported model folder (what `predict --model` and `LSTMForecaster.from_pretrained` load), copied
-        to `path` whole, with the DataFrame's column names."""
+        to `path` whole, with the DataFrame's column names. `path` must be new, empty, or a folder `save` (or a
+        run) wrote: a folder holding anything else is refused (UserError), never replaced."""
         if self.model_dir is None or not self.model_dir.is_dir():
             raise UserError("nothing to save yet: call fit(df) first (or load a model folder)")
         target = Path(path)
         if target.resolve() == self.model_dir.resolve():
             raise UserError(f"{path} is the model folder itself; save to another folder")
-        with replace_dir(target) as tmp:
+        check_replaceable(target, "save: path", "model")
+        with replace_dir(target, "model") as tmp:
             shutil.copytree(self.model_dir, tmp, dirs_exist_ok=True)
             (tmp / COLUMNS_FILE).write_text(json.dumps(self.columns.names(), indent=2) + "\n")
         return target

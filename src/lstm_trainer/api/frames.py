@@ -42,11 +42,42 @@ class Columns:
             raise UserError(
                 f"{what} has no column {missing[0]!r} ({role}); its columns are: {', '.join(map(str, df.columns))}"
             )
+        twice = [c for c in needed if (df.columns == c).sum() > 1]
+        if twice:
+            raise UserError(f"{what} has two columns named {twice[0]!r}; rename one (which one is meant is not clear)")
+        numeric = [self.target] if target else []
+        for column in numeric:
+            _check_numbers(df, what, column)
+        if self.id is not None and df[self.id].dtype == object:
+            kinds = {type(v).__name__: v for v in df[self.id].dropna()}
+            if len(kinds) > 1:
+                (a, x), (b, y) = list(kinds.items())[:2]
+                raise UserError(
+                    f"{what} column {self.id!r} (id_col) mixes {a} and {b} ids (such as {x!r} and {y!r}); give "
+                    "every id the same type"
+                )
         return df
 
     def names(self) -> dict[str, str | None]:
         """The column options the API takes (id_col=, ...): what a saved model's folder records."""
         return {"target_col": self.target, "id_col": self.id, "time_col": self.time}
+
+
+def _check_numbers(df: pd.DataFrame, what: str, column: str) -> None:
+    """A value column that holds numbers, or one line naming the first row (its index label) that does not."""
+    values = df[column]
+    if pd.api.types.is_bool_dtype(values) or not (pd.api.types.is_numeric_dtype(values) or values.dtype == object):
+        raise UserError(f"{what} column {column!r} holds {values.dtype} values, not numbers; give a numeric column")
+    if values.dtype != object:
+        return
+    converted = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & converted.isna()
+    if bad.any():
+        label, value = values.index[bad.to_numpy().argmax()], values[bad].iloc[0]
+        raise UserError(
+            f"{what} column {column!r} holds {value!r} at index {label!r}, not a number; give numbers "
+            "(NaN for a missing value)"
+        )
 
 
 def write_table(df: pd.DataFrame, columns: Columns, path: Path) -> Path:

@@ -18,7 +18,8 @@ from lstm_trainer.cli.common import OneLineParser, add_config_flags, run_command
 from lstm_trainer.config import DataConfig, TrainConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.backtest import backtest_split, to_json
-from lstm_trainer.outputs.backtest import PICTURE, RESULTS, TABLE, write_backtest
+from lstm_trainer.files import check_output_folder
+from lstm_trainer.outputs.backtest import KIND, PICTURE, RESULTS, TABLE, write_backtest
 from lstm_trainer.outputs.render import backtest_line
 
 if TYPE_CHECKING:
@@ -43,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--horizon", type=int, default=None, help="Steps ahead from each origin; None: the model's own horizon."
     )
     parser.add_argument("--stride", type=int, default=1, help="Steps between consecutive origins.")
-    parser.add_argument("--output_dir", required=True, help="Folder for backtest.json, backtest.md and backtest.png.")
+    parser.add_argument(
+        "--output_dir",
+        required=True,
+        help="Folder for backtest.json, backtest.md and backtest.png: new, empty, or an earlier backtest's (replaced whole).",
+    )
     parser.add_argument("--batch_size", type=int, default=4096, help="Origins per model call.")
     parser.add_argument(
         "--seed",
@@ -95,7 +100,15 @@ def backtest_command(args: argparse.Namespace) -> Path:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.horizon is not None and args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
+    out = Path(args.output_dir)
+    check_output_folder(out, "--output_dir", KIND)  # before the backtest runs, not after
     predictor = load_predictor(resolve_model(args.model, args.model_revision))
+    seq_length = predictor.seq_length  # an ensemble's longest member window: each member reads its own last values
+    if args.season is not None and args.season > seq_length:
+        raise UserError(
+            f"--season {args.season} is longer than the model's window ({seq_length} values), so the seasonal naive "
+            f"forecast cannot see a season back; give --season {seq_length} or less"
+        )
     horizon = args.horizon or predictor.horizon  # default: the model's own horizon
     data = {f.name: getattr(args, f.name) for f in fields(DataConfig) if hasattr(args, f.name)}
     recorded = predictor.norm.covariates  # a covariate model: its own names and training scaling
@@ -108,7 +121,6 @@ def backtest_command(args: argparse.Namespace) -> Path:
     split = "test" if "test" in prepared.windows else "validation"
     result = backtest_split(predictor, prepared, split, args.stride, args.season, args.batch_size)
     record = to_json(result)
-    out = Path(args.output_dir)
     write_backtest(record, out)
     print(
         f"{result.origins} origins x {result.horizon} steps of the {split} split forecast in {result.seconds:.2f} s: "

@@ -26,6 +26,7 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.outputs.hub import hub_reason
 
 PROG = "python -m lstm_trainer.cli.data"
+DATASET_KIND = "dataset"  # the marker's kind for a folder build writes (files.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     build.add_argument(
-        "--output_dir", required=True, help="Folder to write; an existing dataset folder is replaced whole."
+        "--output_dir",
+        required=True,
+        help="Folder to write; one an earlier build wrote is replaced whole, any other non-empty folder is refused.",
     )
     push = commands.add_parser(
         "push",
@@ -86,11 +89,11 @@ def _prepare(config: DataConfig, seed: int) -> Any:
 
 
 def build(config: DataConfig, seed: int, output_dir: Path) -> None:
-    from lstm_trainer.files import replace_dir
+    from lstm_trainer.files import check_output_folder, replace_dir
 
-    _check_output_dir(output_dir)
+    check_output_folder(output_dir, "--output_dir", DATASET_KIND)  # before the data is read
     data = _prepare(config, seed)
-    with replace_dir(output_dir) as tmp:
+    with replace_dir(output_dir, DATASET_KIND) as tmp:
         data.split_rows().save_to_disk(str(tmp))
     print(_summary(data))
     print(f"written to {output_dir} (datasets.load_from_disk); train on it with --dataset {output_dir}")
@@ -136,18 +139,6 @@ def push(config: DataConfig, seed: int, repo_id: str, private: bool, revision: s
     print(_summary(data))
     revision_flag = f" --dataset_revision {revision}" if revision else ""
     print(f"pushed to {url}; train on it with: accelerate launch train.py --dataset {repo_id}{revision_flag}")
-
-
-def _check_output_dir(output_dir: Path) -> None:
-    """Replace only what build itself wrote: never a file, or a folder holding anything else."""
-    if output_dir.is_file():
-        raise UserError(f"--output_dir {output_dir} is a file; give a folder path")
-    ours = (output_dir / "dataset_dict.json").is_file()
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not ours:
-        raise UserError(
-            f"--output_dir {output_dir} exists and is not a dataset folder written by build; choose another "
-            "--output_dir (nothing was written)"
-        )
 
 
 def _summary(data: Any) -> str:

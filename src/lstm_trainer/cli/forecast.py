@@ -74,6 +74,9 @@ def check_outputs(args: argparse.Namespace) -> None:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--output_dir {args.output_dir} is a file; pick a folder")
+    from lstm_trainer.forecast.protocol import check_folder
+
+    check_folder(out)  # a folder holding anything a forecast did not write: refused, whatever the flags
     if out.is_dir() and any(out.iterdir()) and not args.overwrite_output_dir:
         raise UserError(
             f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir to replace an earlier forecast, "
@@ -82,9 +85,13 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    from datasets.utils.logging import disable_progress_bar
+
     from lstm_trainer.api.forecaster import Forecaster
     from lstm_trainer.data.sources import read_table
     from lstm_trainer.forecast import protocol
+
+    disable_progress_bar()  # the table is read twice here; its runs' own bars go to their logs
 
     try:
         train_flags = tuple(shlex.split(args.train_flags))

@@ -9,7 +9,7 @@ from pathlib import Path
 from lstm_trainer.cli.common import OneLineParser, run_command
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
-from lstm_trainer.outputs.hub import PROG, check_push_access, push_model
+from lstm_trainer.outputs.hub import PROG, check_model_folder, check_push_access, push_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if not is_hub_id(args.hub_model_id):
             raise UserError(f"--hub_model_id must be a Hub repository id user/name, got {args.hub_model_id!r}")
         model = Path(args.model)
-        if not (model / "model.safetensors").is_file():
-            raise UserError(
-                f"{model} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
-            )
+        check_model_folder(model)
         check_push_access(args.hub_model_id)
         url = push_model(model, args.hub_model_id, args.hub_private_repo, args.hub_revision)
         revision_flag = f" --model_revision {args.hub_revision}" if args.hub_revision else ""

@@ -21,12 +21,15 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.cli.common import OneLineParser, run_command
 from lstm_trainer.errors import UserError
+
+# What matplotlib writes with no other package, by suffix.
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 if TYPE_CHECKING:  # imported where used, so --help stays instant
     import numpy as np
@@ -78,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--horizon",
         type=int,
         default=1,
-        help="Steps ahead: the model's direct head up to its own horizon, its forecasts fed back as inputs beyond.",
+        help="Steps ahead: the model's direct head up to its own horizon, its forecasts fed back as inputs beyond "
+        "(at most 10,000).",
     )
     parser.add_argument(
         "--quantiles",
@@ -92,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         default="forecast.csv",
         help="CSV written with columns step, forecast, q<level>... (with --id_column: the id column first, one block "
-        "per series).",
+        "per series). Its folder must exist; with --scores and --plot, all are written or none.",
     )
     parser.add_argument(
         "--actuals", default=None,
@@ -107,24 +111,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--scores", default=None, help="Per-series scores CSV for --actuals (default: the output's name, .scores.csv)."
     )
     parser.add_argument(
-        "--plot", default=None, help="Also save a PNG of the recent history, the forecast and its intervals."
+        "--plot",
+        default=None,
+        help="Also save a picture (.png, .pdf, .svg, .jpg) of the recent history, the forecast and its intervals.",
     )
     return parser
 
 
 def _write(output: Path, rows: Iterable[list[Any]], header: list[str]) -> Path:
-    """The CSV, whole or not at all: written beside `output`, then renamed over it."""
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(rows)
-    except BaseException:  # a full disk, Ctrl-C: no half file left beside the output
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(output)  # a reader never sees half a file
+    """The CSV to `output` (a staged temporary file: `files.all_or_none` puts it in place)."""
+    with Path(output).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
     return output
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every flag that needs no data, and every output's place, before the model or the data is read."""
+    from lstm_trainer.config import MAX_FORECAST_STEPS
+    from lstm_trainer.files import check_output_file
+
+    if args.horizon < 1:
+        raise UserError(f"--horizon must be >= 1, got {args.horizon}")
+    if args.horizon > MAX_FORECAST_STEPS:
+        raise UserError(
+            f"--horizon {args.horizon} is more than {MAX_FORECAST_STEPS:,} steps, the most one command forecasts "
+            "(fed back a horizon at a time, its error compounds long before); lower --horizon"
+        )
+    if args.season is not None and args.season < 1:
+        raise UserError(f"--season must be >= 1, got {args.season}")
+    if args.id_column is None and args.actuals is not None:
+        raise UserError("--actuals scores many series (the competitions' way); use it with --id_column")
+    if args.id_column is not None and args.plot:
+        raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
+    outputs = {"--output": Path(args.output)}
+    if args.actuals is not None:
+        outputs["--scores"] = _scores_path(args)
+    if args.plot:
+        outputs["--plot"] = Path(args.plot)
+    for flag, path in outputs.items():
+        check_output_file(path, flag, PLOT_SUFFIXES if flag == "--plot" else (".csv",))
+    same = [
+        flag for flag, path in outputs.items() if flag != "--output" and path.resolve() == outputs["--output"].resolve()
+    ]
+    if same:
+        raise UserError(f"{same[0]} and --output are the same file {args.output}; give each its own")
+
+
+def _scores_path(args: argparse.Namespace) -> Path:
+    return Path(args.scores or Path(args.output).with_suffix(".scores.csv"))
 
 
 def _steps(result: Forecast, levels: tuple[float, ...], series: int) -> Iterator[list[Any]]:
@@ -155,7 +191,9 @@ def _read(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) ->
     )
 
 
-def _run_many(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor) -> Path:
+def _run_many(
+    args: argparse.Namespace, predictor: Predictor | EnsemblePredictor, stage: Callable[[Path], Path]
+) -> Path:
     """--id_column: every series of a long table, forecast together from its end."""
     from lstm_trainer.model.inference import choose_levels
 
@@ -167,8 +205,10 @@ def _run_many(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor
     ended = predictor.forecast_from_end(histories, ids, steps=args.horizon, covariates=covariates)
     result = ended.forecast  # [S, horizon]
     header = [args.id_column, "step", "forecast", *(f"q{q:g}" for q in levels)]
-    output = _write(
-        Path(args.output), ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)), header
+    _write(
+        stage(Path(args.output)),
+        ([item, *row] for s, item in enumerate(ids) for row in _steps(result, levels, s)),
+        header,
     )
     for what, which in (
         (
@@ -182,8 +222,8 @@ def _run_many(args: argparse.Namespace, predictor: Predictor | EnsemblePredictor
             print(f"note: {len(which)} of {len(ids)} series {what}: {shown}", file=sys.stderr)
     print(f"{len(ids)} series forecast")
     if args.actuals is not None:
-        _score(args, histories, ids, result.point, predictor)
-    return output
+        _score(args, histories, ids, result.point, predictor, stage)
+    return Path(args.output)
 
 
 def _score(
@@ -192,6 +232,7 @@ def _score(
     ids: list[str],
     points: np.ndarray,
     predictor: Predictor | EnsemblePredictor,
+    stage: Callable[[Path], Path],
 ) -> None:
     """--actuals: each series' forecast against its actual future, the competitions' way (evaluate/accuracy.py)."""
     import json
@@ -220,13 +261,20 @@ def _score(
             f"--horizon {args.horizon}; give {args.horizon} per series or lower --horizon"
         )
     season = args.season or _model_season(predictor)
+    short = [item for item, x in zip(ids, histories, strict=True) if season and len(x) <= season]
+    if short:
+        length = len(histories[ids.index(short[0])])
+        raise UserError(
+            f"--season {season} is not shorter than series {short[0]!r} ({length} values): MASE's seasonal naive needs "
+            "more than one season of history; give a smaller --season"
+        )
     forecasts = [points[s] for s in range(len(ids))]
     model = per_series(histories, actuals, forecasts, season)
     reference, _ = naive2_per_series(histories, actuals, season)
     summary = model.summary(reference)
-    scores = Path(args.scores or Path(args.output).with_suffix(".scores.csv"))
+    scores = _scores_path(args)
     _write(
-        scores,
+        stage(scores),
         ([item, repr(float(a)), repr(float(b))] for item, a, b in zip(ids, model.smape, model.mase, strict=True)),
         [args.id_column or "series", "smape", "mase"],
     )
@@ -249,6 +297,15 @@ def _model_season(predictor: Predictor | EnsemblePredictor) -> int | None:
 
 
 def run(args: argparse.Namespace) -> Path:
+    """Every output (--output, --scores, --plot) is written, or none is."""
+    from lstm_trainer.files import all_or_none
+
+    check_outputs(args)
+    with all_or_none() as stage:
+        return _forecast(args, stage)
+
+
+def _forecast(args: argparse.Namespace, stage: Callable[[Path], Path]) -> Path:
     import numpy as np
 
     from lstm_trainer.data.series import extract_series
@@ -257,15 +314,11 @@ def run(args: argparse.Namespace) -> Path:
     from lstm_trainer.model.inference import choose_levels
     from lstm_trainer.outputs.hub import resolve_model
 
-    if args.horizon < 1:
-        raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     folder = resolve_model(args.model, args.model_revision)
     predictor = load_predictor(folder)
     seq_length = predictor.seq_length  # the model's own window (config.json); an ensemble's longest
     if args.id_column is not None:
-        if args.plot:
-            raise UserError("--plot draws one series; leave it out with --id_column, or forecast one series without it")
-        return _run_many(args, predictor)
+        return _run_many(args, predictor, stage)
     levels = choose_levels(predictor.output, args.quantiles)
     if predictor.norm.covariates is not None or args.future is not None:
         rows, covariates = _read(args, predictor)
@@ -282,13 +335,11 @@ def run(args: argparse.Namespace) -> Path:
             "left-padded with its first value",
             file=sys.stderr,
         )
-    output = _write(Path(args.output), _steps(result, levels, 0), ["step", "forecast", *(f"q{q:g}" for q in levels)])
-    if args.actuals is not None:
-        raise UserError("--actuals scores many series (the competitions' way); use it with --id_column")
+    _write(stage(Path(args.output)), _steps(result, levels, 0), ["step", "forecast", *(f"q{q:g}" for q in levels)])
     if args.plot:
         bands = result.quantiles(levels)[0] if levels else None  # [horizon, L]
-        _plot(values[-4 * seq_length :], result.point[0], Path(args.plot), levels, bands)
-    return output
+        _plot(values[-4 * seq_length :], result.point[0], stage(Path(args.plot)), levels, bands)
+    return Path(args.output)
 
 
 def _plot(

@@ -18,7 +18,8 @@ from lstm_trainer.cli.common import OneLineParser, add_config_flags
 from lstm_trainer.config import DataConfig, ModelConfig, RunConfig, TrainConfig, config_fields
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
-from lstm_trainer.train.checkpoint import CHECKPOINTS, LATEST
+from lstm_trainer.outputs.output_dir import CHECKPOINTS
+from lstm_trainer.train.checkpoint import LATEST
 from lstm_trainer.train.launch import relaunch_for_cpu_processes
 from lstm_trainer.train.preflight import preflight, quiet_accelerator_detection
 from lstm_trainer.train.stop import Stopped

@@ -122,6 +122,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         raise UserError(
             f"{config.dataset}: the {empty[0]} split holds no windows of {config.seq_length} + {config.horizon} values"
         )
+    unadjusted = _unadjusted(rows, windows["train"].spans(), config) if config.deseasonalize else ""
     normalization, rows, plan, windows, dropped = _normalize(rows, plan, windows, config, params)
     notes += dropped
     if rows.covariates is not None:
@@ -134,7 +135,23 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         params["covariates"] = rows.covariates.names.to_dict()
     if notes:
         params["dropped_series"] = notes
+    if unadjusted:  # recorded beside the settings, and said with the run's other notes
+        params["deseasonalize_note"] = unadjusted
+        notes = [*notes, unadjusted]
     return PreparedData(rows, windows, normalization, params, plan, notes)
+
+
+def _unadjusted(rows: SeriesSet, spans: np.ndarray, config: DataConfig) -> str:
+    """The note for series --deseasonalize leaves as they are because their train part holds a value <= 0 (a
+    multiplicative season is a ratio to the trend: seasonality.py), or "" where there are none."""
+    bad = [s for s, (a, b) in enumerate(spans) if (rows.values[a:b] <= 0).any()]
+    if not bad:
+        return ""
+    shown = ", ".join(repr(rows.item_ids[s]) for s in bad[:SHOWN_IDS]) + (", ..." if len(bad) > SHOWN_IDS else "")
+    return (
+        f"--deseasonalize left {len(bad)} of {rows.num_series} series unadjusted: their train part holds zeros or "
+        f"negative values, and a multiplicative season needs positive ones: {shown}"
+    )
 
 
 def _normalize(

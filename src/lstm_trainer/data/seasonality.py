@@ -5,7 +5,7 @@ With `--deseasonalize` each series is divided by its seasonal indices, fitted on
 before the z-score (prepare.py, windows.py); the model learns the adjusted series and its forecast
 is multiplied back (model/inference.py). Theta, ETS and N-BEATS' M4 entries all forecast the
 adjusted series: on M3 monthly it took a global LSTM's sMAPE from 14.03 to 13.63 (one seed, same
-run otherwise; README). Pure NumPy.
+run otherwise; docs/benchmarks.md). Pure NumPy.
 """
 
 from __future__ import annotations

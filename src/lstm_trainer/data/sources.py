@@ -67,6 +67,8 @@ def load_series(config: DataConfig, seed: int) -> LoadedSeries:
 def read_table(name: str) -> tuple[Dataset, str]:
     """A CSV, Parquet or JSON Lines file as a one-row-per-time-step table, and its format."""
     path = Path(name).expanduser()
+    if path.is_dir():
+        raise UserError(f"{name} is a folder; give a .csv, .parquet or .jsonl file in it")
     if not path.is_file():
         raise UserError(f"{name}: no such file; check the path")
     fmt = FORMATS.get(path.suffix.lower())
@@ -98,18 +100,71 @@ def _load_file(path: Path, fmt: str, name: str) -> Dataset:
     # word deep in a number column makes it a text column (and an error naming the row)
     # instead of an Arrow cast failure that names nothing.
     options: dict[str, Any] = {"chunksize": 2**31 - 1} if fmt == "csv" else {}
+    if fmt == "csv":
+        _check_header(path, name)
     try:
         table = load_dataset(fmt, data_files=str(path.resolve()), split="train", **options)
     except DatasetGenerationError as err:
         cause = err.__cause__ or err
+        line = _first_bad_json_line(path) if fmt == "json" else None
+        if line is not None:  # Arrow counts rows from 0, within a block: the line as an editor numbers it
+            raise UserError(f"{name}: line {line} is not valid JSON; fix that line (one JSON object a line)") from None
         raise UserError(f"{name}: cannot be read as {fmt.upper()} ({_first_line(cause)}); check the file") from None
     except (pa.ArrowException, OSError) as err:  # a damaged file, found while its schema is read
         raise UserError(f"{name}: cannot be read as {fmt.upper()} ({_first_line(err)}); check the file") from None
     except (ValueError, StopIteration) as err:  # a header without rows, or nothing but blank lines
         if isinstance(err, StopIteration) or "corresponds to no data" in str(err):
             raise UserError(f"{name} has no rows; give a file with one row per time step") from None
-        raise
+        if fmt != "json":
+            raise
+        # datasets falls back to pandas' JSON reader where Arrow's fails, which raises a bare ValueError.
+        line = _first_bad_json_line(path)
+        if line is not None:
+            raise UserError(f"{name}: line {line} is not valid JSON; fix that line (one JSON object a line)") from None
+        raise UserError(f"{name}: cannot be read as JSON Lines ({_first_line(err)}); check the file") from None
     return table
+
+
+def _check_header(path: Path, name: str) -> None:
+    """A CSV header that names a column twice (pandas would read the second as 'y.1', and --data_column y the
+    first, without a word), or that is one column because the file is separated by something else."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            header = next((row for row in csv.reader(handle) if any(cell.strip() for cell in row)), None)
+    except OSError:
+        return  # the loader names what is wrong with the file
+    if header is None:
+        return
+    names = [cell.strip() for cell in header]
+    twice = next((n for n in names if n and names.count(n) > 1), None)
+    if twice is not None:
+        raise UserError(
+            f"{name}: the header names column {twice!r} twice; rename one, so that it is clear which is meant"
+        )
+    if len(names) == 1:
+        separator = next((s for s in (";", "\t", "|") if s in names[0]), None)
+        if separator is not None:
+            shown = "tab" if separator == "\t" else repr(separator)
+            raise UserError(
+                f"{name}: its header {names[0]!r} is one column: the file is separated by {shown}, and a .csv is "
+                "read comma-separated; save it with commas"
+            )
+
+
+def _first_bad_json_line(path: Path) -> int | None:
+    """The number (from 1) of the first non-blank line of a JSON Lines file that is not a JSON value."""
+    import json
+
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return number
+    return None
 
 
 def _load_folder(path: Path, name: str) -> Dataset | DatasetDict:

@@ -61,7 +61,7 @@ class CompetitionScores:
 
     smape: float
     mase: float  # over the series whose history changes (MASE is undefined on the others)
-    owa: float | None  # relative to Naive2; None where Naive2 was not scored
+    owa: float | None  # relative to Naive2; None where Naive2 was not scored, or forecast without error
     series: int
 
     def to_dict(self) -> dict[str, float | int | None]:
@@ -79,7 +79,10 @@ class PerSeries:
         mean_smape, mean_mase = float(np.mean(self.smape)), float(np.nanmean(self.mase))
         owa = None
         if naive2 is not None:
-            owa = 0.5 * (mean_smape / float(np.mean(naive2.smape)) + mean_mase / float(np.nanmean(naive2.mase)))
+            reference = float(np.mean(naive2.smape)), float(np.nanmean(naive2.mase))
+            # A Naive2 without error (series constant over the horizon) leaves nothing to be relative to.
+            if min(reference) > 0:
+                owa = 0.5 * (mean_smape / reference[0] + mean_mase / reference[1])
         return CompetitionScores(mean_smape, mean_mase, owa, len(self.smape))
 
 

@@ -30,9 +30,9 @@ from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate.accuracy import naive2
 from lstm_trainer.evaluate.baselines import seasonal_naive
 from lstm_trainer.model.forecast import Forecast
-from lstm_trainer.model.inference import DEFAULT_LEVELS, EndForecast, Predictor
+from lstm_trainer.model.inference import DEFAULT_LEVELS, ENSEMBLE_MANIFEST, EndForecast, Predictor
 
-MANIFEST = "ensemble.json"
+MANIFEST = ENSEMBLE_MANIFEST
 FORMAT = "lstm-trainer-ensemble"
 # Baselines the manifest may name as the forecaster (the protocol chooses; here they forecast).
 FALLBACKS = ("naive", "seasonal_naive", "naive2")

@@ -8,6 +8,8 @@ caller asks for --season.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -31,10 +33,13 @@ def infer_season(times: pd.Series, ids: pd.Series | None = None) -> int | None:
     ordered = pd.DatetimeIndex(np.sort(stamps.unique()))
     if len(ordered) < 3:
         return None
-    name = pd.infer_freq(ordered)
+    with warnings.catch_warnings():  # pandas 3 warns that a later version returns an offset: both work below
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        name = pd.infer_freq(ordered)
     if name is not None:
         offset = pd.tseries.frequencies.to_offset(name)
-        code = offset.name.split("-")[0]
+        code = offset.rule_code.split("-")[0]
         if code in ("min", "T") and offset.n == 30:
             return 48
         if offset.n == 1 and code in BY_NAME:

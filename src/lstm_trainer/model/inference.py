@@ -25,6 +25,8 @@ from lstm_trainer.model.forecaster import LSTMForecaster
 
 # Quantiles written for a distribution model when none are asked for: the median and an 80% interval.
 DEFAULT_LEVELS = (0.1, 0.5, 0.9)
+# An ensemble folder's manifest (forecast/ensemble.py reads it): members' folders and how they combine.
+ENSEMBLE_MANIFEST = "ensemble.json"
 
 
 @dataclass
@@ -173,6 +175,9 @@ class Predictor:
 def choose_levels(output: tuple[str, tuple[float, ...] | None], asked: list[float] | None) -> tuple[float, ...]:
     """The quantile columns to write for a predictor's `output` (kind, levels): none for a point model."""
     kind, own = output
+    if asked and len(set(asked)) < len(asked):
+        twice = next(q for q in asked if asked.count(q) > 1)
+        raise UserError(f"--quantiles names {twice:g} twice; give each level once")
     if kind == "point":
         if asked:
             raise UserError(

@@ -48,7 +48,7 @@ def save_model(accelerator: Accelerator, model: torch.nn.Module, path: Path, nor
         with torch.random.fork_rng(devices=[]):
             export = LSTMForecaster(accelerator.unwrap_model(model).config)
         export.load_state_dict(state)
-        with replace_dir(path) as tmp:
+        with replace_dir(path, "model") as tmp:
             export.save_pretrained(tmp)
             normalization.save(tmp)  # the model predicts normalised values: useless without it
     accelerator.wait_for_everyone()

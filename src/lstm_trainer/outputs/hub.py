@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lstm_trainer.config import is_hub_id
 from lstm_trainer.errors import UserError
+from lstm_trainer.files import MARKER
 
 PROG = "python -m lstm_trainer.cli.hub"
 CARD = "README.md"
@@ -59,6 +60,17 @@ def check_push_access(repo_id: str) -> None:
         )
 
 
+def check_model_folder(model_dir: Path) -> None:
+    """A folder train.py exported (model.safetensors) or the forecast command wrote (an ensemble's manifest)."""
+    from lstm_trainer.model.inference import ENSEMBLE_MANIFEST
+
+    if not ((model_dir / "model.safetensors").is_file() or (model_dir / ENSEMBLE_MANIFEST).is_file()):
+        raise UserError(
+            f"{model_dir} holds no model.safetensors nor {ENSEMBLE_MANIFEST}; point --model at a folder written by "
+            "train.py (output_dir/model) or by lstm-trainer forecast (output_dir/model)"
+        )
+
+
 def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
     """Upload the model folder as one commit; the URL of what was pushed.
 
@@ -67,12 +79,10 @@ def push_model(model_dir: Path, repo_id: str, private: bool = False, revision: s
     """
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
-    if not (model_dir / "model.safetensors").is_file():
-        raise UserError(
-            f"{model_dir} holds no model.safetensors; point --model at a folder written by train.py (output_dir/model)"
-        )
+    check_model_folder(model_dir)
     operations = []
-    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+    # The folder marker is this machine's bookkeeping (files.py), not part of the model.
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MARKER):
         name = file.relative_to(model_dir).as_posix()
         content: Path | bytes = file
         if name == CARD:
@@ -125,6 +135,11 @@ def resolve_model(path_or_id: str, revision: str | None = None) -> Path:
             "and for a private model log in (`hf auth login`) or set HF_TOKEN"
         ) from None
     except LocalEntryNotFoundError:
+        if path.parent != Path(".") and path.parent.is_dir():  # runs/model: most likely a local folder, missing
+            raise UserError(
+                f"model {path_or_id}: no such folder ({path.parent} holds no {path.name}), and no Hub model of that "
+                "id is cached; check the path (output_dir/model of a finished run)"
+            ) from None
         # Raised offline, and online when the Hub cannot be reached and nothing is cached.
         why = (
             "HF_HUB_OFFLINE is set"

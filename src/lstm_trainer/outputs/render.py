@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lstm_trainer.evaluate import COVERAGES
+from lstm_trainer.evaluate import COVERAGES, Scores
 from lstm_trainer.evaluate.scoring import RunScores, SplitScores
 
 SHORT = {"validation": "val", "test": "test"}  # the split names of all_results.json's keys, for the card's tables
@@ -31,20 +31,46 @@ def markdown_table(head: list[str], rows: list[list[str]], left: int = 1) -> lis
     return [f"| {' | '.join(head)} |", align, *(f"| {' | '.join(row)} |" for row in rows)]
 
 
+# The rows each table shows, picked once: the console and the card render the same rows.
+
+
+def _overall(scores: RunScores) -> list[tuple[str, str, Scores]]:
+    """(split, forecast, its MSE/MAE/MASE) for the model and every baseline scored on each split."""
+    return [(label, name, forecast.overall) for label, split in scores.splits() for name, forecast in split.rows()]
+
+
+def _intervals(scores: RunScores) -> list[tuple[str, float, list[float | None]]]:
+    """(split, CRPS, coverage at each of COVERAGES) where the model is probabilistic."""
+    found = []
+    for label, split in scores.splits():
+        intervals = split.model.intervals if split.model is not None else None
+        if intervals is not None:
+            found.append((label, intervals.crps, [intervals.coverage[level] for level in COVERAGES]))
+    return found
+
+
+def _by_step(validation: SplitScores | None) -> tuple[list[float], list[float]] | None:
+    """Validation MSE per step ahead, the model's and persistence's (empty where not scored); None for H = 1."""
+    if validation is None or validation.model is None or not validation.model.by_step:
+        return None
+    return [s.mse for s in validation.model.by_step], [s.mse for s in validation.persistence.by_step or []]
+
+
 # The console (outputs/report.py's summary).
 
 
 def baseline_table(scores: RunScores) -> list[str]:
     """The model beside every baseline on each split: MSE, MAE and MASE (forecasts not scored left out)."""
+    rows = _overall(scores)
+    if not rows:
+        return []
     lines = ["", "Model and baselines (MASE: MAE / the training split's one-step naive MAE):"]
-    for label, split in scores.splits():
-        for name, forecast in split.rows():
-            overall = forecast.overall
-            lines.append(
-                f"  - {label:10s} {name:15s} MSE {number(overall.mse, '.6g'):>12s} | "
-                f"MAE {number(overall.mae, '.6g'):>10s} | MASE {number(overall.mase, '.4f')}"
-            )
-    return lines + per_series_table(scores) if len(lines) > 2 else []
+    lines += [
+        f"  - {label:10s} {name:15s} MSE {number(overall.mse, '.6g'):>12s} | "
+        f"MAE {number(overall.mae, '.6g'):>10s} | MASE {number(overall.mase, '.4f')}"
+        for label, name, overall in rows
+    ]
+    return lines + per_series_table(scores)
 
 
 PER_SERIES_HEAD = (
@@ -78,28 +104,29 @@ def per_series_table(scores: RunScores) -> list[str]:
 
 def interval_lines(scores: RunScores) -> list[str]:
     """A probabilistic model's CRPS and interval coverage per split (nothing for a point forecast)."""
+    rows = _intervals(scores)
+    if not rows:
+        return []
     lines = [
         "",
         "Forecast distribution (CRPS: lower is better; coverage: share of targets inside the central interval):",
     ]
-    for label, split in scores.splits():
-        intervals = split.model.intervals if split.model is not None else None
-        if intervals is None:
-            continue
-        shares = {level: intervals.coverage[level] for level in COVERAGES}
+    for label, crps, shares in rows:
         coverage = ", ".join(
-            f"{level}% {number(None if v is None else 100 * v, '.1f%')}" for level, v in shares.items()
+            f"{level}% {number(None if v is None else 100 * v, '.1f%')}"
+            for level, v in zip(COVERAGES, shares, strict=True)
         )
-        lines.append(f"  - {label:10s} CRPS {number(intervals.crps, '.6g')} | coverage {coverage}")
-    return lines if len(lines) > 2 else []
+        lines.append(f"  - {label:10s} CRPS {number(crps, '.6g')} | coverage {coverage}")
+    return lines
 
 
 def step_lines(validation: SplitScores | None) -> list[str]:
     """Validation MSE per step ahead for a horizon > 1, beside persistence's."""
-    if validation is None or validation.model is None or not validation.model.by_step:
+    found = _by_step(validation)
+    if found is None:
         return []
-    model = [s.mse for s in validation.model.by_step]
-    naive: list[float | None] = [s.mse for s in validation.persistence.by_step or []] or [None] * len(model)
+    model, scored = found
+    naive: list[float | None] = [*scored] or [None] * len(model)
     lines = ["", "Validation MSE per step ahead (model | persistence):"]
     lines += [
         f"  - step {h:3d}: {number(m, '.6g')} | {number(p, '.6g')}"
@@ -126,13 +153,8 @@ def test_lines(test: SplitScores | None) -> list[str]:
 def baseline_rows(scores: RunScores) -> str:
     """The model and each baseline on validation and test (MSE, MAE, MASE), as a Markdown table."""
     rows = [
-        [
-            SHORT[split],
-            name,
-            *(number(v, ".6g") for v in (forecast.overall.mse, forecast.overall.mae, forecast.overall.mase)),
-        ]
-        for split, split_scores in scores.splits()
-        for name, forecast in split_scores.rows()
+        [SHORT[split], name, *(number(v, ".6g") for v in (overall.mse, overall.mae, overall.mase))]
+        for split, name, overall in _overall(scores)
     ]
     if not rows:
         return ""
@@ -150,12 +172,7 @@ def baseline_rows(scores: RunScores) -> str:
 
 def distribution_rows(scores: RunScores) -> str:
     """A probabilistic model's CRPS and central-interval coverage per split, as a Markdown table."""
-    rows = []
-    for split, split_scores in scores.splits():
-        intervals = split_scores.model.intervals if split_scores.model is not None else None
-        if intervals is not None:
-            figures = [intervals.crps, *(intervals.coverage[level] for level in COVERAGES)]
-            rows.append([SHORT[split], *(number(v, ".4g") for v in figures)])
+    rows = [[SHORT[split], *(number(v, ".4g") for v in (crps, *shares))] for split, crps, shares in _intervals(scores)]
     if not rows:
         return ""
     table = markdown_table(["split", "CRPS", "coverage 50%", "coverage 80%", "coverage 95%"], rows)
@@ -165,10 +182,10 @@ def distribution_rows(scores: RunScores) -> str:
 
 def step_rows(validation: SplitScores | None) -> str:
     """For a horizon > 1: validation MSE per step ahead, the model beside persistence, as a Markdown table."""
-    if validation is None or validation.model is None or not validation.model.by_step:
+    found = _by_step(validation)
+    if found is None:
         return ""
-    model = [s.mse for s in validation.model.by_step]
-    naive = [s.mse for s in validation.persistence.by_step or []]
+    model, naive = found
     rows = [["model val MSE", *(number(v, ".4g") for v in model)]]
     if naive:
         rows.append(["persistence val MSE", *(number(v, ".4g") for v in naive)])

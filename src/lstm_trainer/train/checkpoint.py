@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_trainer.errors import UserError
-from lstm_trainer.files import no_space, out_of_space, tree_size
+from lstm_trainer.files import no_space, out_of_space, read_marker, tree_size, write_marker
+from lstm_trainer.outputs.output_dir import CHECKPOINTS
 
 if TYPE_CHECKING:  # imported for types only: `resolve` runs before the heavy libraries load
     from accelerate import Accelerator
 
-CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+KIND = "checkpoints"  # the marker's kind for output_dir/checkpoints (files.py)
 MANIFEST = "manifest.json"
 STATE = "trainer_state.json"
 NAME = re.compile(r"^step-(\d+)$")
@@ -102,8 +103,11 @@ def _save(
     protect: str | None,
 ) -> None:
     if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        # Listed before they exist, so that a save cut short leaves names the next run knows as ours.
+        write_marker(root, KIND, {*(p.name for p in root.iterdir()), tmp.name, name, LATEST, f".{LATEST}.tmp"})
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp.mkdir()
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     from lstm_trainer.train import reshard
@@ -114,6 +118,7 @@ def _save(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE).write_text(json.dumps(shared, indent=2))
+        write_marker(tmp, "checkpoint", {*(p.name for p in tmp.iterdir()), MANIFEST})
         (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1))
         final = root / name
         if final.exists():  # an epoch-end save at the step of a mid-epoch one supersedes it
@@ -123,6 +128,7 @@ def _save(
         pointer.write_text(name + "\n")
         os.replace(pointer, root / LATEST)
         _rotate(root, keep, protect)
+        write_marker(root, KIND)
     accelerator.wait_for_everyone()
 
 
@@ -200,5 +206,6 @@ def _rotate(root: Path, keep: int, protect: str | None) -> None:
     """Keep the newest `keep` checkpoints, and the best one whatever its age."""
     complete = sorted((p for p in root.iterdir() if p.is_dir() and NAME.match(p.name)), key=lambda p: p.name)
     for old in complete[:-keep]:
-        if old.name != protect:
+        # Only checkpoints this project wrote: one from before markers, or the user's, stays.
+        if old.name != protect and (read_marker(old) or {}).get("kind") == "checkpoint":
             shutil.rmtree(old, ignore_errors=True)

@@ -21,12 +21,11 @@ from lstm_trainer.data import INPUTS, TARGET
 from lstm_trainer.errors import UserError
 from lstm_trainer.model.heads import OutputHead
 from lstm_trainer.outputs.export import save_model
+from lstm_trainer.outputs.output_dir import BEST
 from lstm_trainer.outputs.results import EpochLog, StepLog
 from lstm_trainer.train import checkpoint
 from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop
-
-BEST = "best"
 
 
 class TrainingDiverged(UserError):

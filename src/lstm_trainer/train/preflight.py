@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lstm_trainer.config import ForecasterConfig, RunConfig
+from lstm_trainer.config import ForecasterConfig, RunConfig, TrainConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.outputs.output_dir import RunLock, claim
+from lstm_trainer.files import check_replaceable
+from lstm_trainer.outputs.output_dir import CHECKPOINTS, LOCK, MODEL, RUN_KIND, SUBFOLDERS, RunLock, claim
 
 
 def is_main_process() -> bool:
@@ -24,9 +25,11 @@ def preflight(config: RunConfig) -> RunLock | None:
     """Checks that need no heavy library; the lock on output_dir for the main process.
 
     The main process takes the output_dir's lock, so a second run on the same folder stops
-    here with its files untouched; other processes leave the folder to it.
+    here with its files untouched; other processes leave the folder to it. Nothing is written
+    into output_dir before the run's checks are done (`RunLock.start`).
     """
     check_fits_in_memory(ForecasterConfig.of(config))  # covariate channels are not known yet: a few weights
+    check_output_dir(config.train)  # reads only, so every process refuses alike
     if not is_main_process():
         return None
     if config.train.resume_from_checkpoint:
@@ -37,7 +40,42 @@ def preflight(config: RunConfig) -> RunLock | None:
         from lstm_trainer.outputs.hub import check_push_access
 
         check_push_access(config.train.hub_model_id)  # a push that cannot work stops the run before it trains
-    return claim(config.train.output_dir)
+    lock = claim(config.train.output_dir)
+    try:
+        # Under the lock: a run still writing there is named as such, rather than as a run stopped midway.
+        check_earlier_run(config.train)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def check_output_dir(train: TrainConfig) -> None:
+    """Refuse an output_dir holding files lstm-trainer did not write, whatever the flags: a run writes into
+    it and replaces its model/, best/ and checkpoints/."""
+    out = Path(train.output_dir)
+    # The main process's lock comes before the marker: another rank may look in between (2 processes).
+    check_replaceable(out, "--output_dir", RUN_KIND, before_marker=(LOCK,))
+    for name, kind in SUBFOLDERS.items():
+        check_replaceable(out / name, "--output_dir's", kind)
+
+
+def check_earlier_run(train: TrainConfig) -> None:
+    """Refuse an output_dir whose run got somewhere (results, a model, a checkpoint) unless
+    --overwrite_output_dir or --resume_from_checkpoint says what to do with it."""
+    out = Path(train.output_dir)
+    if train.overwrite_output_dir or train.resume_from_checkpoint:
+        return
+    if (out / "all_results.json").exists() or (out / MODEL).exists():
+        held = "a finished run"
+    elif (out / CHECKPOINTS / "latest").exists():
+        held = "a run stopped after a checkpoint"
+    else:
+        return  # new, or a run that stopped before its first checkpoint: nothing to lose
+    raise UserError(
+        f"--output_dir {out} holds {held}; continue it with --resume_from_checkpoint latest, replace it with "
+        "--overwrite_output_dir, or pick another --output_dir (nothing was changed)"
+    )
 
 
 def check_fits_in_memory(shape: ForecasterConfig) -> None:

@@ -24,12 +24,11 @@ from lstm_trainer.files import replace_dir
 from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
-from lstm_trainer.outputs.output_dir import RunLock
+from lstm_trainer.outputs.output_dir import BEST, CHECKPOINTS, MODEL, RunLock
 from lstm_trainer.outputs.results import EngineSettings, Results
 from lstm_trainer.train import checkpoint, perf, reshard
 from lstm_trainer.train.launch import ensure_rendezvous_env, launch_request, make_accelerator, release_process_state
 from lstm_trainer.train.loop import (
-    BEST,
     EarlyStopping,
     EpochProgress,
     FitEnd,
@@ -44,7 +43,6 @@ from lstm_trainer.train.preflight import preflight
 from lstm_trainer.train.session import Session
 from lstm_trainer.train.stop import GracefulStop, Stopped
 
-MODEL = "model"
 # Flags a resumed run may change; any other difference means another experiment.
 RESUMABLE_CHANGES = {
     "output_dir",
@@ -57,6 +55,7 @@ RESUMABLE_CHANGES = {
     "save_total_limit",
     "num_threads",
     "resume_from_checkpoint",
+    "overwrite_output_dir",
     "report_to",
     "project_name",
     "run_name",
@@ -92,7 +91,11 @@ def run(config: RunConfig, lock: RunLock | None = None) -> Results:
         cuda, windows = torch.cuda.is_available(), len(data.windows["train"])
         plan = make_plan(config.train, ds_json, world_size, cuda, windows, launch, saved.get("deepspeed"))
         check_with_deepspeed(plan)
+        if resume_from is not None:
+            _check_resumable(resume_from, saved, config, plan, world_size)
         accelerator = make_accelerator(plan, config.train, cuda)
+        if lock is not None:
+            lock.start(replace_earlier=resume_from is None)  # every check has passed: the first write
         try:
             with GracefulStop() as stop:
                 session = _setup(accelerator, plan, config, data, timings, out, saved)
@@ -126,7 +129,7 @@ def _run(session: Session, resume_from: Path | None, stop: GracefulStop) -> Resu
     stop.restore()  # from here a signal ends the run at once: the last checkpoint is whole
     if end.signalled:
         assert end.stop is not None and end.checkpoint is not None
-        raise Stopped(end.stop, fitting.state.global_step, str(out / checkpoint.CHECKPOINTS / end.checkpoint))
+        raise Stopped(end.stop, fitting.state.global_step, str(out / CHECKPOINTS / end.checkpoint))
     return _finish(session, fitting, end)
 
 
@@ -226,7 +229,7 @@ def _finish(s: Session, fitting: Fitting, end: FitEnd) -> Results:
     if accelerator.is_main_process:
         if (out / BEST).is_dir():
             # The portable artifact: the best model, whole, under output_dir/model.
-            with replace_dir(out / MODEL) as tmp:
+            with replace_dir(out / MODEL, "model") as tmp:
                 shutil.copytree(out / BEST, tmp, dirs_exist_ok=True)
                 zero_stage = s.plan.config["zero_optimization"].get("stage", 0)
                 (tmp / "README.md").write_text(model_card(s.config.to_dict(), results, zero_stage))
@@ -253,21 +256,8 @@ def _resume(s: Session, path: Path) -> Fitting:
     return fitting
 
 
-def _load(
-    accelerator: Accelerator, model: Any, config: RunConfig, plan: Plan, path: Path, progress: EpochProgress
-) -> dict[str, Any]:
-    """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
-    shared, per_rank = checkpoint.read_state(path, accelerator.process_index)
-    # Older checkpoints ran the stage they asked for.
-    saved_stage = shared.get("engine_zero_stage", shared.get("deepspeed", {}).get("zero_stage"))
-    restaged = saved_stage is not None and saved_stage != model.zero_optimization_stage()
-    resharded = shared["world_size"] != accelerator.num_processes or restaged
-    if resharded and not (path / reshard.PORTABLE).is_file():
-        raise UserError(
-            f"checkpoint {path} was written by {shared['world_size']} processes and this run has "
-            f"{accelerator.num_processes}, and it predates whole-state checkpoints; resume with "
-            f"--num_processes {shared['world_size']}, or start a new run"
-        )
+def _check_resumable(path: Path, shared: dict[str, Any], config: RunConfig, plan: Plan, world_size: int) -> None:
+    """Refuse a resume whose settings differ from its checkpoint's, before the run writes anything."""
     saved, now = shared["config"], config.to_dict()
     changed = [
         f"--{key} {saved[group][key]} -> {now[group][key]}"
@@ -280,13 +270,31 @@ def _load(
     changed += [
         f"{key} {saved_ds[key]} -> {value}"
         for key, value in plan.identity().items()
-        # Accumulation follows the process count, which a resharded resume changes on purpose.
-        if saved_ds.get(key, value) != value and not (resharded and key == "gradient_accumulation_steps")
+        # Accumulation follows the process count, which a resume on another count changes on purpose.
+        if saved_ds.get(key, value) != value
+        and not (shared["world_size"] != world_size and key == "gradient_accumulation_steps")
     ]
     if changed:
         raise UserError(
             f"checkpoint {path} was trained with other settings ({'; '.join(changed)}); "
             "resume with the flags in its run_config.json and the same accelerate config, or start a new run"
+        )
+
+
+def _load(
+    accelerator: Accelerator, model: Any, config: RunConfig, plan: Plan, path: Path, progress: EpochProgress
+) -> dict[str, Any]:
+    """Load a verified checkpoint into the prepared objects; the run-wide state is returned."""
+    shared, per_rank = checkpoint.read_state(path, accelerator.process_index)  # its settings: _check_resumable
+    # Older checkpoints ran the stage they asked for.
+    saved_stage = shared.get("engine_zero_stage", shared.get("deepspeed", {}).get("zero_stage"))
+    restaged = saved_stage is not None and saved_stage != model.zero_optimization_stage()
+    resharded = shared["world_size"] != accelerator.num_processes or restaged
+    if resharded and not (path / reshard.PORTABLE).is_file():
+        raise UserError(
+            f"checkpoint {path} was written by {shared['world_size']} processes and this run has "
+            f"{accelerator.num_processes}, and it predates whole-state checkpoints; resume with "
+            f"--num_processes {shared['world_size']}, or start a new run"
         )
     if resharded:
         if plan.zero_stage == 3:
