@@ -35,11 +35,15 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lstm_trainer.cli.train import parse_config  # noqa: E402
-from lstm_trainer.config import Plan, RunConfig  # noqa: E402
+from lstm_trainer.config import (  # noqa: E402
+    ForecasterConfig,
+    Plan,
+    RunConfig,
+)
 from lstm_trainer.data import INPUTS, TARGET, prepare_data  # noqa: E402
 from lstm_trainer.data.loaders import GlobalBatchSampler  # noqa: E402
 from lstm_trainer.errors import UserError  # noqa: E402
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster  # noqa: E402
+from lstm_trainer.model.forecaster import LSTMForecaster  # noqa: E402
 from lstm_trainer.train.perf import peak_rss_mib  # noqa: E402
 from lstm_trainer.train.plan import DEFAULT_DS_CONFIG, load_ds_config, make_plan  # noqa: E402
 

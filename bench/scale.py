@@ -83,11 +83,11 @@ def one(folder: str, barrier: Path, processes: int) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from lstm_trainer.config import DataConfig, ModelConfig
+    from lstm_trainer.config import DataConfig, ForecasterConfig, ModelConfig
     from lstm_trainer.data import prepare_data
     from lstm_trainer.data.loaders import train_loader
     from lstm_trainer.evaluate.scoring import linear_fit_windows
-    from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+    from lstm_trainer.model.forecaster import LSTMForecaster
 
     torch.set_num_threads(1)
     started = time.perf_counter()

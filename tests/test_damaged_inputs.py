@@ -19,9 +19,9 @@ import torch
 from lstm_trainer.cli.data import main as data_main
 from lstm_trainer.cli.predict import main as predict_main
 from lstm_trainer.cli.train import main as train_main
-from lstm_trainer.config import ModelConfig
+from lstm_trainer.config import ForecasterConfig, ModelConfig
 from lstm_trainer.errors import UserError
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 SERIES = pd.DataFrame({"close": np.cos(np.arange(400) / 5.0)})
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_trainer.config import DataConfig, ModelConfig
+from lstm_trainer.config import DataConfig, ForecasterConfig, ModelConfig
 from lstm_trainer.data.normalization import Normalization
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import Forecast, interval_scores, probabilistic, seasonal_naive
 from lstm_trainer.evaluate.probabilistic import normal_crps, studentt_crps
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
 
 KINDS = [
@@ -33,7 +33,7 @@ def test_output_shapes_parameter_count_and_point(options, horizon, shape) -> Non
     out = model(torch.randn(6, 12))
     assert out.shape == shape
     assert model.output_head.point(out).shape == ((6,) if horizon == 1 else (6, horizon))
-    assert config.num_parameters(12, horizon) == sum(p.numel() for p in model.parameters())
+    assert model.config.num_parameters() == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize(("options", "horizon", "shape"), KINDS)

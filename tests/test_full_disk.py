@@ -18,8 +18,9 @@ import pytest
 from conftest import ROOT, TINY, child_env, output, results
 
 from lstm_trainer.cli.train import main as train_main
+from lstm_trainer.config import ForecasterConfig
 from lstm_trainer.files import free_bytes, tree_size
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.train import checkpoint
 
 ONE_EPOCH = [*TINY, "--num_train_epochs", "1", "--report_to", "none"]

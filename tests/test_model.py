@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from lstm_trainer.config import ModelConfig
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+from lstm_trainer.config import ForecasterConfig, ModelConfig
+from lstm_trainer.model.forecaster import LSTMForecaster
 
 
 def test_reference_initialisation() -> None:
@@ -114,15 +114,20 @@ def test_broken_model_folders_name_the_file(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "layers", "inputs", "skip"), [("lstm", 1, 1, None), ("lstm", 3, 2, 0), ("gru", 2, 1, 4)]
+    ("cell", "layers", "inputs", "skip", "covariates"),
+    [
+        ("lstm", 1, 1, None, (0, 0, 0)),
+        ("lstm", 3, 2, 0, (0, 0, 0)),
+        ("gru", 2, 1, 4, (0, 0, 0)),
+        ("lstm", 2, 1, None, (1, 2, 3)),
+    ],
 )
 def test_parameter_count_from_the_shape_matches_the_module(
-    cell: str, layers: int, inputs: int, skip: int | None
+    cell: str, layers: int, inputs: int, skip: int | None, covariates: tuple[int, int, int]
 ) -> None:
-    config = ModelConfig(cell=cell, num_layers=layers, input_size=inputs, hidden_size=12, linear_skip=skip)
-    assert config.num_parameters(seq_length=10) == sum(
-        p.numel() for p in LSTMForecaster(ForecasterConfig(config, seq_length=10)).parameters()
-    )
+    model = ModelConfig(cell=cell, num_layers=layers, input_size=inputs, hidden_size=12, linear_skip=skip)
+    config = ForecasterConfig(model, seq_length=10, covariates=covariates)
+    assert config.num_parameters() == sum(p.numel() for p in LSTMForecaster(config).parameters())
 
 
 @pytest.mark.parametrize("options", [{}, {"linear_skip": 0}, {"linear_skip": 3, "cell": "gru"}])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from lstm_trainer.errors import UserError
@@ -316,22 +316,74 @@ class ModelConfig:
             return "quantile"
         return "point" if self.distribution == "none" else self.distribution
 
-    def num_parameters(self, seq_length: int, horizon: int = 1) -> int:
-        """Weights and biases of the recurrent layers, the head and the linear skip, from the shape alone."""
-        gates = 4 if self.cell == "lstm" else 3
-        h = self.hidden_size
-        first = gates * h * (self.input_size + h + 2)  # input and hidden weights, two biases
-        later = gates * h * (h + h + 2)
-        skip = seq_length if self.linear_skip is None else self.linear_skip
-        outputs = horizon * self.params_per_step
-        return first + (self.num_layers - 1) * later + (h + 1) * outputs + ((skip + 1) * horizon if skip else 0)
-
     @property
     def params_per_step(self) -> int:
         """Head outputs per forecast step: 1 value, (loc, log scale), (loc, log scale, df) or one per quantile."""
         if self.quantiles is not None:
             return len(self.quantiles)
         return {"none": 1, "normal": 2, "studentt": 3}[self.distribution]
+
+
+# Hidden units of the network that maps one step's future covariates to its effect on that step.
+FUTURE_UNITS = 16
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """What the forecaster (model/forecaster.py) is built from, as nanoGPT's GPTConfig: its architecture
+    (the model flags) and the shape of what it reads and writes. Saved whole as config.json, so a model
+    folder says how to use it; here, beside the flags, so that it is read without loading torch."""
+
+    model: ModelConfig
+    seq_length: int  # T: the input window, in steps
+    horizon: int = 1  # H: the steps forecast at once
+    covariates: tuple[int, int, int] = (0, 0, 0)  # (past, future, static) input channels beside the values
+
+    def __post_init__(self) -> None:
+        # Users' values are checked where they give them (DataConfig, config.json); these are invariants.
+        assert self.seq_length >= 1 and self.horizon >= 1, (self.seq_length, self.horizon)
+        assert len(self.covariates) == 3 and min(self.covariates) >= 0, self.covariates
+
+    @classmethod
+    def of(cls, config: RunConfig, covariates: tuple[int, int, int] = (0, 0, 0)) -> ForecasterConfig:
+        """The model a run trains: its flags, its window and horizon, and the covariate channels its data has."""
+        return cls(config.model, config.data.seq_length, config.data.horizon, covariates)
+
+    def num_parameters(self) -> int:
+        """Weights and biases of the recurrent layers, the head, the linear skip and the future covariates'
+        network, from the shape alone (the memory check before a run reads it)."""
+        arch, horizon = self.model, self.horizon
+        past, future, static = self.covariates
+        gates = 4 if arch.cell == "lstm" else 3
+        h = arch.hidden_size
+        first = gates * h * (arch.input_size + past + static + h + 2)  # input and hidden weights, two biases
+        later = gates * h * (h + h + 2)
+        skip = self.seq_length if arch.linear_skip is None else arch.linear_skip
+        outputs = horizon * arch.params_per_step
+        effect = (2 * future + 1) * FUTURE_UNITS + (FUTURE_UNITS + 1) * arch.params_per_step if future else 0
+        return (
+            first + (arch.num_layers - 1) * later + (h + 1) * outputs + ((skip + 1) * horizon if skip else 0) + effect
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json: the architecture's fields and the shape beside them, one flat record (as Transformers
+        writes). The covariates only where there are any: a model without keeps the config.json it always had."""
+        record = {**asdict(self.model), "seq_length": self.seq_length, "horizon": self.horizon}
+        if any(self.covariates):
+            record["covariates"] = dict(zip(("past", "future", "static"), self.covariates, strict=True))
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ForecasterConfig:
+        """From config.json. Raises KeyError, TypeError or ValueError on a record that is not one (the caller
+        names the file)."""
+        record = dict(record)
+        seq_length, horizon = record.pop("seq_length"), int(record.pop("horizon"))
+        channels = record.pop("covariates", None) or {}
+        covariates = (int(channels.get("past", 0)), int(channels.get("future", 0)), int(channels.get("static", 0)))
+        if not (isinstance(seq_length, int) and seq_length >= 1 and horizon >= 1 and min(covariates) >= 0):
+            raise ValueError(f"seq_length {seq_length!r}, horizon {horizon}, covariates {covariates}")
+        return cls(ModelConfig(**record), seq_length, horizon, covariates)
 
 
 @dataclass

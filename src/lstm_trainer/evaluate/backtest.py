@@ -77,10 +77,10 @@ def backtest_split(
     windows = data.windows[split]
     index = np.arange(0, len(windows), stride, dtype=np.int64)
     # Data units, with what the model reads beside them, as in the run's scoring.
-    inputs, targets = windows.window_inputs(index)
+    origins, targets = windows.window_inputs(index)
     linear, scale = fit_on_training(data.windows["train"])  # as the run's own scores
     return score_origins(
-        predictor, inputs, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size
+        predictor, origins, targets.reshape(len(index), -1), scale, linear, season, split, stride, batch_size
     )
 
 

@@ -10,15 +10,13 @@ steps at once (a direct multi-output head), as a value, a distribution or quanti
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lstm_trainer.config import ModelConfig, RunConfig
+from lstm_trainer.config import FUTURE_UNITS, ForecasterConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.model.heads import LOG_SCALE_FLOOR, OutputHead
 from lstm_trainer.model.linear_ar import LinearAR
@@ -31,49 +29,6 @@ CHECKSUM = "lstm_trainer_sha256"
 # Variance floor for a window's own scale, in the model's units (z-scored data has variance
 # ~1): a flat window is then shifted but not blown up.
 WINDOW_VAR_EPS = 1e-4
-# Hidden units of the network that maps one step's future covariates to its effect on that step.
-FUTURE_UNITS = 16
-
-
-@dataclass(frozen=True)
-class ForecasterConfig:
-    """What the forecaster is built from, as nanoGPT's GPTConfig: its architecture (the --model flags) and
-    the shape of what it reads and writes. Saved whole as config.json, so a model folder says how to use it."""
-
-    model: ModelConfig
-    seq_length: int  # T: the input window, in steps
-    horizon: int = 1  # H: the steps forecast at once
-    covariates: tuple[int, int, int] = (0, 0, 0)  # (past, future, static) input channels beside the values
-
-    def __post_init__(self) -> None:
-        # Users' values are checked where they give them (DataConfig, config.json); these are invariants.
-        assert self.seq_length >= 1 and self.horizon >= 1, (self.seq_length, self.horizon)
-        assert len(self.covariates) == 3 and min(self.covariates) >= 0, self.covariates
-
-    @classmethod
-    def of(cls, config: RunConfig, covariates: tuple[int, int, int] = (0, 0, 0)) -> ForecasterConfig:
-        """The model a run trains: its flags, its window and horizon, and the covariate channels its data has."""
-        return cls(config.model, config.data.seq_length, config.data.horizon, covariates)
-
-    def to_dict(self) -> dict[str, Any]:
-        """config.json: the architecture's fields and the shape beside them, one flat record (as Transformers
-        writes). The covariates only where there are any: a model without keeps the config.json it always had."""
-        record = {**asdict(self.model), "seq_length": self.seq_length, "horizon": self.horizon}
-        if any(self.covariates):
-            record["covariates"] = dict(zip(("past", "future", "static"), self.covariates, strict=True))
-        return record
-
-    @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> ForecasterConfig:
-        """From config.json. Raises KeyError, TypeError or ValueError on a record that is not one (the caller
-        names the file)."""
-        record = dict(record)
-        seq_length, horizon = record.pop("seq_length"), int(record.pop("horizon"))
-        channels = record.pop("covariates", None) or {}
-        covariates = (int(channels.get("past", 0)), int(channels.get("future", 0)), int(channels.get("static", 0)))
-        if not (isinstance(seq_length, int) and seq_length >= 1 and horizon >= 1 and min(covariates) >= 0):
-            raise ValueError(f"seq_length {seq_length!r}, horizon {horizon}, covariates {covariates}")
-        return cls(ModelConfig(**record), seq_length, horizon, covariates)
 
 
 class LSTMForecaster(nn.Module):

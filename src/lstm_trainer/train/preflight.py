@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lstm_trainer.config import ModelConfig, RunConfig, TrainConfig
+from lstm_trainer.config import ForecasterConfig, RunConfig, TrainConfig
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import check_replaceable
 from lstm_trainer.outputs.output_dir import CHECKPOINTS, LOCK, MODEL, RUN_KIND, SUBFOLDERS, RunLock, claim
@@ -28,7 +28,7 @@ def preflight(config: RunConfig) -> RunLock | None:
     here with its files untouched; other processes leave the folder to it. Nothing is written
     into output_dir before the run's checks are done (`RunLock.start`).
     """
-    check_fits_in_memory(config.model, config.data.seq_length)
+    check_fits_in_memory(ForecasterConfig.of(config))  # covariate channels are not known yet: a few weights
     check_output_dir(config.train)  # reads only, so every process refuses alike
     if not is_main_process():
         return None
@@ -78,13 +78,14 @@ def check_earlier_run(train: TrainConfig) -> None:
     )
 
 
-def check_fits_in_memory(model: ModelConfig, seq_length: int) -> None:
+def check_fits_in_memory(shape: ForecasterConfig) -> None:
     """Stop a model whose weights, gradients and Adam moments (16 bytes a parameter) exceed this machine's memory."""
-    needed = model.num_parameters(seq_length) * 16
+    model = shape.model
+    needed = shape.num_parameters() * 16
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
         raise UserError(
-            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {model.num_parameters(seq_length):.3g} "
+            f"--hidden_size {model.hidden_size} x --num_layers {model.num_layers} is {shape.num_parameters():.3g} "
             f"parameters, {needed / 2**30:.3g} GiB to train, more than this machine's {available / 2**30:.3g} GiB; "
             "use a smaller --hidden_size or --num_layers"
         )

@@ -15,13 +15,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DummyOptim, DummyScheduler, set_seed
 
-from lstm_trainer.config import Plan, RunConfig
+from lstm_trainer.config import ForecasterConfig, Plan, RunConfig
 from lstm_trainer.data import PreparedData, prepare_data
 from lstm_trainer.data.loaders import GlobalBatchSampler, eval_loader, train_loader
 from lstm_trainer.errors import UserError
 from lstm_trainer.evaluate import scoring
 from lstm_trainer.files import replace_dir
-from lstm_trainer.model.forecaster import ForecasterConfig, LSTMForecaster
+from lstm_trainer.model.forecaster import LSTMForecaster
 from lstm_trainer.outputs import hub, report, tracking
 from lstm_trainer.outputs.export import model_card
 from lstm_trainer.outputs.output_dir import BEST, CHECKPOINTS, MODEL, RunLock
