@@ -251,6 +251,15 @@ def test_the_api_chooses_the_protocol_unless_told_a_model() -> None:
         Forecaster(horizon=7, hidden_size=8, ensemble=True)
 
 
+def test_a_refused_ensemble_fit_leaves_no_folder(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=10, freq="MS"), "y": np.arange(10.0)}
+    )
+    with pytest.raises(UserError, match="is not shorter than every series"):
+        Forecaster(horizon=12, output_dir=str(tmp_path / "runs" / "f")).fit(df)
+    assert list(tmp_path.iterdir()) == []  # neither the DataFrame's file nor the folders made for it
+
+
 def test_one_command_with_verbs(capsys: pytest.CaptureFixture[str]) -> None:
     assert verb_main([]) == 2
     assert "forecast" in capsys.readouterr().out

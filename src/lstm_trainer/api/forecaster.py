@@ -21,6 +21,7 @@ Several processes stay `accelerate launch train.py`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import replace
@@ -134,11 +135,25 @@ class Forecaster:
 
     def _fit_ensemble(self, df: pd.DataFrame, out: Path) -> Forecaster:
         from lstm_trainer.forecast import protocol
+        from lstm_trainer.outputs.output_dir import missing_folders
 
         protocol.check_folder(out, "output_dir")  # before the DataFrame is written into it
+        made, staged = missing_folders(out), out / FIT_DATA
+        earlier = staged.read_bytes() if staged.is_file() else None  # an earlier fit's, restored on a refusal
         out.mkdir(parents=True, exist_ok=True)
-        write_table(df, self.columns, out / FIT_DATA)
-        outcome = protocol.fit(self._request(out / FIT_DATA))
+        request = self._request(staged)
+        try:
+            write_table(df, self.columns, staged)
+            checked = protocol.check(request)  # the data's checks, before anything else is written
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            if earlier is not None:
+                staged.write_bytes(earlier)
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):  # a folder someone else wrote into meanwhile stays
+                    folder.rmdir()
+            raise
+        outcome = protocol.fit(request, checked=checked)
         self.model_dir, self._history, self._predictor = outcome.folder, df, None
         self.results = outcome.manifest
         return self

@@ -138,9 +138,12 @@ def check(request: Request) -> tuple[int, list[np.ndarray]]:
     return season, histories
 
 
-def fit(request: Request, say: Callable[[str], None] = print) -> Outcome:
-    """Select, train the members, write the ensemble folder `output_dir/model`; `say` gets progress lines."""
-    season, histories = check(request)
+def fit(
+    request: Request, say: Callable[[str], None] = print, checked: tuple[int, list[np.ndarray]] | None = None
+) -> Outcome:
+    """Select, train the members, write the ensemble folder `output_dir/model`; `say` gets progress lines.
+    `checked`: what `check(request)` returned, where the caller ran it already."""
+    season, histories = check(request) if checked is None else checked
     out = Path(request.output_dir)
     preset = Preset(request.horizon, season, tuple(len(h) for h in histories), request.lookbacks)
     ensemble = members(request.seeds, request.lookbacks)
