@@ -8,32 +8,10 @@ from collections.abc import Callable
 from dataclasses import MISSING
 from typing import NoReturn
 
-from lstm_trainer.config import (
-    CALENDAR_FEATURES,
-    CELLS,
-    DISTRIBUTIONS,
-    FILL_POLICIES,
-    HEADS,
-    MIXED_PRECISION_CHOICES,
-    NORMALIZATIONS,
-    REPORT_TO,
-    WINDOW_NORMS,
-    config_fields,
-)
+from lstm_trainer.config import CHOICES, config_fields
 from lstm_trainer.errors import UserError
 from lstm_trainer.files import NO_SPACE_ERRNOS, NoSpace
 
-CHOICES = {
-    "calendar_features": CALENDAR_FEATURES,
-    "cell": CELLS,
-    "mixed_precision": MIXED_PRECISION_CHOICES,
-    "report_to": REPORT_TO,
-    "fill_missing": FILL_POLICIES,
-    "normalization": NORMALIZATIONS,
-    "window_norm": WINDOW_NORMS,
-    "head": HEADS,
-    "distribution": DISTRIBUTIONS,
-}
 TYPES = {"int": int, "float": float, "str": str}
 
 

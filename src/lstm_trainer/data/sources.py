@@ -102,6 +102,12 @@ def _load_file(path: Path, fmt: str, name: str) -> Dataset:
     options: dict[str, Any] = {"chunksize": 2**31 - 1} if fmt == "csv" else {}
     if fmt == "csv":
         _check_header(path, name)
+    if fmt == "json":
+        # Every line read by Python's parser first: pyarrow's JSON reader, which datasets calls, crashed the
+        # process (a segmentation fault, no exception) on a generated malformed file (tests/test_generated_inputs.py).
+        line = _first_bad_json_line(path)
+        if line is not None:
+            raise UserError(f"{name}: line {line} is not valid JSON; fix that line (one JSON object a line)")
     try:
         table = load_dataset(fmt, data_files=str(path.resolve()), split="train", **options)
     except DatasetGenerationError as err:
@@ -154,15 +160,17 @@ def _check_header(path: Path, name: str) -> None:
 
 
 def _first_bad_json_line(path: Path) -> int | None:
-    """The number (from 1) of the first non-blank line of a JSON Lines file that is not a JSON value."""
+    """The number (from 1) of the first non-blank line of a JSON Lines file that is not a JSON object."""
     import json
 
     with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 try:
-                    json.loads(line)
+                    value = json.loads(line)
                 except ValueError:
+                    return number
+                if not isinstance(value, dict):
                     return number
     return None
 
