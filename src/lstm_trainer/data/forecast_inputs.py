@@ -9,7 +9,8 @@ from datasets import Dataset
 
 from lstm_trainer.data.covariates import CovariateNames, Covariates, CovariateScaling, read_covariates
 from lstm_trainer.data.rows import SeriesSet
-from lstm_trainer.data.tables import _time_keys, table_to_series
+from lstm_trainer.data.tables import table_to_series
+from lstm_trainer.data.times import time_keys
 from lstm_trainer.errors import UserError
 
 
@@ -60,7 +61,7 @@ def read_future(
     """The future covariates of each series over the `horizon` steps after its end, from a table with a row
     per series and step (predict's --future, the API's future_df): each series' first `horizon` rows in
     time order (file order without --time_column). (S * horizon) rows, past channels zero, statics zero.
-    `ends`: each series' last history time (as `_time_keys` gives it); its future rows must come after it,
+    `ends`: each series' last history time (as `time_keys` gives it); its future rows must come after it,
     one per step, or the covariates would be read against the wrong steps."""
     columns = list(table.column_names)
     for flag, column in (("--id_column", id_column), ("--time_column", time_column)):
@@ -75,7 +76,7 @@ def read_future(
     order = np.arange(table.num_rows)
     keys, times = None, None
     if time_column is not None:
-        keys, times = _time_keys(arrow.column(time_column), name, time_column)
+        keys, times = time_keys(arrow.column(time_column), name, time_column)
         order = np.lexsort((keys,))  # stable within equal times
     chosen = []
     for item in item_ids:
@@ -106,7 +107,7 @@ def _check_steps(
     def shown(key: float) -> str:
         if times is None:
             return f"{key:g}"
-        stamp = pd.Timestamp(int(key))  # nanoseconds, UTC (_time_keys)
+        stamp = pd.Timestamp(int(key))  # nanoseconds, UTC (time_keys)
         return str(stamp.date()) if stamp == stamp.normalize() else stamp.isoformat()
 
     same = np.flatnonzero(np.diff(keys[rows]) == 0)
@@ -125,9 +126,9 @@ def _check_steps(
 def _last_times(
     table: Dataset, name: str, item_ids: list[str], id_column: str | None, time_column: str
 ) -> dict[str, float]:
-    """Each series' last time in the history `table`, as `_time_keys` gives it."""
+    """Each series' last time in the history `table`, as `time_keys` gives it."""
     arrow = table.with_format("arrow")[:]
-    keys, _ = _time_keys(arrow.column(time_column), name, time_column)
+    keys, _ = time_keys(arrow.column(time_column), name, time_column)
     if id_column is None:
         return {item_ids[0]: keys.max().item()} if len(item_ids) == 1 and len(keys) else {}
     ids = arrow.column(id_column).to_pandas().astype(str).to_numpy()

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from datasets import Dataset, Value
 
+from lstm_trainer.data.times import time_keys
 from lstm_trainer.errors import UserError
 
 FILL_HINT = "--fill_missing ffill|interpolate|drop"
@@ -122,25 +123,9 @@ def _numbers(column: pa.ChunkedArray, feature: object, name: str, column_name: s
 
 
 def _time_order(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np.ndarray, list[str]]:
-    """The row order that puts the time column in ascending order; duplicates and gaps are errors."""
+    """The row order that puts the time column in ascending order; duplicates are errors."""
     raw = pd.Series(column.to_pylist(), dtype=object)
-    missing = np.flatnonzero(raw.isna().to_numpy())
-    if len(missing):
-        raise UserError(
-            f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time"
-        )
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        keys = pd.Series(column.to_numpy(), dtype=np.float64)
-    elif pa.types.is_temporal(column.type):
-        keys = pd.Series(pd.to_datetime(column.to_pandas(), utc=True))
-    else:
-        keys = pd.to_datetime(raw.astype(str), format="ISO8601", errors="coerce", utc=True)
-        bad = np.flatnonzero(keys.isna().to_numpy())
-        if len(bad):
-            raise UserError(
-                f"{name}: --time_column {time_column!r} row {bad[0] + 1} holds {raw.iloc[bad[0]]!r}, which is "
-                "neither a number nor an ISO 8601 time (e.g. 2024-01-31 or 2024-01-31T12:00)"
-            )
+    keys = pd.Series(time_keys(column, name, time_column)[0])
     duplicated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
     if len(duplicated):
         first = duplicated[0]

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from datasets import Dataset
 
 from lstm_trainer.data.covariates import CovariateNames, read_covariates
 from lstm_trainer.data.rows import NO_CLOCK, SeriesSet, from_values
 from lstm_trainer.data.series import _handle_missing, _is_numeric, _numbers, extract_series
+from lstm_trainer.data.times import time_keys
 from lstm_trainer.errors import UserError
 
 
@@ -90,33 +90,6 @@ def _start(text: str) -> np.datetime64:
     return NO_CLOCK if pd.isna(stamp) else np.datetime64(stamp.tz_localize(None).floor("s"), "s")
 
 
-def _time_keys(column: pa.ChunkedArray, name: str, time_column: str) -> tuple[np.ndarray, pd.Series | None]:
-    """Sortable keys of the time column (float64 numbers, or int64 nanoseconds), and the parsed times where they are times."""
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        keys = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        missing = np.flatnonzero(np.isnan(keys))
-        times = None
-    else:
-        raw = column.to_pandas()
-        times = (
-            pd.to_datetime(raw, utc=True)
-            if pa.types.is_temporal(column.type)
-            else pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce", utc=True)
-        )
-        missing = np.flatnonzero(times.isna().to_numpy())
-        if len(missing) and not raw.isna().iloc[missing[0]]:
-            raise UserError(
-                f"{name}: --time_column {time_column!r} row {missing[0] + 1} holds {raw.iloc[missing[0]]!r}, which is "
-                "neither a number nor an ISO 8601 time (e.g. 2024-01-31 or 2024-01-31T12:00)"
-            )
-        keys = times.to_numpy(dtype="datetime64[ns]").astype(np.int64)  # exact: float64 would merge nanoseconds
-    if len(missing):
-        raise UserError(
-            f"{name}: --time_column {time_column!r} is empty at row {missing[0] + 1}; every row needs a time"
-        )
-    return keys, times
-
-
 def _long(
     table: Dataset,
     name: str,
@@ -160,7 +133,7 @@ def _long(
     rows = np.arange(1, n_rows + 1)
     times = None
     if time_column is not None:
-        keys, times = _time_keys(arrow.column(time_column), name, time_column)
+        keys, times = time_keys(arrow.column(time_column), name, time_column)
         order = np.lexsort((keys, codes))  # by series, then time; stable for equal keys
         sorted_codes, sorted_keys = codes[order], keys[order]
         twin = np.flatnonzero((np.diff(sorted_codes) == 0) & (np.diff(sorted_keys) == 0))
@@ -235,7 +208,7 @@ def _wide(
     order = np.arange(table.num_rows)
     times = None
     if time_column is not None:
-        keys, times = _time_keys(arrow.column(time_column), name, time_column)
+        keys, times = time_keys(arrow.column(time_column), name, time_column)
         order = np.argsort(keys, kind="stable")
         twin = np.flatnonzero(np.diff(keys[order]) == 0)
         if len(twin):
