@@ -233,6 +233,14 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no forecast
 
 
+def test_under_a_launcher_it_refuses_to_run_once_per_rank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert forecast_main(forecast_args(quarterly_panel(tmp_path / "panel.csv"), tmp_path)) == 2
+    assert "start it without a launcher" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_a_used_output_dir_needs_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = quarterly_panel(tmp_path / "panel.csv")
     (tmp_path / "run").mkdir()

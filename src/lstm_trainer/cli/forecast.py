@@ -93,6 +93,13 @@ def run(args: argparse.Namespace) -> str:
 
     disable_progress_bar()  # the table is read twice here; its runs' own bars go to their logs
 
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each rank would run the whole protocol into the same folder.
+        raise UserError(
+            "lstm-trainer forecast runs its own processes (one member per core, --jobs); start it without a launcher"
+        )
     try:
         train_flags = tuple(shlex.split(args.train_flags))
     except ValueError as err:
