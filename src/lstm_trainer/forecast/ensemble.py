@@ -141,7 +141,8 @@ class EnsemblePredictor:
             point = _baseline(self.manifest.fallback, histories, steps, self.manifest.season)
             return EndForecast(_point(point), padded, [])
         ends = [m.forecast_from_end(histories, item_ids, steps, covariates) for m in self.members]
-        padded = sorted({item for end in ends for item in end.padded}, key=item_ids.index)
+        shorter = {item for end in ends for item in end.padded}  # for some member's window
+        padded = [item for item in item_ids if item in shorter]
         return EndForecast(combine([end.forecast.point for end in ends]), padded, ends[0].unseen)
 
 
