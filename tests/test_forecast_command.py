@@ -268,6 +268,18 @@ def test_a_refused_ensemble_fit_leaves_no_folder(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # neither the DataFrame's file nor the folders made for it
 
 
+def test_the_api_says_a_refusal_in_its_own_terms(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=40, freq="MS"), "y": np.arange(40.0)}
+    )
+    df.loc[7, "y"] = np.nan
+    with pytest.raises(UserError) as refused:
+        Forecaster(horizon=4, output_dir=str(tmp_path / "f")).fit(df)
+    said = str(refused.value)
+    assert said.startswith("df: series 'a'") and "fill_missing" in said and "--" not in said and "fit_data" not in said
+    assert not (tmp_path / "f").exists()
+
+
 def test_one_command_with_verbs(capsys: pytest.CaptureFixture[str]) -> None:
     assert verb_main([]) == 2
     assert "forecast" in capsys.readouterr().out

@@ -109,8 +109,8 @@ class Forecaster:
             self.results = run(config, lock)  # releases the lock
         except NoSpace:
             raise
-        except UserError as err:  # said as the API names things: arguments, and df for the file it became
-            raise UserError(in_api_terms(str(err).replace(str(out / FIT_DATA), "df"), OPTIONS)) from None
+        except UserError as err:
+            raise _in_api_terms(err, out) from None
         self.config, self.model_dir, self._history = config, out / MODEL, df
         self._predictor = None
         return self
@@ -145,13 +145,15 @@ class Forecaster:
         try:
             write_table(df, self.columns, staged)
             checked = protocol.check(request)  # the data's checks, before anything else is written
-        except BaseException:
+        except BaseException as err:
             staged.unlink(missing_ok=True)
             if earlier is not None:
                 staged.write_bytes(earlier)
             for folder in reversed(made):
                 with contextlib.suppress(OSError):  # a folder someone else wrote into meanwhile stays
                     folder.rmdir()
+            if isinstance(err, UserError) and not isinstance(err, NoSpace):
+                raise _in_api_terms(err, out) from None
             raise
         outcome = protocol.fit(request, checked=checked)
         self.model_dir, self._history, self._predictor = outcome.folder, df, None
@@ -287,6 +289,12 @@ class Forecaster:
             if column is not None:  # the user's own types: a category id stays one, times keep their unit
                 result[column] = result[column].astype(df[column].dtype)
         return result
+
+
+def _in_api_terms(err: UserError, out: Path) -> UserError:
+    """A run's message as the API names things: arguments for flags, and df for the file it became."""
+    text = str(err).replace(str(out / FIT_DATA), "df").replace("fix the file", "fix df")
+    return UserError(in_api_terms(text, OPTIONS))
 
 
 def _covariate_columns(data: DataConfig) -> tuple[str, ...]:
