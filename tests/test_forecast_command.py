@@ -162,19 +162,20 @@ def flat_tails(path: Path) -> Path:
     return path
 
 
+def forecast_flat_tails(data: Path, tmp_path: Path, horizon: int) -> Manifest:
+    """One seed, a few steps, selected on sMAPE (naive's is 0 on a flat tail); the ensemble's manifest."""
+    args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
+    args += ["--horizon", str(horizon), "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
+    args += ["--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4 --max_train_steps 40"]
+    assert forecast_main(args) == 0
+    return Manifest.load(tmp_path / "r" / "model")
+
+
 def test_a_baseline_that_beat_the_model_forecasts_and_is_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = flat_tails(tmp_path / "flat.csv")
-    args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
-    args += ["--horizon", "3", "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
-    assert (
-        forecast_main(
-            [*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4 --max_train_steps 40"]
-        )
-        == 0
-    )
-    manifest = Manifest.load(tmp_path / "r" / "model")
+    manifest = forecast_flat_tails(data, tmp_path, horizon=3)
     scores = manifest.selection["validation"]
     assert manifest.fallback == "naive" and scores["naive"] == 0 < scores["model"]
     assert "note: naive scored 0 against the model's" in capsys.readouterr().err
@@ -188,15 +189,7 @@ def test_no_fallback_where_the_held_out_horizon_is_most_of_the_series(
 ) -> None:
     """A horizon of 8 of 30 values: the selection trains on too little to judge the members by."""
     data = flat_tails(tmp_path / "flat.csv")
-    args = ["--dataset", str(data), "--id_column", "id", "--time_column", "t", "--data_column", "y", "--season", "1"]
-    args += ["--horizon", "8", "--seeds", "1", "--select_on", "smape", "--output", str(tmp_path / "f.csv")]
-    assert (
-        forecast_main(
-            [*args, "--output_dir", str(tmp_path / "r"), "--train_flags", "--hidden_size 4 --max_train_steps 40"]
-        )
-        == 0
-    )
-    manifest = Manifest.load(tmp_path / "r" / "model")
+    manifest = forecast_flat_tails(data, tmp_path, horizon=8)
     assert manifest.fallback is None and manifest.selection["fallback_not_trusted"] == "naive"
     assert "the networks' forecast is kept" in capsys.readouterr().err
 
