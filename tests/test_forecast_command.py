@@ -202,7 +202,7 @@ def test_no_fallback_where_the_held_out_horizon_is_most_of_the_series(
         (["--time_column", "n"], "the season cannot be inferred from 'n'"),
         (["--season", "99"], "--season 99 is longer than every series"),
         (["--seeds", "0"], "--seeds and every --lookbacks value must be >= 1"),
-        (["--output", "forecast.txt"], "must end in .csv"),
+        (["--output", "forecast.txt"], "end the name in .csv"),
         (["--train_flags", "'--hidden_size"], "--train_flags cannot be read"),
     ],
 )

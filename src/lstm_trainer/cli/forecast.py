@@ -63,20 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """--output and --output_dir usable, before anything is read or trained."""
-    output = Path(args.output)
-    if output.is_dir():
-        raise UserError(f"--output {args.output} is a folder; give a file name such as forecast.csv")
-    if output.suffix.lower() != ".csv":
-        raise UserError(f"--output {args.output} must end in .csv (the forecast is written as CSV)")
-    if not output.parent.is_dir():
-        raise UserError(f"--output {args.output}: the folder {output.parent} does not exist; create it first")
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--output_dir {args.output_dir} is a file; pick a folder")
-    from lstm_trainer.forecast.protocol import check_folder
+    """--output and --output_dir usable, before anything is read or trained (files.py's checks, as predict's)."""
+    from lstm_trainer.files import check_output_file, check_output_folder
+    from lstm_trainer.forecast.protocol import KIND
 
-    check_folder(out)  # a folder holding anything a forecast did not write: refused, whatever the flags
+    check_output_file(Path(args.output), "--output", (".csv",))
+    out = Path(args.output_dir)
+    # A folder holding anything a forecast did not write: refused, whatever the flags.
+    check_output_folder(out, "--output_dir", KIND)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite_output_dir:
         raise UserError(
             f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir to replace an earlier forecast, "
